@@ -1,0 +1,1 @@
+"""The HTTP face of ``bridge``: a Starlette app serving the TagoIO-compatible /data API."""

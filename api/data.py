@@ -1,0 +1,90 @@
+"""The TagoIO device endpoints: /data (POST, GET, PUT, DELETE) and /info."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.auth import authorize
+from api.params import query_lists
+from api.responses import success
+from api.state import AppState
+from bridge.errors import PayloadTooLarge
+from bridge.points import decode_json
+from bridge.query import parse_data_query
+from bridge.timeparse import format_iso_ms, now_ns
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_body(request: Request, state: AppState) -> Any:
+    return decode_json(await read_body(request, state.settings.max_body_bytes))
+
+
+async def post_data(request: Request) -> Response:
+    state = AppState.of(request)
+    token = authorize(request, state.tokens, "write")
+    received = now_ns()
+    count = await state.service.add(token.device_id, await _json_body(request, state), received)
+    if count:
+        state.last_input.note(token.device_id, received)
+    return success(f"{count} Data Added")
+
+
+async def get_data(request: Request) -> Response:
+    state = AppState.of(request)
+    token = authorize(request, state.tokens, "read")
+    query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
+    return success(await state.service.get(token.device_id, query))
+
+
+async def put_data(request: Request) -> Response:
+    state = AppState.of(request)
+    token = authorize(request, state.tokens, "write")
+    count = await state.service.edit(token.device_id, await _json_body(request, state))
+    return success(f"{count} item(s) updated")
+
+
+async def delete_data(request: Request) -> Response:
+    state = AppState.of(request)
+    token = authorize(request, state.tokens, "write")
+    query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
+    return success(f"{await state.service.delete(token.device_id, query)} Data Removed")
+
+
+async def info(request: Request) -> Response:
+    state = AppState.of(request)
+    token = authorize(request, state.tokens, None)
+    device = await state.registry_call(state.registry.get_device, token.device_id)
+    last = state.last_input.latest(device.id, device.last_input_ns)
+    return success({
+        "id": device.id,
+        "name": device.name,
+        "active": True,
+        "type": "mutable",
+        "created_at": format_iso_ms(device.created_ns),
+        "last_input": format_iso_ms(last) if last else None,
+    })
+
+
+routes = [
+    Route("/data", post_data, methods=["POST"]),
+    Route("/data", get_data, methods=["GET"]),
+    Route("/data", put_data, methods=["PUT"]),
+    Route("/data", delete_data, methods=["DELETE"]),
+    Route("/info", info, methods=["GET"]),
+]

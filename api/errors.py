@@ -1,0 +1,81 @@
+"""Every error becomes an HTTP response here, and only here, in TagoIO's envelope:
+``{"status": false, "message": ...}`` with a 4xx/5xx code and never an HTML body."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.responses import JSONResponse
+from bridge.errors import (
+    AuthorizationDenied,
+    Conflict,
+    DeviceDataError,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    RegistryError,
+    StoreRejected,
+    StoreUnavailable,
+    ValidationError,
+)
+
+log = logging.getLogger("devicedata.api")
+
+
+def failure(status: int, message: str, headers: dict[str, str] | None = None,
+            **extra: Any) -> JSONResponse:
+    return JSONResponse({"status": False, "message": message, **extra}, status_code=status,
+                        headers=headers)
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ValidationError):
+        return failure(400, exc.message, field_errors=exc.field_errors(),
+                       errors=[e.as_dict() for e in exc.errors])
+    if isinstance(exc, AuthorizationDenied):
+        return failure(401, "Authorization denied")
+    if isinstance(exc, PayloadTooLarge):
+        return failure(413, str(exc))
+    if isinstance(exc, NotFound):
+        return failure(404, str(exc))
+    if isinstance(exc, Conflict):
+        return failure(409, str(exc))
+    if isinstance(exc, StoreUnavailable | Overloaded):
+        log.warning("event=unavailable path=%s reason=%s", request.url.path, exc)
+        return failure(503, f"Service temporarily unavailable: {exc}",
+                       headers=_retry_after(exc.retry_after))
+    if isinstance(exc, StoreRejected):
+        return failure(400, str(exc))
+    if isinstance(exc, RegistryError):
+        log.error("event=registry_error path=%s reason=%s", request.url.path, exc)
+        return failure(503, "Device registry unavailable", headers=_retry_after(5))
+    assert isinstance(exc, DeviceDataError)
+    return failure(400, str(exc))
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = "Route Not Found" if exc.status_code == 404 else str(exc.detail)
+    return failure(exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("event=internal_error path=%s", request.url.path)
+    return failure(500, "Internal error")
+
+
+EXCEPTION_HANDLERS = {
+    DeviceDataError: handle_domain_error,
+    HTTPException: handle_http_error,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,92 @@
+"""The OpenAPI 3.1 description served at /openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.query import KINDS
+
+_LIST = {"type": "array", "items": {"type": "string"}}
+
+
+def _param(name: str, schema: dict[str, Any], doc: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": doc}
+
+
+_FILTERS = [
+    _param("variables", _LIST, "Variable names (alias `variable`; `k=a&k=b`, `k[]=a`, `k[0]=a`)."),
+    _param("groups", _LIST, "Groups (aliases `group`, `series`, `serie`)."),
+    _param("ids", _LIST, "Point ids (alias `id`)."),
+    _param("values", _LIST, "Exact values (alias `value`)."),
+    _param("qty", {"type": "integer", "minimum": 0, "maximum": 10000, "default": 15}, "Page size."),
+    _param("skip", {"type": "integer", "minimum": 0, "default": 0}, "Points to skip."),
+    _param("ordination", {"type": "string", "enum": ["descending", "ascending", "DESC", "ASC"]},
+           "Newest first (default) or oldest first; case-insensitive."),
+    _param("start_date", {"type": "string"}, "ISO date-time, date, or relative ('1 day')."),
+    _param("end_date", {"type": "string"}, "ISO date-time, date, or relative ('1 day')."),
+    _param("query", {"type": "string", "enum": list(KINDS)}, "Kind of query."),
+    _param("function", {"type": "string", "enum": ["avg", "sum", "min", "max", "count"]},
+           "Aggregation function for query=aggregate."),
+    _param("interval", {"type": "string"}, "Bucket width for query=aggregate ('1 hour')."),
+    _param("details", {"type": "boolean"}, "Add created_at to each point."),
+]
+
+_POINT = {
+    "type": "object",
+    "required": ["variable"],
+    "properties": {
+        "variable": {"type": "string", "minLength": 1, "maxLength": 100},
+        "value": {"oneOf": [{"type": "string", "maxLength": 6000}, {"type": "number"},
+                            {"type": "boolean"}]},
+        "unit": {"type": "string", "maxLength": 25},
+        "group": {"type": "string", "maxLength": 100},
+        "serie": {"type": "string", "description": "Legacy alias of group."},
+        "time": {"oneOf": [{"type": "string"}, {"type": "number",
+                                                "description": "Epoch milliseconds."}]},
+        "location": {"type": "object"},
+        "metadata": {"type": "object"},
+    },
+}
+
+_ENVELOPE = {"type": "object", "properties": {"status": {"type": "boolean"},
+                                              "result": {}, "message": {"type": "string"}}}
+_SECURITY = [{"token": []}, {"deviceToken": []}, {"authorization": []}]
+
+
+def _op(summary: str, **extra: Any) -> dict[str, Any]:
+    responses = {code: {"description": text, "content": {"application/json": {
+        "schema": _ENVELOPE}}} for code, text in (
+        ("200", "Success"), ("400", "Invalid input; names the field or parameter"),
+        ("401", "Authorization denied"), ("413", "Body or point count over the limit"),
+        ("503", "Store unavailable; retry after Retry-After seconds"))}
+    return {"summary": summary, "security": _SECURITY, "responses": responses, **extra}
+
+
+def openapi_document() -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": {
+        "oneOf": [_POINT, {"type": "array", "items": _POINT}]}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "devicedata", "version": "0.1.0",
+                 "description": "TagoIO-compatible device data API on InfluxDB."},
+        "components": {"securitySchemes": {
+            "token": {"type": "apiKey", "in": "header", "name": "token"},
+            "deviceToken": {"type": "apiKey", "in": "header", "name": "device-token"},
+            "authorization": {"type": "apiKey", "in": "header", "name": "authorization"},
+        }},
+        "paths": {
+            "/data": {
+                "post": _op("Send data points ('N Data Added')", requestBody=body),
+                "get": _op("Read data points, or a number for count/sum/avg/min/max",
+                           parameters=_FILTERS),
+                "put": _op("Edit points by id ('N item(s) updated')", requestBody=body),
+                "delete": _op("Delete what the same GET returns ('N Data Removed')",
+                              parameters=_FILTERS),
+            },
+            "/info": {"get": _op("The token's device")},
+            "/health": {"get": {"summary": "Process alive", "responses": {
+                "200": {"description": "Alive"}}}},
+            "/ready": {"get": {"summary": "InfluxDB and registry reachable", "responses": {
+                "200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
+        },
+    }

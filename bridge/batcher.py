@@ -1,0 +1,138 @@
+"""The batching writer: many small submissions become few large writes.
+
+A submission is a chunk of line protocol plus its point count; ``submit`` returns only
+once that chunk is written, so HTTP can answer "N Data Added" and MQTT can acknowledge.
+A batch is flushed when it holds ``max_points`` or its oldest submission has waited
+``linger`` seconds. The batcher knows its sink only through ``Sink``: the InfluxDB store
+today, a spooling sink tomorrow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bridge.errors import Overloaded, StoreRejected
+
+log = logging.getLogger("devicedata.batcher")
+
+
+class Sink(Protocol):
+    async def write(self, body: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class _Submission:
+    body: bytes
+    count: int
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Batcher:
+    def __init__(self, sink: Sink, *, max_points: int = 5000, linger: float = 0.005,
+                 max_pending_points: int = 200_000) -> None:
+        self._sink = sink
+        self._max_points = max_points
+        self._linger = linger
+        self._max_pending = max_pending_points
+        self._pending: deque[_Submission] = deque()
+        self._pending_points = 0
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches_written = 0
+        self.points_written = 0
+
+    @property
+    def pending_points(self) -> int:
+        return self._pending_points
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="batcher")
+
+    async def submit(self, body: bytes, count: int) -> None:
+        """Wait until ``body`` is written. Raises what the sink raised for it, or
+        ``Overloaded`` at once when too much is already waiting."""
+        if self._closing or self._task is None:
+            raise Overloaded("the writer is shutting down", retry_after=5.0)
+        if self._pending and self._pending_points + count > self._max_pending:
+            raise Overloaded(f"{self._pending_points} points are waiting to be written")
+        sub = _Submission(body, count)
+        self._pending.append(sub)
+        self._pending_points += count
+        self._wakeup.set()
+        if self._pending_points >= self._max_points:
+            self._full.set()
+        await asyncio.shield(sub.done)
+
+    async def close(self) -> None:
+        """Drain: everything submitted before close is written (or failed) first."""
+        self._closing = True
+        self._wakeup.set()
+        self._full.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                continue
+            if self._linger > 0 and not self._closing and self._pending_points < self._max_points:
+                try:
+                    await asyncio.wait_for(self._full.wait(), self._linger)
+                except TimeoutError:
+                    pass
+            batch = self._take()
+            await self._flush(batch)
+
+    def _take(self) -> list[_Submission]:
+        batch: list[_Submission] = []
+        points = 0
+        while self._pending and (not batch or points + self._pending[0].count <= self._max_points):
+            sub = self._pending.popleft()
+            batch.append(sub)
+            points += sub.count
+        self._pending_points -= points
+        if self._pending_points < self._max_points:
+            self._full.clear()
+        return batch
+
+    async def _flush(self, batch: list[_Submission]) -> None:
+        try:
+            await self._sink.write(b"\n".join(s.body for s in batch))
+        except StoreRejected as exc:
+            if len(batch) == 1:
+                _settle(batch[0], exc)
+                return
+            # One bad submission must not sink the others: write each on its own.
+            log.warning("event=batch_rejected submissions=%d reason=%s", len(batch), exc)
+            for sub in batch:
+                await self._flush([sub])
+            return
+        except Exception as exc:  # every failure reaches the waiting submitters
+            for sub in batch:
+                _settle(sub, exc)
+            return
+        self.batches_written += 1
+        for sub in batch:
+            self.points_written += sub.count
+            _settle(sub, None)
+
+
+def _settle(sub: _Submission, exc: BaseException | None) -> None:
+    if sub.done.done():
+        return
+    if exc is None:
+        sub.done.set_result(None)
+    else:
+        sub.done.set_exception(exc)

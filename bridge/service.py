@@ -1,0 +1,189 @@
+"""The /data operations, independent of HTTP: add, read, edit and delete a device's points.
+
+Both faces go through here: the API for all four verbs, the MQTT bridge for ``add``. Every
+operation is scoped to one device id, taken from the caller's credentials, never from the
+request body, so a device only ever sees and changes its own data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.batcher import Batcher
+from bridge.errors import FieldError, NotFound, ValidationError
+from bridge.points import Point, PointUpdate, validate_points, validate_update
+from bridge.query import (
+    EDGE_KINDS,
+    NUMBER_KINDS,
+    DataQuery,
+    aggregate_statement,
+    edge_statement,
+    list_statements,
+    number_statement,
+)
+from bridge.schema import (
+    MEASUREMENT,
+    encode_point,
+    encode_points,
+    id_matches,
+    parse_point_id,
+    quote_ident,
+    quote_string,
+    row_to_point,
+    row_to_stored,
+    variable_from_tag,
+)
+from bridge.store import InfluxStore, Series
+from bridge.timeparse import format_iso_ms, now_ns
+
+Result = list[dict[str, Any]] | float | int
+
+
+class DataService:
+    def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int) -> None:
+        self.store = store
+        self.batcher = batcher
+        self.max_points = max_points
+
+    def prepare(self, device_id: str, payload: Any, received_ns: int | None = None) -> list[Point]:
+        return validate_points(payload, device_id=device_id,
+                               received_ns=received_ns or now_ns(), max_points=self.max_points)
+
+    async def add(self, device_id: str, payload: Any, received_ns: int | None = None) -> int:
+        """Validate (all or nothing) and return once every point is durably written."""
+        points = self.prepare(device_id, payload, received_ns)
+        if points:
+            await self.batcher.submit(encode_points(points), len(points))
+        return len(points)
+
+    async def get(self, device_id: str, q: DataQuery) -> Result:
+        if q.kind in NUMBER_KINDS:
+            (series,) = await self.store.query([number_statement(device_id, q)])
+            return _single_number(series)
+        if q.kind in EDGE_KINDS:
+            (series,) = await self.store.query([edge_statement(device_id, q)])
+            rows = [row for s in series for row in s.rows]
+            rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
+            return [row_to_point(r, details=q.details) for r in rows]
+        if q.kind == "aggregate":
+            (series,) = await self.store.query([aggregate_statement(device_id, q)])
+            return _aggregate_points(series, device_id, q)
+        return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
+
+    async def _list_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
+        results = await self.store.query(list_statements(device_id, q))
+        if not q.ids:
+            return [row for s in results[0] for row in s.rows]
+        rows = []
+        for point_id, series in zip(q.ids, results, strict=True):
+            rows.extend(r for s in series for r in s.rows if _row_is(r, point_id))
+        rows.sort(key=lambda r: r["time"], reverse=not q.ascending)
+        return rows[q.skip: q.skip + q.qty]
+
+    async def delete(self, device_id: str, q: DataQuery) -> int:
+        """Delete what the same GET would return (so ``qty`` defaults to 15 here too)."""
+        if q.kind in NUMBER_KINDS or q.kind == "aggregate":
+            raise ValidationError("Invalid query parameters", [
+                FieldError("query", f"query={q.kind} cannot be used to delete data")])
+        if q.kind in EDGE_KINDS:
+            (series,) = await self.store.query([edge_statement(device_id, q)])
+            rows = [row for s in series for row in s.rows]
+        else:
+            rows = await self._list_rows(device_id, q)
+        if rows:
+            await self.store.query([_delete_statement(device_id, r) for r in rows])
+        return len(rows)
+
+    async def edit(self, device_id: str, payload: Any) -> int:
+        """Apply ``{id, ...changes}`` items; all ids must exist, or nothing changes."""
+        updates = validate_update(payload, max_points=self.max_points)
+        if not updates:
+            return 0
+        statements = [_exact_statement(device_id, u.id) for u in updates]
+        results = await self.store.query(statements)
+        found: list[tuple[PointUpdate, dict[str, Any]]] = []
+        missing = []
+        for index, (update, series) in enumerate(zip(updates, results, strict=True)):
+            rows = [r for s in series for r in s.rows if _row_is(r, update.id)]
+            if rows:
+                found.append((update, rows[0]))
+            else:
+                missing.append(FieldError("id", "no such data point", index=index))
+        if missing:
+            raise NotFound(f"{len(missing)} of {len(updates)} ids were not found: "
+                           + ", ".join(str(e.index) for e in missing))
+        deletes, lines = [], []
+        for update, row in found:
+            point = row_to_stored(row)
+            before = _field_set(point)
+            for key, value in update.changes.items():
+                setattr(point, key, value)
+            if not before <= _field_set(point):
+                deletes.append(_delete_statement(device_id, row))
+            lines.append(encode_point(point))
+        if deletes:
+            # A field that disappears (a number turned string) would linger if merely
+            # overwritten, so those points are removed before they are written again.
+            await self.store.query(deletes)
+        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines))
+        return len(found)
+
+    async def delete_device(self, device_id: str) -> None:
+        await delete_device_points(self.store, device_id)
+
+
+async def delete_device_points(store: InfluxStore, device_id: str) -> None:
+    """Remove every stored point of one device (when the device itself is deleted)."""
+    await store.query(
+        [f"DELETE FROM {quote_ident(MEASUREMENT)} WHERE \"device\" = {quote_string(device_id)}"])
+
+
+def _row_is(row: dict[str, Any], point_id: str) -> bool:
+    return id_matches(point_id, variable_from_tag(row["variable"]), int(row.get("slot") or 0))
+
+
+def _exact_statement(device_id: str, point_id: str) -> str:
+    time_ns = parse_point_id(point_id)[0]
+    return (f"SELECT * FROM {quote_ident(MEASUREMENT)} WHERE \"device\" = "
+            f"{quote_string(device_id)} AND time = {time_ns}")
+
+
+def _delete_statement(device_id: str, row: dict[str, Any]) -> str:
+    slot = str(row.get("slot") or "")
+    return (f"DELETE FROM {quote_ident(MEASUREMENT)} WHERE \"device\" = {quote_string(device_id)}"
+            f" AND \"variable\" = {quote_string(row['variable'])}"
+            f" AND \"slot\" = {quote_string(slot)} AND time = {int(row['time'])}")
+
+
+def _field_set(point: Point) -> set[str]:
+    fields = {"value_type"} if point.value is not None else set()
+    for name in ("value", "unit", "lat", "lng", "metadata"):
+        if getattr(point, name) is not None:
+            fields.add(name if name != "value" else f"value:{type(point.value).__name__}")
+    return fields
+
+
+def _single_number(series: list[Series]) -> float | int:
+    for s in series:
+        for row in s.rows:
+            for key, value in row.items():
+                if key != "time" and isinstance(value, int | float):
+                    return int(value) if float(value).is_integer() else value
+    return 0
+
+
+def _aggregate_points(series: list[Series], device_id: str, q: DataQuery) -> list[dict[str, Any]]:
+    points = []
+    for s in series:
+        variable = variable_from_tag(s.tags.get("variable", ""))
+        for row in s.rows:
+            value = row.get("value")
+            if value is None:
+                continue
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            points.append({"variable": variable, "value": value,
+                           "time": format_iso_ms(int(row["time"])),
+                           "device": device_id, "origin": device_id})
+    points.sort(key=lambda p: (p["time"], p["variable"]), reverse=not q.ascending)
+    return points

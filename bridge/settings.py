@@ -1,0 +1,146 @@
+"""Settings, read once at start from ``DEVICEDATA_*`` environment variables (and an
+optional ``KEY=VALUE`` file named by ``DEVICEDATA_CONFIG``), then passed down explicitly.
+
+Every setting is listed in ``FIELDS`` with its variable name, default and meaning; the
+README's configuration table is generated from the same list (``devicedata config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PREFIX = "DEVICEDATA_"
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = field(default=Path(".data"), metadata=_doc(
+        "Directory for the registry, spool, admin token and (for `stack`) the servers' data."))
+    http_host: str = field(default="127.0.0.1", metadata=_doc("API listen address."))
+    http_port: int = field(default=8888, metadata=_doc("API listen port."))
+    influx_url: str = field(default="http://127.0.0.1:8086", metadata=_doc(
+        "InfluxDB base URL (1.x, or 2.x/3.x through their v1-compatible API)."))
+    influx_db: str = field(default="devicedata", metadata=_doc("InfluxDB database name."))
+    influx_rp: str = field(default="", metadata=_doc(
+        "Retention policy to write to; empty means the database's default."))
+    influx_username: str = field(default="", metadata=_doc("InfluxDB user (basic auth)."))
+    influx_password: str = field(default="", metadata=_doc("InfluxDB password."))
+    influx_token: str = field(default="", metadata=_doc(
+        "InfluxDB token (sent as `Authorization: Token ...`, for 2.x/3.x v1 APIs)."))
+    influx_timeout: float = field(default=10.0, metadata=_doc(
+        "Seconds before an InfluxDB request counts as failed."))
+    influx_create_db: bool = field(default=True, metadata=_doc(
+        "Create the database on start (needs admin rights; failure is only logged)."))
+    registry_url: str = field(default="", metadata=_doc(
+        "`sqlite:///path` or `postgresql://...`; empty: SQLite at `DATA_DIR/registry.sqlite3`."))
+    admin_token: str = field(default="", metadata=_doc(
+        "Admin API token; empty: generated once and kept in `DATA_DIR/admin-token`."))
+    max_body_bytes: int = field(default=1024 * 1024, metadata=_doc(
+        "Largest accepted HTTP body or MQTT payload, bytes (413 above)."))
+    max_points: int = field(default=10_000, metadata=_doc(
+        "Most points in one request or message (413 above)."))
+    batch_max_points: int = field(default=5000, metadata=_doc(
+        "The batching writer flushes when this many points are waiting..."))
+    batch_linger_ms: float = field(default=5.0, metadata=_doc(
+        "...or when the oldest waiting point is this old (milliseconds)."))
+    token_cache_seconds: float = field(default=2.0, metadata=_doc(
+        "How long a token look-up is cached per process (bounds revocation delay)."))
+    mqtt_host: str = field(default="127.0.0.1", metadata=_doc("Broker host for the bridge."))
+    mqtt_port: int = field(default=1883, metadata=_doc("Broker port for the bridge."))
+    mqtt_username: str = field(default="devicedata-bridge", metadata=_doc(
+        "The bridge's own broker user."))
+    mqtt_password: str = field(default="", metadata=_doc(
+        "The bridge's broker password; empty: generated and kept in the data dir."))
+    mqtt_client_id: str = field(default="devicedata-bridge", metadata=_doc(
+        "Fixed client id, so the broker keeps the bridge's persistent session."))
+    mqtt_shared_group: str = field(default="", metadata=_doc(
+        "When set, subscribe to `$share/GROUP/devices/+/data` to split load across bridges."))
+    mosquitto_dir: Path = field(default=Path(""), metadata=_doc(
+        "Where the broker's password and ACL files are written; empty: `DATA_DIR/mosquitto`."))
+    mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(
+        "PID file of the Mosquitto to SIGHUP after credential changes; empty: none."))
+    log_format: str = field(default="text", metadata=_doc("`text` (key=value) or `json`."))
+    log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``), an optional
+        ``DEVICEDATA_CONFIG`` file beneath it, and explicit ``overrides`` on top."""
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, str] = {}
+        config_file = env.get(PREFIX + "CONFIG")
+        if config_file:
+            values.update(_read_config_file(Path(config_file)))
+        values.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            if name in values:
+                kwargs[f.name] = _convert(f.name, f.default, values[name])
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def registry_location(self) -> str:
+        return self.registry_url or f"sqlite:///{self.data_dir / 'registry.sqlite3'}"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.mosquitto_dir if str(self.mosquitto_dir) not in ("", ".") else (
+            self.data_dir / "mosquitto")
+
+
+def _convert(name: str, default: Any, raw: str) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name.upper()}: cannot read {raw!r} as "
+                         f"{type(default).__name__}") from None
+
+
+def _read_config_file(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}: expected KEY=VALUE, got {line!r}")
+        key = key.strip()
+        if not key.startswith(PREFIX):
+            key = PREFIX + key.upper()
+        out[key] = value.strip().strip('"')
+    return out
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting, for docs and ``devicedata config``."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        rows.append((PREFIX + f.name.upper(), str(f.default), f.metadata.get("doc", "")))
+    return rows

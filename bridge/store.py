@@ -1,0 +1,156 @@
+"""InfluxDB through its v1 HTTP API: line-protocol ``/write`` and InfluxQL ``/query``.
+
+1.x serves this API natively and 2.x/3.x as their v1-compatible API, so one client covers
+them all. httpx errors and InfluxDB error statuses are converted here, and only here, into
+``StoreUnavailable`` (retry later) or ``StoreRejected`` (the request itself is wrong).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from bridge.errors import StoreRejected, StoreUnavailable
+from bridge.schema import quote_ident
+from bridge.settings import Settings
+
+log = logging.getLogger("devicedata.store")
+
+
+@dataclass(slots=True)
+class Series:
+    """One series of a query result; ``rows`` are dicts of column -> value, with tags merged in."""
+
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+class InfluxStore:
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        self._db = settings.influx_db
+        self._rp = settings.influx_rp
+        self._create_db = settings.influx_create_db
+        headers = {}
+        if settings.influx_token:
+            headers["Authorization"] = f"Token {settings.influx_token}"
+        auth = None
+        if settings.influx_username:
+            auth = httpx.BasicAuth(settings.influx_username, settings.influx_password)
+        self._client = httpx.AsyncClient(
+            base_url=settings.influx_url.rstrip("/"), headers=headers, auth=auth,
+            timeout=settings.influx_timeout, transport=transport,
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+        )
+        self.statements_run = 0  # how many InfluxQL statements went out; tests read it
+
+    @property
+    def database(self) -> str:
+        return self._db
+
+    async def start(self) -> None:
+        """Create the database where allowed; a refusal is logged, not fatal, since the
+        operator may have created it with another user."""
+        if not self._create_db:
+            return
+        try:
+            await self._post_query(f"CREATE DATABASE {quote_ident(self._db)}", db=None)
+        except StoreRejected as exc:
+            log.warning("event=create_database_refused db=%s reason=%s", self._db, exc)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def ping(self) -> None:
+        response = await self._request("GET", "/ping")
+        if response.status_code != 204:
+            raise StoreUnavailable(f"InfluxDB ping answered {response.status_code}")
+
+    async def write(self, body: bytes) -> None:
+        """Write newline-separated line protocol at nanosecond precision."""
+        if not body:
+            return
+        params = {"db": self._db, "precision": "ns"}
+        if self._rp:
+            params["rp"] = self._rp
+        response = await self._request("POST", "/write", params=params, content=body)
+        if response.status_code == 404 and self._create_db:
+            # The database vanished (a wiped or replaced InfluxDB): recreate it once.
+            await self.start()
+            response = await self._request("POST", "/write", params=params, content=body)
+        self._check(response)
+
+    async def query(self, statements: list[str]) -> list[list[Series]]:
+        """Run statements in one request; one list of series per statement, in order."""
+        if not statements:
+            return []
+        self.statements_run += len(statements)
+        data = await self._post_query(";\n".join(statements), db=self._db)
+        results = data.get("results", [])
+        out: list[list[Series]] = []
+        for result in results:
+            if "error" in result:
+                raise StoreRejected(f"InfluxDB refused the query: {result['error']}")
+            out.append([_series(s) for s in result.get("series", [])])
+        if len(out) != len(statements):
+            raise StoreRejected(
+                f"InfluxDB answered {len(out)} results for {len(statements)} statements")
+        return out
+
+    async def _post_query(self, q: str, db: str | None) -> dict[str, Any]:
+        form = {"q": q}
+        params = {"epoch": "ns"}
+        if db:
+            params["db"] = db
+        response = await self._request("POST", "/query", params=params, data=form)
+        self._check(response)
+        try:
+            parsed: dict[str, Any] = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise StoreUnavailable(f"InfluxDB sent unreadable JSON: {exc}") from None
+        return parsed
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise StoreUnavailable("InfluxDB did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"InfluxDB is unreachable ({type(exc).__name__})") from None
+
+    @staticmethod
+    def _check(response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        message = _error_text(response)
+        if status >= 500 or status == 429:
+            retry = response.headers.get("Retry-After", "")
+            raise StoreUnavailable(f"InfluxDB answered {status}: {message}",
+                                   retry_after=float(retry) if retry.isdigit() else 5.0)
+        raise StoreRejected(f"InfluxDB answered {status}: {message}")
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        error = orjson.loads(response.content).get("error")
+        if isinstance(error, str):
+            return error
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return response.text[:200] or response.reason_phrase
+
+
+def _series(raw: dict[str, Any]) -> Series:
+    tags = raw.get("tags") or {}
+    columns = raw.get("columns", [])
+    rows = []
+    for values in raw.get("values", []):
+        row = dict(zip(columns, values, strict=False))
+        row.update(tags)
+        rows.append(row)
+    return Series(name=raw.get("name", ""), tags=tags, rows=rows)

@@ -1,0 +1,163 @@
+"""Device tokens and ids: generation, hashing, the Mosquitto password hash, expiry
+durations and the per-process authentication cache.
+
+A plain token exists only in the response that creates it; everything kept is a hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bridge.registry import Registry, TokenInfo
+
+TOKEN_BYTES = 20  # 160 bits; the spec asks for at least 128
+PREFIX_LEN = 8
+MIN_PREFIX_LEN = 6  # shorter prefixes would too often be ambiguous
+
+# Mosquitto 2.x `$7$` format (mosquitto_passwd's default, sha512-pbkdf2); these values are
+# what mosquitto_passwd itself uses, so our lines are indistinguishable from its own.
+_MOSQ_ITERATIONS = 101
+_MOSQ_SALT_BYTES = 12
+_MOSQ_DIGEST_BYTES = 64
+
+
+def new_token() -> str:
+    """A fresh device token: 40 lowercase hex characters (160 random bits)."""
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    """The token's storage key: SHA-256 hex.
+
+    A fast unsalted hash is the right tool here, unlike for passwords: tokens carry 160
+    random bits, so there is nothing to brute-force or look up in a table, and every
+    request must be able to find its token by hash in one indexed look-up.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_prefix(token: str) -> str:
+    """The first characters of a token, shown in listings and accepted by ``revoke``."""
+    return token[:PREFIX_LEN]
+
+
+def hashes_equal(a: str, b: str) -> bool:
+    """Constant-time comparison, so response timing reveals nothing about a stored hash."""
+    return hmac.compare_digest(a.encode("ascii", "replace"), b.encode("ascii", "replace"))
+
+
+def mosquitto_hash(token: str, salt: bytes | None = None) -> str:
+    """The token as a Mosquitto 2.x password-file hash: ``$7$101$<b64 salt>$<b64 hash>``."""
+    if salt is None:
+        salt = secrets.token_bytes(_MOSQ_SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", token.encode("utf-8"), salt,
+                                 _MOSQ_ITERATIONS, _MOSQ_DIGEST_BYTES)
+    return (f"$7${_MOSQ_ITERATIONS}${base64.b64encode(salt).decode('ascii')}"
+            f"${base64.b64encode(digest).decode('ascii')}")
+
+
+def mosquitto_verify(token: str, hashed: str) -> bool:
+    """Whether ``token`` matches a ``$7$`` hash (as the broker would decide)."""
+    parts = hashed.split("$")
+    if len(parts) != 5 or parts[0] != "" or parts[1] != "7":
+        return False
+    try:
+        iterations = int(parts[2])
+        salt = base64.b64decode(parts[3], validate=True)
+        expected = base64.b64decode(parts[4], validate=True)
+    except ValueError:
+        return False
+    digest = hashlib.pbkdf2_hmac("sha512", token.encode("utf-8"), salt, iterations,
+                                 len(expected) or _MOSQ_DIGEST_BYTES)
+    return hmac.compare_digest(digest, expected)
+
+
+def new_device_id() -> str:
+    """24 lowercase hex characters, like TagoIO ids: 8 of unix seconds, then 16 random, so
+    ids sort roughly by creation time."""
+    return f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(8)}"
+
+
+_UNITS_NS = {
+    "s": 10**9, "sec": 10**9, "secs": 10**9, "second": 10**9, "seconds": 10**9,
+    "m": 60 * 10**9, "min": 60 * 10**9, "mins": 60 * 10**9,
+    "minute": 60 * 10**9, "minutes": 60 * 10**9,
+    "h": 3600 * 10**9, "hr": 3600 * 10**9, "hrs": 3600 * 10**9,
+    "hour": 3600 * 10**9, "hours": 3600 * 10**9,
+    "d": 86400 * 10**9, "day": 86400 * 10**9, "days": 86400 * 10**9,
+    "w": 7 * 86400 * 10**9, "week": 7 * 86400 * 10**9, "weeks": 7 * 86400 * 10**9,
+}
+_DURATION = re.compile(r"\s*(\d{1,9})\s*([a-z]+)\s*", re.ASCII)
+
+
+def parse_duration(text: str) -> int:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``, ``1 day``, ``3 hours`` -> nanoseconds.
+
+    Months and years are refused on purpose: their length is ambiguous.
+    """
+    match = _DURATION.fullmatch(text.lower())
+    if match is None or match.group(2) not in _UNITS_NS:
+        raise ValueError(f"cannot read {text!r} as a duration "
+                         "(examples: 30d, 12h, 90m, 2w, 45s, '3 hours')")
+    amount = int(match.group(1))
+    if amount <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return amount * _UNITS_NS[match.group(2)]
+
+
+class TokenCache:
+    """A small per-process TTL cache in front of ``Registry.authenticate``.
+
+    Keyed by the token's hash so plain tokens never sit in memory longer than a request.
+    ``ttl_seconds`` bounds how long a revocation (or a new token after a failed attempt)
+    takes to be noticed by this process. Expiry is re-checked against the wall clock on
+    every hit, so a cached token never outlives its ``expires_ns``.
+    """
+
+    def __init__(self, registry: Registry, ttl_seconds: float,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10000,
+                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self._registry = registry
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._wall_clock_ns = wall_clock_ns
+        self._max = max(1, max_entries)
+        self._entries: OrderedDict[str, tuple[float, TokenInfo | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def lookup(self, token: str) -> TokenInfo | None:
+        """The token's info if it is active now, else None."""
+        key = token_hash(token)
+        now_ns = self._wall_clock_ns()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and self._clock() - entry[0] < self._ttl:
+                self._entries.move_to_end(key)
+                info = entry[1]
+                return info if info is not None and info.active(now_ns) else None
+        # The registry call happens outside the lock: concurrent misses may both ask,
+        # which is harmless, while holding the lock would serialise every request on I/O.
+        info = self._registry.authenticate(token, now_ns)
+        with self._lock:
+            self._entries[key] = (self._clock(), info)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return info
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,5 @@
+import sys
+
+from devicedata.cli import main
+
+sys.exit(main())

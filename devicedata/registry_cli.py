@@ -1,0 +1,236 @@
+"""``devicedata device ...`` and ``devicedata token ...``: manage the registry from a shell.
+
+Plain tokens are printed only by the commands that create them; listings show prefixes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.errors import DeviceDataError
+from bridge.registry import PERMISSIONS, Device, Registry, TokenInfo, open_registry
+from bridge.settings import Settings
+from bridge.tokens import parse_duration
+
+SettingsLoader = Callable[[], Settings]
+DeviceDeletedHook = Callable[[Settings, str], None]
+_Command = Callable[[argparse.Namespace, Settings, Registry], int]
+
+
+def on_credentials_changed(settings: Settings, registry: Registry) -> None:
+    """Push credential changes to the broker, once ``bridge.broker_sync`` exists."""
+    try:
+        spec = importlib.util.find_spec("bridge.broker_sync")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return
+    module = importlib.import_module("bridge.broker_sync")
+    module.sync(settings, registry)
+
+
+def _notify(settings: Settings, registry: Registry) -> None:
+    # The registry change is committed already; failing the command now would make a
+    # script believe it did not happen (and lose a printed-once token), so only warn.
+    try:
+        on_credentials_changed(settings, registry)
+    except (DeviceDataError, OSError) as exc:
+        print(f"warning: broker credentials not updated: {exc}", file=sys.stderr)
+
+
+def iso(ns: int | None) -> str | None:
+    """ISO 8601 UTC with milliseconds and ``Z``, as the data API prints times."""
+    if ns is None:
+        return None
+    # Integer arithmetic: a float timestamp can round 351 ms down to 350.
+    moment = datetime.fromtimestamp(ns // 10**9, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns // 10**6 % 1000:03d}Z"
+
+
+def _duration(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _status(info: TokenInfo, now_ns: int) -> str:
+    if info.revoked_ns is not None:
+        return "revoked"
+    return "active" if info.active(now_ns) else "expired"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _labels(pairs: list[tuple[str, str]], width: int = 10) -> None:
+    for key, value in pairs:
+        print(f"  {key.ljust(width)}  {value}")
+
+
+def _json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _device_json(device: Device) -> dict[str, Any]:
+    return {"id": device.id, "name": device.name, "created_at": iso(device.created_ns),
+            "last_input": iso(device.last_input_ns)}
+
+
+def _token_json(info: TokenInfo, now_ns: int) -> dict[str, Any]:
+    return {"prefix": info.prefix, "device_id": info.device_id,
+            "permission": info.permission, "name": info.name,
+            "created_at": iso(info.created_ns), "expires_at": iso(info.expires_ns),
+            "revoked_at": iso(info.revoked_ns), "status": _status(info, now_ns)}
+
+
+def _device_create(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    device = registry.create_device(args.name)
+    issued = registry.create_token(device.id, "full", name="default")
+    topic = f"devices/{device.id}/data"
+    _notify(settings, registry)
+    if args.json:
+        _json({"id": device.id, "name": device.name, "token": issued.token,
+               "mqtt_username": device.id, "mqtt_password": issued.token, "topic": topic,
+               "created_at": iso(device.created_ns)})
+        return 0
+    print("Device created. The token is shown only now: store it.")
+    _labels([("id", device.id), ("name", device.name), ("token", issued.token),
+             ("permission", "full")])
+    print("MQTT")
+    _labels([("username", device.id), ("password", issued.token), ("topic", topic)])
+    return 0
+
+
+def _device_list(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    devices = registry.list_devices()
+    if args.json:
+        _json([_device_json(d) for d in devices])
+        return 0
+    _table(["ID", "NAME", "CREATED", "LAST INPUT"],
+           [[d.id, d.name, iso(d.created_ns) or "", iso(d.last_input_ns) or "-"]
+            for d in devices])
+    return 0
+
+
+def _device_rename(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    device = registry.rename_device(args.id, args.name)
+    print(f"Renamed device {device.id} to {device.name}")
+    return 0
+
+
+def _device_delete(args: argparse.Namespace, settings: Settings, registry: Registry,
+                   hook: DeviceDeletedHook | None) -> int:
+    device = registry.get_device(args.id)  # NotFound before touching any data
+    if hook is not None:
+        # Data first: if that fails the device stays, and the command can be re-run.
+        hook(settings, device.id)
+    registry.delete_device(device.id)
+    _notify(settings, registry)
+    print(f"Deleted device {device.id} ({device.name}) and its tokens")
+    return 0
+
+
+def _token_create(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    expires = None if args.expires is None else time.time_ns() + args.expires
+    issued = registry.create_token(args.device_id, args.permission, expires, args.name)
+    _notify(settings, registry)
+    info = issued.info
+    if args.json:
+        _json({"token": issued.token, **_token_json(info, info.created_ns)})
+        return 0
+    print("Token created. It is shown only now: store it.")
+    _labels([("token", issued.token), ("prefix", info.prefix), ("device", info.device_id),
+             ("permission", info.permission), ("name", info.name or "-"),
+             ("expires", iso(info.expires_ns) or "never")])
+    return 0
+
+
+def _token_list(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    tokens = registry.list_tokens(args.device_id)
+    now = time.time_ns()
+    if args.json:
+        _json([_token_json(t, now) for t in tokens])
+        return 0
+    _table(["PREFIX", "PERMISSION", "STATUS", "NAME", "CREATED", "EXPIRES"],
+           [[t.prefix, t.permission, _status(t, now), t.name or "-", iso(t.created_ns) or "",
+             iso(t.expires_ns) or "never"] for t in tokens])
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    info = registry.revoke_token(args.token_or_prefix)
+    _notify(settings, registry)
+    print(f"Revoked token {info.prefix}... of device {info.device_id}")
+    return 0
+
+
+def _runner(command: _Command, settings_loader: SettingsLoader
+            ) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            settings = settings_loader()
+            registry = open_registry(settings.registry_location)
+            try:
+                return command(args, settings, registry)
+            finally:
+                registry.close()
+        except (DeviceDataError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+def add_commands(subparsers: Any, settings_loader: SettingsLoader,
+                 on_device_deleted: DeviceDeletedHook | None = None) -> None:
+    """Add ``device`` and ``token`` to an ``ArgumentParser.add_subparsers()`` object.
+
+    ``on_device_deleted(settings, device_id)`` runs before a device leaves the registry
+    (it removes the device's stored data)."""
+    def leaf(group: Any, name: str, command: _Command, help_text: str) -> Any:
+        parser = group.add_parser(name, help=help_text, description=help_text)
+        parser.set_defaults(func=_runner(command, settings_loader))
+        return parser
+
+    def device_delete(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+        return _device_delete(args, settings, registry, on_device_deleted)
+
+    device = subparsers.add_parser("device", help="create, list, rename and delete devices")
+    dev = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    p = leaf(dev, "create", _device_create, "create a device and its first (full) token")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = leaf(dev, "list", _device_list, "list devices")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p = leaf(dev, "rename", _device_rename, "rename a device")
+    p.add_argument("id")
+    p.add_argument("name")
+    p = leaf(dev, "delete", device_delete, "delete a device, its tokens and its data")
+    p.add_argument("id")
+
+    token = subparsers.add_parser("token", help="create, list and revoke device tokens")
+    tok = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    p = leaf(tok, "create", _token_create, "create a token for a device")
+    p.add_argument("device_id")
+    p.add_argument("--permission", required=True, choices=PERMISSIONS)
+    p.add_argument("--expires", type=_duration, metavar="DURATION",
+                   help="lifetime such as 30d, 12h, 90m, 2w (default: never expires)")
+    p.add_argument("--name", default="", help="a label shown in listings")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = leaf(tok, "list", _token_list, "list a device's tokens (prefixes only)")
+    p.add_argument("device_id")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p = leaf(tok, "revoke", _token_revoke, "revoke a token, by full token or prefix")
+    p.add_argument("token_or_prefix", metavar="TOKEN_OR_PREFIX")

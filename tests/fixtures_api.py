@@ -1,0 +1,121 @@
+"""A real API server (uvicorn on a free port, in a thread) on the session's InfluxDB,
+plus helpers to make devices and tokens for it. Loaded from conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from bridge.registry import Permission
+from bridge.registry_sqlite import SQLiteRegistry
+from bridge.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class ApiServer:
+    url: str
+    settings: Settings
+    registry: SQLiteRegistry
+    app: Any
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    def device(self, permission: Permission = "full", name: str = "") -> tuple[str, str]:
+        """A fresh device and a token for it: (device_id, token)."""
+        device = self.registry.create_device(name or f"test-{uuid.uuid4().hex[:8]}")
+        return device.id, self.registry.create_token(device.id, permission).token
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"token": token} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.devicedata
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+def start_api(settings: Settings, registry: SQLiteRegistry) -> ApiServer:
+    app = create_app(settings, registry=registry)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("API server did not start")
+        time.sleep(0.02)
+    return ApiServer(f"http://127.0.0.1:{settings.http_port}", settings, registry, app,
+                     server, thread)
+
+
+def api_settings(base: Path, influx_url: str, **changes: Any) -> Settings:
+    return Settings(data_dir=base, influx_url=influx_url,
+                    influx_db=f"test_{uuid.uuid4().hex[:10]}", http_port=free_port(),
+                    token_cache_seconds=0.5, **changes)
+
+
+@pytest.fixture(scope="session")
+def api(influx: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    base = tmp_path_factory.mktemp("api")
+    settings = api_settings(base, influx.url)
+    registry = SQLiteRegistry(base / "registry.sqlite3")
+    server = start_api(settings, registry)
+    yield server
+    server.stop()
+    registry.close()
+
+
+@pytest.fixture
+def device(api: ApiServer) -> tuple[str, str]:
+    return api.device("full")
+
+
+@pytest.fixture
+def client(api: ApiServer, device: tuple[str, str]) -> Iterator[httpx.Client]:
+    with api.client(device[1]) as c:
+        yield c
+
+
+MakeApi = Callable[..., ApiServer]
+
+
+@pytest.fixture
+def make_api(tmp_path: Path) -> Iterator[MakeApi]:
+    """Start an extra API with changed settings (limits, a dead InfluxDB...)."""
+    started: list[ApiServer] = []
+
+    def make(influx_url: str, **changes: Any) -> ApiServer:
+        settings = api_settings(tmp_path, influx_url, **changes)
+        server = start_api(settings, SQLiteRegistry(tmp_path / f"reg-{len(started)}.sqlite3"))
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+        server.registry.close()

@@ -1,0 +1,110 @@
+"""The batching writer's logic, against an in-memory sink (pure logic; the real store is
+exercised end to end in test_api_data and test_store)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bridge.batcher import Batcher
+from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
+
+
+class RecordingSink:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.bodies: list[bytes] = []
+        self.delay = delay
+        self.fail_with: Exception | None = None
+        self.reject_containing: bytes | None = None
+
+    async def write(self, body: bytes) -> None:
+        await asyncio.sleep(self.delay)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.reject_containing is not None and self.reject_containing in body:
+            raise StoreRejected("bad line")
+        self.bodies.append(body)
+
+
+async def test_size_trigger_flushes_before_linger() -> None:
+    sink = RecordingSink()
+    batcher = Batcher(sink, max_points=4, linger=30.0)
+    await batcher.start()
+    await asyncio.wait_for(asyncio.gather(*(batcher.submit(b"p%d" % i, 1) for i in range(4))), 5)
+    assert sink.bodies == [b"p0\np1\np2\np3"]
+    await batcher.close()
+
+
+async def test_time_trigger_flushes_a_small_batch() -> None:
+    sink = RecordingSink()
+    batcher = Batcher(sink, max_points=1000, linger=0.05)
+    await batcher.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.gather(batcher.submit(b"a", 1), batcher.submit(b"b", 1))
+    assert loop.time() - started >= 0.04
+    assert sink.bodies == [b"a\nb"]
+    await batcher.close()
+
+
+async def test_concurrent_submissions_share_writes_and_keep_order() -> None:
+    sink = RecordingSink(delay=0.01)
+    batcher = Batcher(sink, max_points=50, linger=0.001)
+    await batcher.start()
+    await asyncio.gather(*(batcher.submit(b"%d" % i, 1) for i in range(200)))
+    assert len(sink.bodies) < 200
+    assert b"\n".join(sink.bodies).split(b"\n") == [b"%d" % i for i in range(200)]
+    assert all(len(body.split(b"\n")) <= 50 for body in sink.bodies)
+    await batcher.close()
+
+
+async def test_close_drains_everything_submitted() -> None:
+    sink = RecordingSink(delay=0.01)
+    batcher = Batcher(sink, max_points=10, linger=10.0)
+    await batcher.start()
+    waiting = [asyncio.create_task(batcher.submit(b"x%d" % i, 1)) for i in range(25)]
+    await asyncio.sleep(0)
+    await batcher.close()
+    await asyncio.gather(*waiting)
+    assert sum(len(b.split(b"\n")) for b in sink.bodies) == 25
+    with pytest.raises(Overloaded):
+        await batcher.submit(b"late", 1)
+
+
+async def test_unavailable_store_fails_every_waiter() -> None:
+    sink = RecordingSink()
+    sink.fail_with = StoreUnavailable("down")
+    batcher = Batcher(sink, max_points=10, linger=0.001)
+    await batcher.start()
+    results = await asyncio.gather(*(batcher.submit(b"a", 1) for _ in range(3)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in results)
+    await batcher.close()
+
+
+async def test_a_rejected_submission_does_not_poison_its_batch() -> None:
+    sink = RecordingSink()
+    sink.reject_containing = b"poison"
+    batcher = Batcher(sink, max_points=10, linger=0.01)
+    await batcher.start()
+    results = await asyncio.gather(batcher.submit(b"good1", 1), batcher.submit(b"poison", 1),
+                                   batcher.submit(b"good2", 1), return_exceptions=True)
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], StoreRejected)
+    assert sink.bodies == [b"good1", b"good2"]
+    await batcher.close()
+
+
+async def test_overload_is_refused_at_once() -> None:
+    sink = RecordingSink(delay=0.2)
+    batcher = Batcher(sink, max_points=5, linger=0.0, max_pending_points=10)
+    await batcher.start()
+    first = asyncio.create_task(batcher.submit(b"a", 5))
+    await asyncio.sleep(0.01)  # now being written
+    queued = [asyncio.create_task(batcher.submit(b"b", 5)) for _ in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(Overloaded):
+        await batcher.submit(b"c", 5)
+    await asyncio.gather(first, *queued)
+    await batcher.close()
