@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Starl
 
     app = Starlette(
         routes=[*data.routes, *system.routes],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan,
     )
     app.add_middleware(DeviceCORS)

@@ -50,7 +50,7 @@ _POINT = {
 
 _ENVELOPE = {"type": "object", "properties": {"status": {"type": "boolean"},
                                               "result": {}, "message": {"type": "string"}}}
-_SECURITY = [{"token": []}, {"deviceToken": []}, {"authorization": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"token": []}, {"deviceToken": []}, {"authorization": []}]
 
 
 def _op(summary: str, **extra: Any) -> dict[str, Any]:

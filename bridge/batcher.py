@@ -10,8 +10,9 @@ today, a spooling sink tomorrow.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import contextlib
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -88,10 +89,8 @@ class Batcher:
                 self._wakeup.clear()
                 continue
             if self._linger > 0 and not self._closing and self._pending_points < self._max_points:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self._linger)
-                except TimeoutError:
-                    pass
             batch = self._take()
             await self._flush(batch)
 

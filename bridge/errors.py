@@ -22,6 +22,10 @@ class FieldError:
     message: str
     index: int | None = None
 
+    def describe(self) -> str:
+        where = f"[{self.index}] " if self.index is not None else ""
+        return f"{where}{self.field} {self.message}"
+
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"field": self.field, "message": self.message}
         if self.index is not None:
@@ -33,9 +37,15 @@ class ValidationError(DeviceDataError):
     """The input is wrong; nothing was stored. Carries every problem found, not just the first."""
 
     def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        self.errors = errors or []
+        if self.errors:
+            # Clients such as the TagoIO SDKs show only ``message``, so it names the
+            # problems itself instead of pointing elsewhere.
+            shown = "; ".join(e.describe() for e in self.errors[:5])
+            more = len(self.errors) - 5
+            message = f"{message}: {shown}" + (f" (and {more} more)" if more > 0 else "")
         super().__init__(message)
         self.message = message
-        self.errors = errors or []
 
     def field_errors(self) -> dict[str, list[str]]:
         """TagoCore's ``field_errors`` shape: ``{"0": ["value: ..."], "qty": ["..."]}``."""

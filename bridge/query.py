@@ -8,7 +8,6 @@ shape, only the literals inside it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ from bridge.schema import (
     quote_string,
     variable_tag,
 )
-from bridge.timeparse import parse_date_only, parse_iso
+from bridge.timeparse import parse_date_only, parse_duration, parse_iso
 
 MAX_QTY = 10_000
 LIST_KINDS = ("default",)
@@ -38,19 +37,6 @@ _ALIASES = {
     "ids": ("ids", "id"),
     "values": ("values", "value"),
 }
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
-_UNITS_NS = {
-    "ms": 10**6, "millisecond": 10**6, "milliseconds": 10**6,
-    "s": 10**9, "sec": 10**9, "secs": 10**9, "second": 10**9, "seconds": 10**9,
-    "m": 60 * 10**9, "min": 60 * 10**9, "mins": 60 * 10**9, "minute": 60 * 10**9,
-    "minutes": 60 * 10**9,
-    "h": 3600 * 10**9, "hour": 3600 * 10**9, "hours": 3600 * 10**9,
-    "d": 86400 * 10**9, "day": 86400 * 10**9, "days": 86400 * 10**9,
-    "w": 7 * 86400 * 10**9, "week": 7 * 86400 * 10**9, "weeks": 7 * 86400 * 10**9,
-    "month": 30 * 86400 * 10**9, "months": 30 * 86400 * 10**9,
-    "y": 365 * 86400 * 10**9, "year": 365 * 86400 * 10**9, "years": 365 * 86400 * 10**9,
-}
-
 
 @dataclass(slots=True)
 class DataQuery:
@@ -69,15 +55,6 @@ class DataQuery:
     details: bool = False
 
 
-def parse_duration(text: str) -> int:
-    """``"15 minutes"``, ``"1 hour"``, ``"30s"`` -> nanoseconds; ValueError otherwise."""
-    match = _RELATIVE.match(text)
-    unit = match and (_UNITS_NS.get(match[2]) or _UNITS_NS.get(match[2].lower()))
-    if not match or not unit:
-        raise ValueError("expected a duration such as '1 hour' or '15 minutes'")
-    return int(float(match[1]) * unit)
-
-
 def parse_query_date(text: str, *, end: bool, now_ns: int) -> int:
     """ISO date-time, bare date (whole day, UTC) or relative ("1 day": that long ago)."""
     day = parse_date_only(text)
@@ -88,7 +65,7 @@ def parse_query_date(text: str, *, end: bool, now_ns: int) -> int:
     except ValueError:
         pass
     try:
-        return now_ns - parse_duration(text)
+        return now_ns - parse_duration(text, calendar=True)
     except ValueError:
         raise ValueError("expected an ISO 8601 date-time, a date (YYYY-MM-DD) or a "
                          "relative time such as '1 day'") from None
@@ -120,7 +97,7 @@ def parse_data_query(params: Mapping[str, list[str]], *, now_ns: int) -> DataQue
         try:
             number = int(raw)
             if number < low or (high is not None and number > high):
-                raise ValueError
+                raise ValueError("too short")
             setattr(q, name, number)
         except ValueError:
             bad(name, f"must be an integer from {low}" + (f" to {high}" if high else " up"))
@@ -167,7 +144,7 @@ def parse_data_query(params: Mapping[str, list[str]], *, now_ns: int) -> DataQue
         try:
             q.interval_ns = parse_duration(interval or "")
             if q.interval_ns < 10**9:
-                raise ValueError
+                raise ValueError("too short")
         except ValueError:
             bad("interval", "query=aggregate needs an interval of at least 1 second, "
                 "such as '1 hour' or '15 minutes'")

@@ -74,7 +74,7 @@ class DataService:
         results = await self.store.query(list_statements(device_id, q))
         if not q.ids:
             return [row for s in results[0] for row in s.rows]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for point_id, series in zip(q.ids, results, strict=True):
             rows.extend(r for s in series for r in s.rows if _row_is(r, point_id))
         rows.sort(key=lambda r: r["time"], reverse=not q.ascending)

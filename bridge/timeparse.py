@@ -103,3 +103,40 @@ def format_iso_ms(ns: int) -> str:
         f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
         f"{hour:02d}:{minute:02d}:{second:02d}.{sub // 1_000_000:03d}Z"
     )
+
+
+_SECOND = 10**9
+_DURATION_UNITS = {
+    "ms": 10**6, "msec": 10**6, "millisecond": 10**6, "milliseconds": 10**6,
+    "s": _SECOND, "sec": _SECOND, "secs": _SECOND, "second": _SECOND, "seconds": _SECOND,
+    "m": 60 * _SECOND, "min": 60 * _SECOND, "mins": 60 * _SECOND,
+    "minute": 60 * _SECOND, "minutes": 60 * _SECOND,
+    "h": 3600 * _SECOND, "hr": 3600 * _SECOND, "hrs": 3600 * _SECOND,
+    "hour": 3600 * _SECOND, "hours": 3600 * _SECOND,
+    "d": 86400 * _SECOND, "day": 86400 * _SECOND, "days": 86400 * _SECOND,
+    "w": 7 * 86400 * _SECOND, "week": 7 * 86400 * _SECOND, "weeks": 7 * 86400 * _SECOND,
+}
+# Months and years have no fixed length; they are accepted only where TagoIO accepts them
+# (relative query dates such as "1 month"), read as 30 and 365 days.
+_CALENDAR_UNITS = {
+    "month": 30 * 86400 * _SECOND, "months": 30 * 86400 * _SECOND,
+    "y": 365 * 86400 * _SECOND, "year": 365 * 86400 * _SECOND, "years": 365 * 86400 * _SECOND,
+}
+_DURATION = re.compile(r"\s*(\d{1,9})\s*([a-z]+)\s*", re.ASCII)
+
+
+def parse_duration(text: str, *, calendar: bool = False) -> int:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``, ``1 day``, ``3 hours`` -> nanoseconds;
+    with ``calendar`` also ``2 months`` and ``1 year``. ValueError otherwise."""
+    match = _DURATION.fullmatch(text.lower())
+    unit = None
+    if match is not None:
+        unit = _DURATION_UNITS.get(match[2]) or (
+            _CALENDAR_UNITS.get(match[2]) if calendar else None)
+    if match is None or unit is None:
+        raise ValueError(f"cannot read {text[:40]!r} as a duration "
+                         "(examples: 30d, 12h, 90m, '3 hours', '15 minutes')")
+    amount = int(match[1])
+    if amount <= 0:
+        raise ValueError(f"duration {text[:40]!r} must be positive")
+    return amount * unit

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import threading
 import time
@@ -86,33 +85,6 @@ def new_device_id() -> str:
     """24 lowercase hex characters, like TagoIO ids: 8 of unix seconds, then 16 random, so
     ids sort roughly by creation time."""
     return f"{int(time.time()) & 0xFFFFFFFF:08x}{secrets.token_hex(8)}"
-
-
-_UNITS_NS = {
-    "s": 10**9, "sec": 10**9, "secs": 10**9, "second": 10**9, "seconds": 10**9,
-    "m": 60 * 10**9, "min": 60 * 10**9, "mins": 60 * 10**9,
-    "minute": 60 * 10**9, "minutes": 60 * 10**9,
-    "h": 3600 * 10**9, "hr": 3600 * 10**9, "hrs": 3600 * 10**9,
-    "hour": 3600 * 10**9, "hours": 3600 * 10**9,
-    "d": 86400 * 10**9, "day": 86400 * 10**9, "days": 86400 * 10**9,
-    "w": 7 * 86400 * 10**9, "week": 7 * 86400 * 10**9, "weeks": 7 * 86400 * 10**9,
-}
-_DURATION = re.compile(r"\s*(\d{1,9})\s*([a-z]+)\s*", re.ASCII)
-
-
-def parse_duration(text: str) -> int:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``, ``1 day``, ``3 hours`` -> nanoseconds.
-
-    Months and years are refused on purpose: their length is ambiguous.
-    """
-    match = _DURATION.fullmatch(text.lower())
-    if match is None or match.group(2) not in _UNITS_NS:
-        raise ValueError(f"cannot read {text!r} as a duration "
-                         "(examples: 30d, 12h, 90m, 2w, 45s, '3 hours')")
-    amount = int(match.group(1))
-    if amount <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
-    return amount * _UNITS_NS[match.group(2)]
 
 
 class TokenCache:

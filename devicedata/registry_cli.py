@@ -18,7 +18,7 @@ from typing import Any
 from bridge.errors import DeviceDataError
 from bridge.registry import PERMISSIONS, Device, Registry, TokenInfo, open_registry
 from bridge.settings import Settings
-from bridge.tokens import parse_duration
+from bridge.timeparse import parse_duration
 
 SettingsLoader = Callable[[], Settings]
 DeviceDeletedHook = Callable[[Settings, str], None]

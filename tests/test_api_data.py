@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from fixtures_api import ApiServer
 
 T0 = "2024-01-02T03:04:05.000Z"
@@ -90,7 +89,7 @@ def test_malformed_bodies_get_400_json(client: httpx.Client, body: bytes) -> Non
 
 
 def test_auth_headers_and_denials(api: ApiServer) -> None:
-    device_id, token = api.device("full")
+    _device_id, token = api.device("full")
     with api.client() as anon:
         for headers in ({"token": token}, {"device-token": token},
                         {"authorization": token}, {"authorization": f"Bearer {token}"}):

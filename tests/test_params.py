@@ -6,7 +6,8 @@ import pytest
 
 from api.params import query_lists
 from bridge.errors import ValidationError
-from bridge.query import parse_data_query, parse_duration
+from bridge.query import parse_data_query
+from bridge.timeparse import parse_duration
 
 NOW = 1_700_000_000 * 10**9
 
@@ -38,7 +39,7 @@ def test_aliases_and_defaults() -> None:
     ("15s", 15), ("1h", 3600), ("1 Hour", 3600), ("2 months", 60 * 86400),
 ])
 def test_durations(text: str, seconds: int) -> None:
-    assert parse_duration(text) == seconds * 10**9
+    assert parse_duration(text, calendar=True) == seconds * 10**9
 
 
 def test_relative_dates_are_that_long_ago() -> None:

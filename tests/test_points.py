@@ -58,14 +58,18 @@ def one(**fields: Any) -> Point:
 def post_errors(payload: Any) -> list[tuple[int | None, str, str]]:
     with pytest.raises(ValidationError) as info:
         run(payload)
-    assert info.value.message == "Error on object parse"
+    assert info.value.message.startswith("Error on object parse: ")
+    first = info.value.errors[0]
+    assert f"[{first.index}] {first.field} {first.message}" in info.value.message
     return sorted((e.index, e.field, e.message) for e in info.value.errors)
 
 
 def put_errors(payload: Any) -> list[tuple[int | None, str, str]]:
     with pytest.raises(ValidationError) as info:
         validate_update(payload, max_points=100)
-    assert info.value.message == "Error on object parse"
+    assert info.value.message.startswith("Error on object parse: ")
+    first = info.value.errors[0]
+    assert f"[{first.index}] {first.field} {first.message}" in info.value.message
     return sorted((e.index, e.field, e.message) for e in info.value.errors)
 
 

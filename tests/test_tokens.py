@@ -14,6 +14,7 @@ import pytest
 
 from bridge.registry import TokenInfo
 from bridge.registry_sqlite import SQLiteRegistry
+from bridge.timeparse import parse_duration
 from bridge.tokens import (
     TokenCache,
     hashes_equal,
@@ -21,7 +22,6 @@ from bridge.tokens import (
     mosquitto_verify,
     new_device_id,
     new_token,
-    parse_duration,
     token_hash,
     token_prefix,
 )
@@ -103,6 +103,11 @@ def test_parse_duration(text: str, seconds: int) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_calendar_units_only_when_asked() -> None:
+    assert parse_duration("1 month", calendar=True) == 30 * 86400 * S
+    assert parse_duration("2 years", calendar=True) == 2 * 365 * 86400 * S
 
 
 class FakeRegistry:
