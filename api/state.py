@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from bridge.activity import LastInput
+from bridge.activity import LastInput, save_periodically
 from bridge.batcher import Batcher
 from bridge.registry import Registry, open_registry
 from bridge.service import DataService
@@ -24,7 +24,6 @@ from bridge.tokens import TokenCache
 
 log = logging.getLogger("devicedata.api")
 T = TypeVar("T")
-SAVE_INTERVAL = 5.0
 
 
 @dataclass
@@ -66,7 +65,7 @@ async def lifespan(app: Starlette, settings: Settings,
         service=DataService(store, batcher, max_points=settings.max_points),
     )
     app.state.devicedata = state
-    saver = asyncio.create_task(_save_activity(state))
+    saver = asyncio.create_task(save_periodically(state.last_input, reg))
     try:
         yield
     finally:
@@ -79,8 +78,3 @@ async def lifespan(app: Starlette, settings: Settings,
         if own_registry:
             reg.close()
 
-
-async def _save_activity(state: AppState) -> None:
-    while True:
-        await asyncio.sleep(SAVE_INTERVAL)
-        await run_in_threadpool(state.last_input.save, state.registry)

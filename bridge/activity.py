@@ -3,6 +3,7 @@ per interval per device: a registry write per request would cost more than the r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bridge.errors import DeviceDataError
@@ -35,3 +36,11 @@ class LastInput:
                 registry.touch(device_id, at_ns)
             except DeviceDataError as exc:
                 log.warning("event=last_input_not_saved device=%s reason=%s", device_id, exc)
+
+
+async def save_periodically(last_input: LastInput, registry: Registry,
+                            interval: float = 5.0) -> None:
+    """Run until cancelled; the caller saves once more on shutdown."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(last_input.save, registry)

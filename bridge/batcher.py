@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.errors import Overloaded, StoreRejected
@@ -25,12 +26,14 @@ class Sink(Protocol):
     async def write(self, body: bytes) -> None: ...
 
 
+Done = Callable[[BaseException | None], None]
+
+
 @dataclass(slots=True)
 class _Submission:
     body: bytes
     count: int
-    done: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: Done
 
 
 class Batcher:
@@ -59,17 +62,32 @@ class Batcher:
     async def submit(self, body: bytes, count: int) -> None:
         """Wait until ``body`` is written. Raises what the sink raised for it, or
         ``Overloaded`` at once when too much is already waiting."""
-        if self._closing or self._task is None:
-            raise Overloaded("the writer is shutting down", retry_after=5.0)
         if self._pending and self._pending_points + count > self._max_pending:
             raise Overloaded(f"{self._pending_points} points are waiting to be written")
-        sub = _Submission(body, count)
-        self._pending.append(sub)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(exc: BaseException | None) -> None:
+            if done.done():
+                return
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+        self.enqueue(body, count, settle)
+        await asyncio.shield(done)
+
+    def enqueue(self, body: bytes, count: int, done: Done) -> None:
+        """Queue ``body`` without waiting; ``done(None)`` once written, ``done(exc)`` if not.
+        No overload check: callers that use this bound their own intake (the MQTT bridge
+        stops reading instead)."""
+        if self._closing or self._task is None:
+            raise Overloaded("the writer is shutting down", retry_after=5.0)
+        self._pending.append(_Submission(body, count, done))
         self._pending_points += count
         self._wakeup.set()
         if self._pending_points >= self._max_points:
             self._full.set()
-        await asyncio.shield(sub.done)
 
     async def close(self) -> None:
         """Drain: everything submitted before close is written (or failed) first."""
@@ -111,7 +129,7 @@ class Batcher:
             await self._sink.write(b"\n".join(s.body for s in batch))
         except StoreRejected as exc:
             if len(batch) == 1:
-                _settle(batch[0], exc)
+                batch[0].done(exc)
                 return
             # One bad submission must not sink the others: write each on its own.
             log.warning("event=batch_rejected submissions=%d reason=%s", len(batch), exc)
@@ -120,18 +138,9 @@ class Batcher:
             return
         except Exception as exc:  # every failure reaches the waiting submitters
             for sub in batch:
-                _settle(sub, exc)
+                sub.done(exc)
             return
         self.batches_written += 1
         for sub in batch:
             self.points_written += sub.count
-            _settle(sub, None)
-
-
-def _settle(sub: _Submission, exc: BaseException | None) -> None:
-    if sub.done.done():
-        return
-    if exc is None:
-        sub.done.set_result(None)
-    else:
-        sub.done.set_exception(exc)
+            sub.done(None)

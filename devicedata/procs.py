@@ -1,12 +1,14 @@
-"""Our own Mosquitto and InfluxDB processes, for ``devicedata stack`` and the test fixtures.
+"""Process plumbing shared by ``devicedata stack`` and the test fixtures: binaries, ports,
+config rendering, start, readiness, pid files and stop.
 
-One implementation of port picking, config rendering, start, readiness and stop, so the
-stack a user runs and the servers the tests run cannot drift apart. Plain child processes
-only: never systemd or ``service`` (infra-notes section 1).
+One implementation, so the stack a user runs and the servers the tests run cannot drift
+apart (the servers themselves are in ``devicedata.servers``). Plain child processes only:
+never systemd or ``service`` (infra-notes section 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -16,17 +18,11 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import httpx
 
-from bridge import broker_sync
 from bridge.errors import DeviceDataError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO_TEMPLATE = REPO_ROOT / "mosquitto" / "mosquitto.conf.template"
-INFLUX_TEMPLATE = REPO_ROOT / "influxdb" / "influxdb.conf.template"
-MOSQUITTO_USER = "mosquitto"  # Debian's broker drops to this user when started as root
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin")
 
 
@@ -147,18 +143,14 @@ def stop_pids(pids: list[int], timeout: float = 10.0) -> None:
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(pids: list[int]) -> None:
     for pid in pids:  # only our own children can be reaped; others are not ours to wait for
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
 
 
 def wait_ready(check: Callable[[], bool], what: str, log: Path, timeout: float,
@@ -225,157 +217,3 @@ def chown_tree(path: Path, user: str) -> None:
     for root, dirs, files in os.walk(path):
         for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
             os.chown(name, entry.pw_uid, entry.pw_gid)
-
-
-class Server:
-    """A restartable server process with a config rendered from a template."""
-
-    name = "server"
-
-    def __init__(self, dir: Path, port: int, log: Path | None = None,
-                 new_session: bool = True, binary: str | None = None) -> None:
-        self.dir = dir.resolve()
-        self.host = "127.0.0.1"
-        self.port = port
-        self.log = log or self.dir / f"{self.name}.log"
-        self.new_session = new_session
-        self.binary = binary
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
-
-    def _argv(self) -> list[str]:
-        raise NotImplementedError
-
-    def _ready(self) -> bool:
-        raise NotImplementedError
-
-    def _binary(self, package: str) -> str:
-        found = self.binary or find_binary(self.name)
-        if found is None:
-            raise ProcessError(f"`{self.name}` not found: install Debian's `{package}` package "
-                               "(apt-get install -y " + package + ") or run `make run`")
-        return found
-
-    def start(self, timeout: float = 30.0) -> None:
-        if self.pid is not None:
-            return
-        self.proc = spawn(self._argv(), self.log, new_session=self.new_session)
-        try:
-            wait_ready(self._ready, f"{self.name} on {self.host}:{self.port}", self.log,
-                       timeout, self.proc)
-        except BaseException:
-            self.stop()
-            raise
-
-    def terminate(self) -> None:
-        """Ask the server to stop without waiting (see ``wait``)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-
-    def wait(self, timeout: float = 10.0) -> None:
-        if self.proc is None:
-            return
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.terminate()
-        self.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, for crash tests: no clean shutdown, no saved state."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        self.wait()
-
-
-class InfluxServer(Server):
-    name = "influxd"
-
-    def __init__(self, dir: Path, port: int, rpc_port: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(dir, port, **kwargs)
-        self.rpc_port = rpc_port
-        self.conf = self.dir / "influxdb.conf"
-        self.url = f"http://{self.host}:{port}"
-
-    def _argv(self) -> list[str]:
-        binary = self._binary("influxdb")
-        if self.rpc_port is None or not port_free(self.rpc_port):
-            self.rpc_port = free_port()
-        render(INFLUX_TEMPLATE, self.conf, port=self.port, rpc_port=self.rpc_port,
-               data_dir=self.dir)
-        return [binary, "-config", str(self.conf)]
-
-    def _ready(self) -> bool:
-        # The version header proves it is InfluxDB answering, not whoever took the port.
-        with httpx.Client(trust_env=False, timeout=1.0) as client:
-            resp = client.get(f"{self.url}/ping")
-        return resp.status_code == 204 and "X-Influxdb-Version" in resp.headers
-
-    def query(self, q: str, db: str | None = None, **params: str) -> dict[str, Any]:
-        """Run InfluxQL (POST, so writes like CREATE work too); raises on an HTTP error."""
-        data = {"q": q, **params}
-        if db:
-            data["db"] = db
-        with httpx.Client(trust_env=False, timeout=30.0) as client:
-            resp = client.post(f"{self.url}/query", data=data)
-        if resp.status_code != 200:
-            raise ProcessError(f"InfluxDB {resp.status_code}: {resp.text.strip()}")
-        result: dict[str, Any] = resp.json()
-        return result
-
-    def create_database(self, name: str) -> None:
-        self.query(f'CREATE DATABASE "{name}"')
-
-
-class MosquittoServer(Server):
-    name = "mosquitto"
-
-    def __init__(self, dir: Path, port: int, pid_file: Path | None = None,
-                 bridge_user: str = "devicedata-bridge", **kwargs: Any) -> None:
-        super().__init__(dir, port, **kwargs)
-        self.conf = self.dir / "mosquitto.conf"
-        self.pid_file = pid_file or self.dir / "mosquitto.pid"
-        self.bridge_user = bridge_user
-
-    def _argv(self) -> list[str]:
-        binary = self._binary("mosquitto")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        passwd = broker_sync.passwd_path(self.dir)
-        acl = broker_sync.acl_path(self.dir)
-        if not passwd.exists() or not acl.exists():
-            broker_sync.write_initial(self.dir, self.bridge_user)
-        render(MOSQUITTO_TEMPLATE, self.conf, port=self.port, data_dir=self.dir,
-               passwd_file=passwd, acl_file=acl)
-        if os.geteuid() == 0:
-            blocked = owner_can_reach(self.dir, MOSQUITTO_USER)
-            if blocked is not None:
-                raise ProcessError(
-                    f"mosquitto runs as user `{MOSQUITTO_USER}` and cannot enter {blocked}; "
-                    f"choose a data dir outside it or `chmod o+x {blocked}`")
-            chown_tree(self.dir, MOSQUITTO_USER)
-        return [binary, "-c", str(self.conf)]
-
-    def _ready(self) -> bool:
-        return tcp_accepts(self.host, self.port)
-
-    def start(self, timeout: float = 15.0) -> None:
-        super().start(timeout)
-        if self.proc is not None:
-            write_pid(self.pid_file, self.proc.pid)
-
-    def wait(self, timeout: float = 10.0) -> None:
-        super().wait(timeout)
-        self.pid_file.unlink(missing_ok=True)
-
-    def hup(self) -> None:
-        """Make the broker re-read its password and ACL files now."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGHUP)

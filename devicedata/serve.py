@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any
 
 from bridge.settings import Settings
 from bridge.store import InfluxStore
 
-BRIDGE_AVAILABLE = False
+BRIDGE_AVAILABLE = True
 SettingsLoader = Callable[[], Settings]
 
 
@@ -27,6 +28,12 @@ def add_commands(sub: Any, load: SettingsLoader) -> None:
     api.add_argument("--host", help="listen address (DEVICEDATA_HTTP_HOST)")
     api.add_argument("--port", type=int, help="listen port (DEVICEDATA_HTTP_PORT)")
     api.set_defaults(func=lambda args: run_api(load(), args))
+    bridge = sub.add_parser("bridge", help="run the MQTT bridge (devices/+/data -> InfluxDB)")
+    bridge.add_argument("--shared-group", help="subscribe as $share/NAME/devices/+/data so "
+                        "several bridges split the load (DEVICEDATA_MQTT_SHARED_GROUP)")
+    bridge.add_argument("--client-id", help="fixed MQTT client id; each bridge of a shared "
+                        "group needs its own (DEVICEDATA_MQTT_CLIENT_ID)")
+    bridge.set_defaults(func=lambda args: run_bridge(load(), args))
 
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
@@ -40,6 +47,25 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port,
                 log_level=settings.log_level.lower(), access_log=False,
                 timeout_graceful_shutdown=10)
+    return 0
+
+
+def run_bridge(settings: Settings, args: argparse.Namespace) -> int:
+    from bridge import runner
+
+    settings = settings.replace(
+        mqtt_shared_group=args.shared_group or settings.mqtt_shared_group,
+        mqtt_client_id=args.client_id or settings.mqtt_client_id)
+    configure_logging(settings)
+
+    async def _main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await runner.run(settings, stopping)
+
+    asyncio.run(_main())
     return 0
 
 

@@ -3,10 +3,10 @@
 Fixtures (all session-scoped; each starts once per test run, on free ports, in a private
 temporary directory, and is stopped at the end even when tests fail):
 
-- ``influx``: ``devicedata.procs.InfluxServer`` with ``.url``, ``.port``, ``.pid``,
+- ``influx``: ``devicedata.servers.InfluxServer`` with ``.url``, ``.port``, ``.pid``,
   ``.query(q, db=None) -> dict``, ``.create_database(name)``, ``.stop()``, ``.start()``
   (restarts on the same port and data, for outage tests) and ``.kill()`` (SIGKILL).
-- ``mosquitto``: ``devicedata.procs.MosquittoServer`` with ``.host``, ``.port``, ``.dir``
+- ``mosquitto``: ``devicedata.servers.MosquittoServer`` with ``.host``, ``.port``, ``.dir``
   (its password and ACL files), ``.pid_file``, ``.pid``, ``.hup()``, ``.stop()``,
   ``.start()`` (same port, persistence kept) and ``.kill()``.
 - ``stack_settings``: a ``Settings`` pointing at both, with a fresh data dir (registry),
@@ -33,13 +33,13 @@ import pytest
 from bridge import broker_sync
 from bridge.registry import open_registry
 from bridge.settings import Settings
-from devicedata import procs
+from devicedata import procs, servers
 
 # The API fixtures (``api``, ``client``, ``make_api``...) live in their own module.
 pytest_plugins = ["fixtures_api"]
 
-S = TypeVar("S", bound=procs.Server)
-_started: list[procs.Server] = []
+S = TypeVar("S", bound=servers.Server)
+_started: list[servers.Server] = []
 
 
 def _stop_all() -> None:
@@ -81,8 +81,8 @@ def servers_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def influx(servers_dir: Path) -> Iterator[procs.InfluxServer]:
-    server = _start(lambda port: procs.InfluxServer(servers_dir / "influxdb", port,
+def influx(servers_dir: Path) -> Iterator[servers.InfluxServer]:
+    server = _start(lambda port: servers.InfluxServer(servers_dir / "influxdb", port,
                                                     new_session=False),
                     "influxd", "influxdb")
     yield server
@@ -90,8 +90,8 @@ def influx(servers_dir: Path) -> Iterator[procs.InfluxServer]:
 
 
 @pytest.fixture(scope="session")
-def mosquitto(servers_dir: Path) -> Iterator[procs.MosquittoServer]:
-    server = _start(lambda port: procs.MosquittoServer(servers_dir / "mosquitto", port,
+def mosquitto(servers_dir: Path) -> Iterator[servers.MosquittoServer]:
+    server = _start(lambda port: servers.MosquittoServer(servers_dir / "mosquitto", port,
                                                        new_session=False),
                     "mosquitto", "mosquitto")
     yield server
@@ -99,7 +99,7 @@ def mosquitto(servers_dir: Path) -> Iterator[procs.MosquittoServer]:
 
 
 @pytest.fixture(scope="session")
-def stack_settings(influx: procs.InfluxServer, mosquitto: procs.MosquittoServer,
+def stack_settings(influx: servers.InfluxServer, mosquitto: servers.MosquittoServer,
                    servers_dir: Path) -> Settings:
     data_dir = servers_dir / "data"
     data_dir.mkdir()

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -28,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bridge import broker_sync
 from bridge.registry import Registry, open_registry
 from bridge.settings import Settings
-from devicedata import procs
+from devicedata import procs, servers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,7 +128,7 @@ def test_run_stops_everything_it_started_on_signal(stack_dir: Path, sig: int) ->
         deadline = time.monotonic() + 60
         while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert state.exists(), proc.stderr.read() if proc.poll() is not None else "timeout"
+        assert state.exists(), proc.communicate()[1] if proc.poll() is not None else "timeout"
         pids = list(json.loads(state.read_text())["pids"].values())
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
@@ -159,7 +160,7 @@ def connect(port: int, username: str, password: str,
 
     client.on_connect = on_connect
     if inbox is not None:
-        client.on_message = lambda c, u, m: inbox.put((m.topic, m.payload))
+        client.on_message = lambda c, u, m: inbox.put((m.topic, bytes(m.payload)))
     client.connect("127.0.0.1", port)
     client.loop_start()
     assert done.wait(5), "no CONNACK"
@@ -203,7 +204,7 @@ def new_device(registry: Registry, permission: Any = "write") -> tuple[str, str]
 
 
 def test_devices_reach_only_their_own_topics(stack_settings: Settings, registry: Registry,
-                                            mosquitto: procs.MosquittoServer) -> None:
+                                            mosquitto: servers.MosquittoServer) -> None:
     (a, a_token), (b, b_token) = new_device(registry), new_device(registry, "full")
     broker_sync.sync(stack_settings, registry)
     port = mosquitto.port
@@ -237,7 +238,7 @@ def test_devices_reach_only_their_own_topics(stack_settings: Settings, registry:
 
 def test_the_newest_token_is_the_mqtt_password(stack_settings: Settings,
                                                registry: Registry,
-                                               mosquitto: procs.MosquittoServer) -> None:
+                                               mosquitto: servers.MosquittoServer) -> None:
     device, older = new_device(registry)
     newer = registry.create_token(device, "full").token
     broker_sync.sync(stack_settings, registry)
@@ -256,7 +257,7 @@ def test_the_newest_token_is_the_mqtt_password(stack_settings: Settings,
 
 def test_revoking_or_deleting_cuts_open_connections(stack_settings: Settings,
                                                     registry: Registry,
-                                                    mosquitto: procs.MosquittoServer) -> None:
+                                                    mosquitto: servers.MosquittoServer) -> None:
     (a, a_token), (b, b_token) = new_device(registry), new_device(registry)
     broker_sync.sync(stack_settings, registry)
     clients = []
@@ -280,7 +281,7 @@ def test_revoking_or_deleting_cuts_open_connections(stack_settings: Settings,
 
 def test_sync_is_idempotent_and_safe_to_run_concurrently(
         stack_settings: Settings, registry: Registry,
-        mosquitto: procs.MosquittoServer) -> None:
+        mosquitto: servers.MosquittoServer) -> None:
     broker_sync.sync(stack_settings, registry)
     passwd = broker_sync.passwd_path(mosquitto.dir)
     before = passwd.stat().st_mtime_ns
@@ -311,3 +312,51 @@ def test_bridge_password_is_generated_once_and_private(tmp_path: Path) -> None:
     assert len(first) >= 32 and broker_sync.bridge_password(settings) == first
     assert stat.S_IMODE((tmp_path / "mqtt-bridge-password").stat().st_mode) == 0o600
     assert broker_sync.bridge_password(settings.replace(mqtt_password="given")) == "given"
+
+
+def test_bridge_starts_only_when_available_and_wanted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devicedata import localstack, serve
+
+    args = SimpleNamespace(no_bridge=False)
+    monkeypatch.delenv("DEVICEDATA_STACK_BRIDGE", raising=False)
+    monkeypatch.setattr(serve, "BRIDGE_AVAILABLE", False, raising=False)
+    assert not localstack.bridge_wanted(args)  # type: ignore[arg-type]
+    monkeypatch.setattr(serve, "BRIDGE_AVAILABLE", True, raising=False)
+    assert localstack.bridge_wanted(args)  # type: ignore[arg-type]
+    assert not localstack.bridge_wanted(SimpleNamespace(no_bridge=True))  # type: ignore[arg-type]
+    monkeypatch.setenv("DEVICEDATA_STACK_BRIDGE", "0")
+    assert not localstack.bridge_wanted(args)  # type: ignore[arg-type]
+
+
+def _bridge_available() -> bool:
+    from devicedata import serve
+
+    return getattr(serve, "BRIDGE_AVAILABLE", False) is True
+
+
+@pytest.mark.skipif(not _bridge_available(), reason="devicedata.serve has no bridge yet")
+def test_up_with_the_bridge_stores_what_the_demo_device_publishes(stack_dir: Path) -> None:
+    up = cli("stack", "up", "--json", "--data-dir", str(stack_dir), *port_args())
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    assert "bridge" in info["pids"]
+    client, rc = connect(info["mqtt_port"], info["device_id"], info["device_token"])
+    assert rc == 0
+    try:
+        client.publish(info["mqtt_topic"], json.dumps(
+            [{"variable": "humidity", "value": 48}, {"variable": "humidity", "value": 49}]),
+            qos=1).wait_for_publish(5)
+    finally:
+        disconnect(client)
+    with httpx.Client(base_url=info["api_url"], trust_env=False, timeout=30) as http:
+        deadline = time.monotonic() + 5
+        values: list[Any] = []
+        while sorted(values) != [48, 49] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            got = http.get("/data", params={"variable": "humidity"},
+                           headers={"token": info["device_token"]})
+            values = [p["value"] for p in got.json()["result"]]
+    assert sorted(values) == [48, 49]
+    down = cli("stack", "down", "--data-dir", str(stack_dir))
+    assert "stopped bridge" in down.stdout
+    wait_gone(list(info["pids"].values()))

@@ -1,0 +1,59 @@
+# The two commands the README starts with: `make run` (the whole stack, in the foreground)
+# and `make test` (the whole suite). Both set up what they need first and nothing else:
+# a virtualenv in .venv, the project in it, and Debian's mosquitto/influxdb packages only
+# when their binaries are missing. Servers run as plain processes, never system services.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Extra flags: `make run ARGS="--mqtt-port 1884"`, `make test PYTEST_ARGS="-k stack -x"`.
+ARGS ?=
+PYTEST_ARGS ?=
+DATA_DIR ?= .data
+# apt package -> binary it provides; mosquitto-clients gives the mosquitto_pub that the
+# printed examples use.
+PACKAGES := mosquitto:mosquitto influxdb:influxd mosquitto-clients:mosquitto_pub
+
+.PHONY: run test lint clean setup servers
+
+run: setup
+	$(BIN)/devicedata stack run --data-dir $(DATA_DIR) $(ARGS)
+
+test: setup
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	-@[ -x $(BIN)/devicedata ] && $(BIN)/devicedata stack down --data-dir $(DATA_DIR)
+	rm -rf $(DATA_DIR)
+
+setup: $(STAMP) servers
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+servers:
+	@missing=""; \
+	for entry in $(PACKAGES); do \
+	  pkg=$${entry%%:*}; bin=$${entry#*:}; \
+	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "missing:$$missing; install them first:"; \
+	    echo "  sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y $$missing || { apt-get update && apt-get install -y $$missing; }; \
+	fi

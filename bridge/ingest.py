@@ -1,0 +1,223 @@
+"""MQTT messages in, data points out: the bridge's per-message logic.
+
+A message on ``devices/{id}/data`` is checked (size, known device), validated by the same
+function as HTTP, encoded, and queued on the batching writer. Its QoS 1 PUBACK goes out
+only once the writer reports the points stored. A message that can never be stored
+(bad JSON, invalid point, unknown device, rejected by InfluxDB) is acknowledged, counted,
+logged at most once a minute per device, and answered on ``devices/{id}/errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from bridge.activity import LastInput
+from bridge.batcher import Batcher
+from bridge.errors import (
+    DeviceDataError,
+    FieldError,
+    PayloadTooLarge,
+    StoreRejected,
+    ValidationError,
+)
+from bridge.points import decode_json
+from bridge.registry import Registry
+from bridge.schema import encode_points
+from bridge.service import DataService
+from bridge.timeparse import format_iso_ms, now_ns
+
+log = logging.getLogger("devicedata.bridge")
+
+DATA_TOPIC = "devices/+/data"
+LOG_EVERY = 60.0  # seconds between log lines about one device's rejected messages
+RETRY_MAX = 10.0
+
+
+def device_from_topic(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) == 3 and parts[0] == "devices" and parts[2] == "data" and parts[1]:
+        return parts[1]
+    return None
+
+
+def error_topic(device_id: str) -> str:
+    return f"devices/{device_id}/errors"
+
+
+@dataclass
+class BridgeStats:
+    messages: int = 0
+    points_accepted: int = 0
+    points_written: int = 0
+    messages_acked: int = 0
+    write_retries: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Pending:
+    mid: int
+    qos: int
+    generation: int
+    device_id: str
+    topic: str
+    body: bytes
+    count: int
+    attempts: int = 0
+
+
+class Connection(Protocol):
+    """What ingest needs from the MQTT connection (``bridge.mqtt.MqttConnection``)."""
+
+    generation: int
+
+    def ack(self, mid: int, qos: int, generation: int) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+class KnownDevices:
+    """Device existence, cached briefly: one registry read per device per ``ttl``."""
+
+    def __init__(self, registry: Registry, ttl: float) -> None:
+        self._registry = registry
+        self._ttl = ttl
+        self._seen: dict[str, tuple[bool, float]] = {}
+
+    def exists(self, device_id: str) -> bool:
+        now = time.monotonic()
+        hit = self._seen.get(device_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        try:
+            self._registry.get_device(device_id)
+            found = True
+        except DeviceDataError:
+            found = False
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[device_id] = (found, now + self._ttl)
+        return found
+
+
+class Ingest:
+    def __init__(self, service: DataService, batcher: Batcher, devices: KnownDevices,
+                 *, max_payload: int, high_water: int) -> None:
+        self.service = service
+        self.batcher = batcher
+        self.devices = devices
+        self.max_payload = max_payload
+        self.high_water = high_water
+        self.stats = BridgeStats()
+        self.last_input = LastInput()
+        self.inflight = 0
+        self.conn: Connection | None = None
+        self._logged: dict[tuple[str, str], float] = {}
+
+    def on_message(self, message: Any) -> None:
+        """Called by the connection for every PUBLISH, in the event loop."""
+        conn = self.conn
+        assert conn is not None
+        self.stats.messages += 1
+        topic: str = message.topic
+        pending = _Pending(message.mid, message.qos, conn.generation, "", topic, b"", 0)
+        device_id = device_from_topic(topic)
+        if device_id is None:
+            self._reject(pending, "bad_topic", "not a devices/{id}/data topic", [])
+            return
+        pending.device_id = device_id
+        payload: bytes = message.payload
+        if len(payload) > self.max_payload:
+            self._reject(pending, "too_large", f"payload of {len(payload)} bytes is over the "
+                         f"limit of {self.max_payload}", [])
+            return
+        if not self.devices.exists(device_id):
+            self._reject(pending, "unknown_device", "unknown device", [])
+            return
+        received = now_ns()
+        try:
+            points = self.service.prepare(device_id, decode_json(payload), received)
+        except ValidationError as exc:
+            self._reject(pending, "invalid", exc.message, exc.errors)
+            return
+        except PayloadTooLarge as exc:
+            self._reject(pending, "too_large", str(exc), [])
+            return
+        if not points:
+            self._ack(pending)
+            return
+        pending.body = encode_points(points)
+        pending.count = len(points)
+        self.stats.points_accepted += pending.count
+        self.last_input.note(device_id, received)
+        self.inflight += 1
+        self._write(pending)
+
+    def _write(self, pending: _Pending) -> None:
+        self.batcher.enqueue(pending.body, pending.count,
+                             lambda exc: self._written(pending, exc))
+        if self.batcher.pending_points > self.high_water and self.conn is not None:
+            self.conn.pause_reading()
+
+    def _written(self, pending: _Pending, exc: BaseException | None) -> None:
+        if exc is None:
+            self.stats.points_written += pending.count
+            self._ack(pending)
+            self._done()
+        elif isinstance(exc, StoreRejected):
+            self._reject(pending, "store_rejected", str(exc), [])
+            self._done()
+        else:
+            # InfluxDB is down or slow: keep the message (it is not acknowledged, so the
+            # broker holds it too) and try again; the receive window bounds how many wait.
+            pending.attempts += 1
+            self.stats.write_retries += 1
+            delay = min(0.2 * 2 ** min(pending.attempts, 8), RETRY_MAX)
+            if pending.attempts == 1 or pending.attempts % 10 == 0:
+                log.warning("event=write_retry device=%s attempt=%d reason=%s",
+                            pending.device_id, pending.attempts, exc)
+            asyncio.get_running_loop().call_later(delay, self._retry, pending)
+
+    def _retry(self, pending: _Pending) -> None:
+        try:
+            self._write(pending)
+        except DeviceDataError:  # the writer is closing: leave it unacknowledged
+            self._done()
+
+    def _done(self) -> None:
+        self.inflight -= 1
+        if self.conn is not None and self.batcher.pending_points <= self.high_water // 2:
+            self.conn.resume_reading()
+
+    def _ack(self, pending: _Pending) -> None:
+        assert self.conn is not None
+        self.conn.ack(pending.mid, pending.qos, pending.generation)
+        self.stats.messages_acked += 1
+
+    def _reject(self, pending: _Pending, reason: str, message: str,
+                errors: list[FieldError]) -> None:
+        """Never fatal: count, tell the device, log (rarely), acknowledge."""
+        self.stats.rejected[reason] += 1
+        if pending.device_id:
+            body = {"status": False, "message": message,
+                    "errors": [e.as_dict() for e in errors], "topic": pending.topic,
+                    "time": format_iso_ms(now_ns())}
+            if errors:
+                body["field_errors"] = ValidationError("", errors).field_errors()
+            assert self.conn is not None
+            self.conn.publish(error_topic(pending.device_id), orjson.dumps(body), qos=1)
+        key = (pending.device_id or pending.topic, reason)
+        now = time.monotonic()
+        if now - self._logged.get(key, -LOG_EVERY) >= LOG_EVERY:
+            self._logged[key] = now
+            log.warning("event=message_rejected device=%s reason=%s detail=%s",
+                        pending.device_id or "-", reason, message[:200])
+        self._ack(pending)

@@ -1,0 +1,79 @@
+"""The bridge process: registry, store, writer, MQTT connection and ingest wired together.
+
+``run`` returns when ``stopping`` is set, after draining: it stops reading, waits for the
+messages in hand to be written and acknowledged, then disconnects keeping its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bridge import broker_sync
+from bridge.activity import save_periodically
+from bridge.batcher import Batcher
+from bridge.ingest import DATA_TOPIC, Ingest, KnownDevices
+from bridge.mqtt import ConnectionOptions, MqttConnection
+from bridge.registry import open_registry
+from bridge.service import DataService
+from bridge.settings import Settings
+from bridge.store import InfluxStore
+
+log = logging.getLogger("devicedata.bridge")
+DRAIN_TIMEOUT = 30.0
+
+
+def subscription(settings: Settings) -> str:
+    if settings.mqtt_shared_group:
+        return f"$share/{settings.mqtt_shared_group}/{DATA_TOPIC}"
+    return DATA_TOPIC
+
+
+async def run(settings: Settings, stopping: asyncio.Event,
+              ready: asyncio.Event | None = None) -> Ingest:
+    registry = open_registry(settings.registry_location)
+    store = InfluxStore(settings)
+    try:
+        await store.start()
+    except Exception as exc:  # InfluxDB may come later; writes are retried meanwhile
+        log.warning("event=store_not_ready reason=%s", exc)
+    batcher = Batcher(store, max_points=settings.batch_max_points,
+                      linger=settings.batch_linger_ms / 1000)
+    await batcher.start()
+    service = DataService(store, batcher, max_points=settings.max_points)
+    ingest = Ingest(service, batcher, KnownDevices(registry, settings.token_cache_seconds),
+                    max_payload=settings.max_body_bytes,
+                    high_water=max(settings.batch_max_points * 4, 20_000))
+    options = ConnectionOptions(
+        host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
+        username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
+        subscriptions=(subscription(settings),))
+    conn = MqttConnection(options, ingest.on_message)
+    ingest.conn = conn
+    saver = asyncio.create_task(save_periodically(ingest.last_input, registry))
+    connection = asyncio.create_task(conn.run(stopping))
+    if ready is not None:
+        await conn.connected.wait()
+        ready.set()
+    await stopping.wait()
+    log.info("event=bridge_draining inflight=%d", ingest.inflight)
+    conn.pause_reading()
+    deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
+    while ingest.inflight > 0 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    if ingest.inflight:
+        log.warning("event=drain_incomplete unacknowledged=%d (the broker will redeliver)",
+                    ingest.inflight)
+    await batcher.close()
+    await conn.disconnect()
+    await connection
+    saver.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await saver
+    await asyncio.to_thread(ingest.last_input.save, registry)
+    await store.close()
+    registry.close()
+    log.info("event=bridge_stopped messages=%d acked=%d rejected=%d", ingest.stats.messages,
+             ingest.stats.messages_acked, sum(ingest.stats.rejected.values()))
+    return ingest

@@ -1,0 +1,193 @@
+"""Our own InfluxDB and Mosquitto: configs rendered from the repository's templates into a
+directory of their own, started as plain processes, restartable on the same port and data
+(for outage tests). Used by ``devicedata stack`` and by the test fixtures alike."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bridge import broker_sync
+from devicedata.procs import (
+    ProcessError,
+    chown_tree,
+    find_binary,
+    free_port,
+    owner_can_reach,
+    port_free,
+    render,
+    spawn,
+    tcp_accepts,
+    wait_ready,
+    write_pid,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MOSQUITTO_TEMPLATE = REPO_ROOT / "mosquitto" / "mosquitto.conf.template"
+INFLUX_TEMPLATE = REPO_ROOT / "influxdb" / "influxdb.conf.template"
+MOSQUITTO_USER = "mosquitto"  # Debian's broker drops to this user when started as root
+
+
+class Server:
+    """A restartable server process with a config rendered from a template."""
+
+    name = "server"
+
+    def __init__(self, dir: Path, port: int, log: Path | None = None,
+                 new_session: bool = True, binary: str | None = None) -> None:
+        self.dir = dir.resolve()
+        self.host = "127.0.0.1"
+        self.port = port
+        self.log = log or self.dir / f"{self.name}.log"
+        self.new_session = new_session
+        self.binary = binary
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _binary(self, package: str) -> str:
+        found = self.binary or find_binary(self.name)
+        if found is None:
+            raise ProcessError(f"`{self.name}` not found: install Debian's `{package}` package "
+                               "(apt-get install -y " + package + ") or run `make run`")
+        return found
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.pid is not None:
+            return
+        self.proc = spawn(self._argv(), self.log, new_session=self.new_session)
+        try:
+            wait_ready(self._ready, f"{self.name} on {self.host}:{self.port}", self.log,
+                       timeout, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def terminate(self) -> None:
+        """Ask the server to stop without waiting (see ``wait``)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
+    def wait(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.terminate()
+        self.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, for crash tests: no clean shutdown, no saved state."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+class InfluxServer(Server):
+    name = "influxd"
+
+    def __init__(self, dir: Path, port: int, rpc_port: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(dir, port, **kwargs)
+        self.rpc_port = rpc_port
+        self.conf = self.dir / "influxdb.conf"
+        self.url = f"http://{self.host}:{port}"
+
+    def _argv(self) -> list[str]:
+        binary = self._binary("influxdb")
+        if self.rpc_port is None or not port_free(self.rpc_port):
+            self.rpc_port = free_port()
+        render(INFLUX_TEMPLATE, self.conf, port=self.port, rpc_port=self.rpc_port,
+               data_dir=self.dir)
+        return [binary, "-config", str(self.conf)]
+
+    def _ready(self) -> bool:
+        # The version header proves it is InfluxDB answering, not whoever took the port.
+        with httpx.Client(trust_env=False, timeout=1.0) as client:
+            resp = client.get(f"{self.url}/ping")
+        return resp.status_code == 204 and "X-Influxdb-Version" in resp.headers
+
+    def query(self, q: str, db: str | None = None, **params: str) -> dict[str, Any]:
+        """Run InfluxQL (POST, so writes like CREATE work too); raises on an HTTP error."""
+        data = {"q": q, **params}
+        if db:
+            data["db"] = db
+        with httpx.Client(trust_env=False, timeout=30.0) as client:
+            resp = client.post(f"{self.url}/query", data=data)
+        if resp.status_code != 200:
+            raise ProcessError(f"InfluxDB {resp.status_code}: {resp.text.strip()}")
+        result: dict[str, Any] = resp.json()
+        return result
+
+    def create_database(self, name: str) -> None:
+        self.query(f'CREATE DATABASE "{name}"')
+
+
+class MosquittoServer(Server):
+    name = "mosquitto"
+
+    def __init__(self, dir: Path, port: int, pid_file: Path | None = None,
+                 bridge_user: str = "devicedata-bridge", **kwargs: Any) -> None:
+        super().__init__(dir, port, **kwargs)
+        self.conf = self.dir / "mosquitto.conf"
+        self.pid_file = pid_file or self.dir / "mosquitto.pid"
+        self.bridge_user = bridge_user
+        self.user = MOSQUITTO_USER  # who the broker runs as once started as root
+        self.note = ""  # set when that had to be root instead
+
+    def _argv(self) -> list[str]:
+        binary = self._binary("mosquitto")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        passwd = broker_sync.passwd_path(self.dir)
+        acl = broker_sync.acl_path(self.dir)
+        if not passwd.exists() or not acl.exists():
+            broker_sync.write_initial(self.dir, self.bridge_user)
+        self.user, self.note = MOSQUITTO_USER, ""
+        if os.geteuid() == 0:
+            blocked = owner_can_reach(self.dir, MOSQUITTO_USER)
+            if blocked is None:
+                chown_tree(self.dir, MOSQUITTO_USER)
+            else:
+                # A clone in root's 0700 home is the common case; a loopback-only broker
+                # run as root beats refusing to start or opening up someone's home dir.
+                self.user = "root"
+                self.note = (f"user `{MOSQUITTO_USER}` cannot enter {blocked}, so mosquitto "
+                             "runs as root (listening on 127.0.0.1 only)")
+        render(MOSQUITTO_TEMPLATE, self.conf, port=self.port, data_dir=self.dir,
+               passwd_file=passwd, acl_file=acl, user=self.user)
+        return [binary, "-c", str(self.conf)]
+
+    def _ready(self) -> bool:
+        return tcp_accepts(self.host, self.port)
+
+    def start(self, timeout: float = 15.0) -> None:
+        super().start(timeout)
+        if self.proc is not None:
+            write_pid(self.pid_file, self.proc.pid)
+
+    def wait(self, timeout: float = 10.0) -> None:
+        super().wait(timeout)
+        self.pid_file.unlink(missing_ok=True)
+
+    def hup(self) -> None:
+        """Make the broker re-read its password and ACL files now."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
