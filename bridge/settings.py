@@ -89,6 +89,16 @@ class Settings:
         kwargs.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kwargs)
 
+    def to_env(self) -> dict[str, str]:
+        """Every setting as ``DEVICEDATA_*`` variables, for starting a child process."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            env[PREFIX + f.name.upper()] = str(value)
+        return env
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from bridge import broker_sync
 from bridge.registry import Permission
 from bridge.registry_sqlite import SQLiteRegistry
 from bridge.settings import Settings
@@ -43,6 +44,15 @@ class ApiServer:
         """A fresh device and a token for it: (device_id, token)."""
         device = self.registry.create_device(name or f"test-{uuid.uuid4().hex[:8]}")
         return device.id, self.registry.create_token(device.id, permission).token
+
+    def mqtt_device(self, permission: Permission = "full") -> tuple[str, str]:
+        """Like ``device``, and the broker knows it (credentials synced and reloaded)."""
+        device_id, token = self.device(permission)
+        self.sync_broker()
+        return device_id, token
+
+    def sync_broker(self) -> None:
+        broker_sync.sync(self.settings, self.registry)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"token": token} if token else {}
@@ -80,10 +90,10 @@ def api_settings(base: Path, influx_url: str, **changes: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def api(influx: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    base = tmp_path_factory.mktemp("api")
-    settings = api_settings(base, influx.url)
-    registry = SQLiteRegistry(base / "registry.sqlite3")
+def api(stack_settings: Settings) -> Iterator[ApiServer]:
+    """The API on the session's stack: same registry and database as the bridge."""
+    settings = stack_settings.replace(token_cache_seconds=0.5)
+    registry = SQLiteRegistry(Path(settings.registry_location.removeprefix("sqlite:///")))
     server = start_api(settings, registry)
     yield server
     server.stop()
