@@ -13,9 +13,10 @@ import logging
 from bridge import broker_sync
 from bridge.activity import save_periodically
 from bridge.batcher import Batcher
+from bridge.errors import DeviceDataError
 from bridge.ingest import DATA_TOPIC, Ingest, KnownDevices
 from bridge.mqtt import ConnectionOptions, MqttConnection
-from bridge.registry import open_registry
+from bridge.registry import Registry, open_registry
 from bridge.service import DataService
 from bridge.settings import Settings
 from bridge.store import InfluxStore
@@ -52,6 +53,7 @@ async def run(settings: Settings, stopping: asyncio.Event,
     conn = MqttConnection(options, ingest.on_message)
     ingest.conn = conn
     saver = asyncio.create_task(save_periodically(ingest.last_input, registry))
+    syncer = asyncio.create_task(_sync_broker(settings, registry))
     connection = asyncio.create_task(conn.run(stopping))
     if ready is not None:
         await conn.connected.wait()
@@ -68,12 +70,26 @@ async def run(settings: Settings, stopping: asyncio.Event,
     await batcher.close()
     await conn.disconnect()
     await connection
-    saver.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await saver
+    for task in (saver, syncer):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await asyncio.to_thread(ingest.last_input.save, registry)
     await store.close()
     registry.close()
     log.info("event=bridge_stopped messages=%d acked=%d rejected=%d", ingest.stats.messages,
              ingest.stats.messages_acked, sum(ingest.stats.rejected.values()))
     return ingest
+
+
+async def _sync_broker(settings: Settings, registry: Registry) -> None:
+    """Keep the broker's credential files in step with the registry, so an expiry or a
+    change made by another process reaches the broker within a few seconds."""
+    if settings.broker_sync_seconds <= 0:
+        return
+    while True:
+        try:
+            await asyncio.to_thread(broker_sync.sync, settings, registry)
+        except (OSError, DeviceDataError) as exc:
+            log.warning("event=broker_sync_failed reason=%s (retrying)", exc)
+        await asyncio.sleep(settings.broker_sync_seconds)

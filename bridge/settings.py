@@ -68,6 +68,9 @@ class Settings:
         "Where the broker's password and ACL files are written; empty: `DATA_DIR/mosquitto`."))
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(
         "PID file of the Mosquitto to SIGHUP after credential changes; empty: none."))
+    broker_sync_seconds: float = field(default=2.0, metadata=_doc(
+        "How often the bridge rewrites the broker's password/ACL files from the registry "
+        "(catches expiries and changes made elsewhere); 0 disables."))
     log_format: str = field(default="text", metadata=_doc("`text` (key=value) or `json`."))
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 

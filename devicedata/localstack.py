@@ -8,6 +8,7 @@ DATA_DIR/run/*.pid and DATA_DIR/run/stack.json (what ``stack status`` shows).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -81,22 +82,28 @@ class Stack:
         return next((n for n, p in self.children.items() if p.poll() is not None), None)
 
     def stop(self, say: Callable[[str], None]) -> None:
-        stop_recorded(self.layout, say)
+        # Our own unreaped children are certain, pid files or not (someone may have
+        # deleted DATA_DIR under a running stack).
+        own = {n: p.pid for n, p in self.children.items() if p.poll() is None}
+        stop_recorded(self.layout, say, own)
         for proc in self.children.values():
             proc.poll()  # reaped already; this only updates the Popen's returncode
         self.children.clear()
 
 
-def stop_recorded(layout: Layout, say: Callable[[str], None]) -> list[str]:
-    running = layout.running()
+def stop_recorded(layout: Layout, say: Callable[[str], None],
+                  also: dict[str, int] | None = None) -> list[str]:
+    running = {**layout.running(), **(also or {})}
     for tier in STOP_TIERS:
         pids = {n: running[n] for n in tier if n in running}
         procs.stop_pids(list(pids.values()), timeout=10.0)
         for name, pid in pids.items():
             say(f"stopped {name} (pid {pid})")
     for name in NAMES:
-        layout.pid_file(name).unlink(missing_ok=True)
-    layout.state_file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            layout.pid_file(name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        layout.state_file.unlink(missing_ok=True)
     return [n for n in NAMES if n in running]
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from bridge.settings import Settings
 from fixtures_api import ApiServer
 from mqtt_helpers import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+
+from bridge.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_the_broker_refuses_missing_and_wrong_credentials(api: ApiServer,
 
 
 def test_a_device_cannot_publish_or_read_for_another(api: ApiServer, mqtt_device: Any) -> None:
-    a_id, a_token, a = mqtt_device
+    _a_id, a_token, a = mqtt_device
     b_id, b_token = api.mqtt_device("full")
     b = connect_when_allowed(api.settings, b_id, b_token)
     try:
@@ -135,7 +135,7 @@ def test_error_message_names_index_and_field(api: ApiServer, mqtt_device: Any) -
 
 
 def test_revocation_and_new_tokens_reach_the_broker(api: ApiServer, mqtt_device: Any) -> None:
-    device_id, token, client = mqtt_device
+    device_id, token, _client = mqtt_device
     newer = api.registry.create_token(device_id, "write").token
     api.sync_broker()
     connect_when_allowed(api.settings, device_id, newer).close()
@@ -149,6 +149,22 @@ def test_revocation_and_new_tokens_reach_the_broker(api: ApiServer, mqtt_device:
 
     wait_until(refused, timeout=5, what="the revoked token to be refused")
     connect_when_allowed(api.settings, device_id, token).close()
+
+
+def test_an_expired_token_is_refused_without_any_explicit_sync(
+        api: ApiServer, bridge: BridgeProcess) -> None:
+    device = api.registry.create_device("expiring")
+    token = api.registry.create_token(device.id, "write",
+                                      expires_ns=time.time_ns() + 3 * 10**9).token
+    connect_when_allowed(api.settings, device.id, token).close()  # the bridge synced it
+    time.sleep(3)
+
+    def refused() -> bool:
+        probe = DeviceClient(api.settings, device.id, token)
+        probe.close()
+        return not probe.accepted
+
+    wait_until(refused, timeout=5, what="the expired token to be refused")
 
 
 def test_deleted_device_is_refused(api: ApiServer, bridge: BridgeProcess) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tagoio_sdk import Device
-
 from fixtures_api import ApiServer
+from tagoio_sdk import Device
 
 
 @pytest.fixture

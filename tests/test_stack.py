@@ -147,29 +147,27 @@ def test_run_stops_everything_it_started_on_signal(stack_dir: Path, sig: int) ->
 
 def connect(port: int, username: str, password: str,
             inbox: queue.Queue[tuple[str, bytes]] | None = None) -> tuple[mqtt.Client, int]:
-    """An MQTT 5 client, connected (or refused): (client, CONNACK reason code).
-
-    The network loop runs in a thread only once connected: a refused client has no thread
-    left retrying in the background (paho closes its socket itself).
-    """
+    """An MQTT 5 client, connected (or refused): (client, CONNACK reason code)."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
                          client_id=f"test-{uuid.uuid4().hex[:10]}")
     client.username_pw_set(username, password)
+    done = threading.Event()
     result: dict[str, int] = {}
 
     def on_connect(c: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         result.setdefault("rc", rc.value)
+        if rc.value != 0:
+            c.disconnect()  # otherwise paho keeps retrying in the background
+        done.set()
 
     client.on_connect = on_connect
     if inbox is not None:
         client.on_message = lambda c, u, m: inbox.put((m.topic, bytes(m.payload)))
     client.connect("127.0.0.1", port)
-    deadline = time.monotonic() + 5
-    while "rc" not in result and time.monotonic() < deadline:
-        client.loop(0.05)
-    assert "rc" in result, "no CONNACK"
-    if result["rc"] == 0:
-        client.loop_start()
+    client.loop_start()
+    assert done.wait(5), "no CONNACK"
+    if result["rc"] != 0:
+        client.loop_stop()
     return client, result["rc"]
 
 
