@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Extra flags: `make run ARGS="--mqtt-port 1884"`, `make test PYTEST_ARGS="-k stack -x"`.
+# Extra flags: `make run ARGS="--mqtt-port 1885"`, `make test PYTEST_ARGS="-k stack -x"`.
 ARGS ?=
 PYTEST_ARGS ?=
 DATA_DIR ?= .data

@@ -23,6 +23,9 @@ from devicedata.localstack import NAMES, Layout, start, stop_recorded
 
 SettingsLoader = Callable[[], Settings]
 
+STACK_MQTT_PORT = 18830
+STACK_INFLUX_PORT = 18086
+
 
 def friendly(info: dict[str, Any]) -> str:
     api, token, dev = info["api_url"], info["device_token"], info["device_id"]
@@ -151,9 +154,12 @@ def add_commands(subparsers: Any, settings_loader: SettingsLoader) -> None:
         p = command(name, help, func)
         p.add_argument("--json", action="store_true", help="print one JSON object instead")
         p.add_argument("--http-port", type=int, help="API port (default 8888)")
-        p.add_argument("--mqtt-port", type=int, help="Mosquitto port (default 1883)")
-        p.add_argument("--influx-port", type=int, default=8086, help="InfluxDB port (default "
-                       "8086)")
+        # Not 1883/8086: Debian's packages start system services there on most machines,
+        # and this stack must run beside them.
+        p.add_argument("--mqtt-port", type=int, default=STACK_MQTT_PORT,
+                       help=f"Mosquitto port (default {STACK_MQTT_PORT})")
+        p.add_argument("--influx-port", type=int, default=STACK_INFLUX_PORT,
+                       help=f"InfluxDB port (default {STACK_INFLUX_PORT})")
         p.add_argument("--no-bridge", action="store_true", help="do not start the MQTT bridge")
     command("down", "stop everything `stack up` started", cmd_down)
     status = command("status", "show which stack processes run", cmd_status)

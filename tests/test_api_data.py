@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from fixtures_api import ApiServer
 
 T0 = "2024-01-02T03:04:05.000Z"

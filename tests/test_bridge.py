@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_api import ApiServer
-from mqtt_helpers import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
 
 from bridge.settings import Settings
+from fixtures_api import ApiServer
+from mqtt_helpers import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
 
 
 @pytest.fixture(scope="module")

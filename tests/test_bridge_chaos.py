@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bridge.settings import Settings
+from devicedata.servers import InfluxServer, MosquittoServer
 from fixtures_api import ApiServer
 from influx_proxy import HoldingProxy
 from mqtt_helpers import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
 from test_bridge import count
-
-from bridge.settings import Settings
-from devicedata.servers import InfluxServer, MosquittoServer
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fixtures_api import ApiServer
 from tagoio_sdk import Device
+
+from fixtures_api import ApiServer
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fixtures_api import ApiServer
-from test_api_data import get, post
 
 from bridge.schema import parse_point_id
+from fixtures_api import ApiServer
+from test_api_data import get, post
 
 HOSTILE = [
     'quote " and \' both', "back\\slash \\", "comma, and space", "a=b", "new\nline",
