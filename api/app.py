@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import data, system
+from api import admin, data, page, system
 from api.errors import EXCEPTION_HANDLERS
 from api.state import lifespan
 from bridge.registry import Registry
@@ -42,10 +42,11 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Starl
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         async with lifespan(app, settings, registry):
+            await admin.load_admin_token(app.state.devicedata)
             yield
 
     app = Starlette(
-        routes=[*data.routes, *system.routes],
+        routes=[*data.routes, *system.routes, *admin.routes, *page.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan,
     )

@@ -16,9 +16,11 @@ from starlette.requests import Request
 
 from bridge.activity import LastInput, save_periodically
 from bridge.batcher import Batcher
+from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
 from bridge.service import DataService
 from bridge.settings import Settings
+from bridge.spooling import SpoolingSink
 from bridge.store import InfluxStore
 from bridge.tokens import TokenCache
 
@@ -34,7 +36,9 @@ class AppState:
     store: InfluxStore
     batcher: Batcher
     service: DataService
+    sink: SpoolingSink
     last_input: LastInput = field(default_factory=LastInput)
+    admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
     @staticmethod
     def of(request: Request) -> AppState:
@@ -50,31 +54,23 @@ async def lifespan(app: Starlette, settings: Settings,
                    registry: Registry | None = None) -> AsyncIterator[None]:
     own_registry = registry is None
     reg = registry if registry is not None else open_registry(settings.registry_location)
-    store = InfluxStore(settings)
     try:
-        await store.start()
-    except Exception as exc:  # InfluxDB may come up later; /ready says so meanwhile
-        log.warning("event=store_not_ready reason=%s", exc)
-    batcher = Batcher(store, max_points=settings.batch_max_points,
-                      linger=settings.batch_linger_ms / 1000)
-    await batcher.start()
-    state = AppState(
-        settings=settings, registry=reg,
-        tokens=TokenCache(reg, settings.token_cache_seconds),
-        store=store, batcher=batcher,
-        service=DataService(store, batcher, max_points=settings.max_points),
-    )
-    app.state.devicedata = state
-    saver = asyncio.create_task(save_periodically(state.last_input, reg))
-    try:
-        yield
+        async with open_pipeline(settings, f"api-{settings.http_port}") as pipe:
+            state = AppState(
+                settings=settings, registry=reg,
+                tokens=TokenCache(reg, settings.token_cache_seconds),
+                store=pipe.store, batcher=pipe.batcher, service=pipe.service, sink=pipe.sink,
+            )
+            app.state.devicedata = state
+            saver = asyncio.create_task(save_periodically(state.last_input, reg))
+            try:
+                yield
+            finally:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
+                await run_in_threadpool(state.last_input.save, reg)
     finally:
-        saver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await saver
-        await batcher.close()
-        await run_in_threadpool(state.last_input.save, reg)
-        await store.close()
         if own_registry:
             reg.close()
 

@@ -58,6 +58,7 @@ class BridgeStats:
     points_written: int = 0
     messages_acked: int = 0
     write_retries: int = 0
+    pauses: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -82,6 +83,8 @@ class Connection(Protocol):
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
+    @property
+    def paused(self) -> bool: ...
 
 
 class KnownDevices:
@@ -164,8 +167,13 @@ class Ingest:
     def _write(self, pending: _Pending) -> None:
         self.batcher.enqueue(pending.body, pending.count,
                              lambda exc: self._written(pending, exc))
-        if self.batcher.pending_points > self.high_water and self.conn is not None:
-            self.conn.pause_reading()
+        conn = self.conn
+        if conn is not None and not conn.paused and self.batcher.pending_points > self.high_water:
+            # The store is slower than the inflow: stop reading rather than grow. The
+            # broker keeps the rest (QoS 1) in the bridge's session meanwhile.
+            conn.pause_reading()
+            self.stats.pauses += 1
+            log.info("event=mqtt_paused pending_points=%d", self.batcher.pending_points)
 
     def _written(self, pending: _Pending, exc: BaseException | None) -> None:
         if exc is None:
@@ -194,8 +202,10 @@ class Ingest:
 
     def _done(self) -> None:
         self.inflight -= 1
-        if self.conn is not None and self.batcher.pending_points <= self.high_water // 2:
-            self.conn.resume_reading()
+        conn = self.conn
+        if conn is not None and conn.paused and self.batcher.pending_points <= self.high_water // 2:
+            conn.resume_reading()
+            log.info("event=mqtt_resumed pending_points=%d", self.batcher.pending_points)
 
     def _ack(self, pending: _Pending) -> None:
         assert self.conn is not None

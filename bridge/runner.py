@@ -12,14 +12,12 @@ import logging
 
 from bridge import broker_sync
 from bridge.activity import save_periodically
-from bridge.batcher import Batcher
 from bridge.errors import DeviceDataError
 from bridge.ingest import DATA_TOPIC, Ingest, KnownDevices
 from bridge.mqtt import ConnectionOptions, MqttConnection
+from bridge.pipeline import Pipeline, open_pipeline
 from bridge.registry import Registry, open_registry
-from bridge.service import DataService
 from bridge.settings import Settings
-from bridge.store import InfluxStore
 
 log = logging.getLogger("devicedata.bridge")
 DRAIN_TIMEOUT = 30.0
@@ -34,16 +32,17 @@ def subscription(settings: Settings) -> str:
 async def run(settings: Settings, stopping: asyncio.Event,
               ready: asyncio.Event | None = None) -> Ingest:
     registry = open_registry(settings.registry_location)
-    store = InfluxStore(settings)
     try:
-        await store.start()
-    except Exception as exc:  # InfluxDB may come later; writes are retried meanwhile
-        log.warning("event=store_not_ready reason=%s", exc)
-    batcher = Batcher(store, max_points=settings.batch_max_points,
-                      linger=settings.batch_linger_ms / 1000)
-    await batcher.start()
-    service = DataService(store, batcher, max_points=settings.max_points)
-    ingest = Ingest(service, batcher, KnownDevices(registry, settings.token_cache_seconds),
+        async with open_pipeline(settings, f"bridge-{settings.mqtt_client_id}") as pipe:
+            return await _serve(settings, registry, pipe, stopping, ready)
+    finally:
+        registry.close()
+
+
+async def _serve(settings: Settings, registry: Registry, pipe: Pipeline,
+                 stopping: asyncio.Event, ready: asyncio.Event | None) -> Ingest:
+    batcher = pipe.batcher
+    ingest = Ingest(pipe.service, batcher, KnownDevices(registry, settings.token_cache_seconds),
                     max_payload=settings.max_body_bytes,
                     high_water=max(settings.batch_max_points * 4, 20_000))
     options = ConnectionOptions(
@@ -67,7 +66,6 @@ async def run(settings: Settings, stopping: asyncio.Event,
     if ingest.inflight:
         log.warning("event=drain_incomplete unacknowledged=%d (the broker will redeliver)",
                     ingest.inflight)
-    await batcher.close()
     await conn.disconnect()
     await connection
     for task in (saver, syncer):
@@ -75,8 +73,6 @@ async def run(settings: Settings, stopping: asyncio.Event,
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await asyncio.to_thread(ingest.last_input.save, registry)
-    await store.close()
-    registry.close()
     log.info("event=bridge_stopped messages=%d acked=%d rejected=%d", ingest.stats.messages,
              ingest.stats.messages_acked, sum(ingest.stats.rejected.values()))
     return ingest

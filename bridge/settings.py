@@ -52,6 +52,13 @@ class Settings:
         "The batching writer flushes when this many points are waiting..."))
     batch_linger_ms: float = field(default=5.0, metadata=_doc(
         "...or when the oldest waiting point is this old (milliseconds)."))
+    max_pending_points: int = field(default=200_000, metadata=_doc(
+        "Points waiting for the writer before HTTP answers 503 + Retry-After (memory bound)."))
+    spool_dir: Path = field(default=Path(""), metadata=_doc(
+        "Where a process spools batches while InfluxDB is down; empty: "
+        "`DATA_DIR/spool/api-PORT` or `DATA_DIR/spool/bridge-CLIENT_ID`."))
+    spool_max_bytes: int = field(default=1024**3, metadata=_doc(
+        "Largest spool on disk; when full, HTTP answers 503 and the bridge stops acknowledging."))
     token_cache_seconds: float = field(default=2.0, metadata=_doc(
         "How long a token look-up is cached per process (bounds revocation delay)."))
     mqtt_host: str = field(default="127.0.0.1", metadata=_doc("Broker host for the bridge."))
@@ -108,6 +115,11 @@ class Settings:
     @property
     def registry_location(self) -> str:
         return self.registry_url or f"sqlite:///{self.data_dir / 'registry.sqlite3'}"
+
+    def spool_path(self, process: str) -> Path:
+        if str(self.spool_dir) not in ("", "."):
+            return self.spool_dir
+        return self.data_dir / "spool" / process
 
     @property
     def broker_dir(self) -> Path:

@@ -1,6 +1,8 @@
 """``devicedata device ...`` and ``devicedata token ...``: manage the registry from a shell.
 
-Plain tokens are printed only by the commands that create them; listings show prefixes.
+The operations themselves (and their JSON shapes) are ``bridge.devices``, shared with the
+admin API; this module only parses arguments and prints. Plain tokens are printed only by
+the commands that create them; listings show prefixes.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from bridge.devices import (
+    DeviceAdmin,
+    device_json,
+    iso,
+    token_json,
+    token_status,
+    topic,
+)
 from bridge.errors import DeviceDataError
-from bridge.registry import PERMISSIONS, Device, Registry, TokenInfo, open_registry
+from bridge.registry import PERMISSIONS, Registry, open_registry
 from bridge.settings import Settings
 from bridge.timeparse import parse_duration
 
@@ -37,22 +46,15 @@ def on_credentials_changed(settings: Settings, registry: Registry) -> None:
     module.sync(settings, registry)
 
 
-def _notify(settings: Settings, registry: Registry) -> None:
-    # The registry change is committed already; failing the command now would make a
-    # script believe it did not happen (and lose a printed-once token), so only warn.
-    try:
-        on_credentials_changed(settings, registry)
-    except (DeviceDataError, OSError) as exc:
-        print(f"warning: broker credentials not updated: {exc}", file=sys.stderr)
+def _warn_sync_failed(exc: Exception) -> None:
+    print(f"warning: broker credentials not updated: {exc}", file=sys.stderr)
 
 
-def iso(ns: int | None) -> str | None:
-    """ISO 8601 UTC with milliseconds and ``Z``, as the data API prints times."""
-    if ns is None:
-        return None
-    # Integer arithmetic: a float timestamp can round 351 ms down to 350.
-    moment = datetime.fromtimestamp(ns // 10**9, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns // 10**6 % 1000:03d}Z"
+def _admin(settings: Settings, registry: Registry) -> DeviceAdmin:
+    # Looked up at call time, so tests can replace ``on_credentials_changed``.
+    return DeviceAdmin(settings, registry,
+                       sync=lambda s, r: on_credentials_changed(s, r),
+                       on_sync_error=_warn_sync_failed)
 
 
 def _duration(text: str) -> int:
@@ -60,12 +62,6 @@ def _duration(text: str) -> int:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _status(info: TokenInfo, now_ns: int) -> str:
-    if info.revoked_ns is not None:
-        return "revoked"
-    return "active" if info.active(now_ns) else "expired"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> None:
@@ -84,40 +80,24 @@ def _json(obj: Any) -> None:
     print(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
-def _device_json(device: Device) -> dict[str, Any]:
-    return {"id": device.id, "name": device.name, "created_at": iso(device.created_ns),
-            "last_input": iso(device.last_input_ns)}
-
-
-def _token_json(info: TokenInfo, now_ns: int) -> dict[str, Any]:
-    return {"prefix": info.prefix, "device_id": info.device_id,
-            "permission": info.permission, "name": info.name,
-            "created_at": iso(info.created_ns), "expires_at": iso(info.expires_ns),
-            "revoked_at": iso(info.revoked_ns), "status": _status(info, now_ns)}
-
-
 def _device_create(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    device = registry.create_device(args.name)
-    issued = registry.create_token(device.id, "full", name="default")
-    topic = f"devices/{device.id}/data"
-    _notify(settings, registry)
+    new = _admin(settings, registry).create_device(args.name)
     if args.json:
-        _json({"id": device.id, "name": device.name, "token": issued.token,
-               "mqtt_username": device.id, "mqtt_password": issued.token, "topic": topic,
-               "created_at": iso(device.created_ns)})
+        _json(new.as_json())
         return 0
+    device, token = new.device, new.issued.token
     print("Device created. The token is shown only now: store it.")
-    _labels([("id", device.id), ("name", device.name), ("token", issued.token),
+    _labels([("id", device.id), ("name", device.name), ("token", token),
              ("permission", "full")])
     print("MQTT")
-    _labels([("username", device.id), ("password", issued.token), ("topic", topic)])
+    _labels([("username", device.id), ("password", token), ("topic", topic(device.id))])
     return 0
 
 
 def _device_list(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     devices = registry.list_devices()
     if args.json:
-        _json([_device_json(d) for d in devices])
+        _json([device_json(d) for d in devices])
         return 0
     _table(["ID", "NAME", "CREATED", "LAST INPUT"],
            [[d.id, d.name, iso(d.created_ns) or "", iso(d.last_input_ns) or "-"]
@@ -126,30 +106,26 @@ def _device_list(args: argparse.Namespace, settings: Settings, registry: Registr
 
 
 def _device_rename(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    device = registry.rename_device(args.id, args.name)
+    device = _admin(settings, registry).rename_device(args.id, args.name)
     print(f"Renamed device {device.id} to {device.name}")
     return 0
 
 
 def _device_delete(args: argparse.Namespace, settings: Settings, registry: Registry,
                    hook: DeviceDeletedHook | None) -> int:
-    device = registry.get_device(args.id)  # NotFound before touching any data
-    if hook is not None:
-        # Data first: if that fails the device stays, and the command can be re-run.
-        hook(settings, device.id)
-    registry.delete_device(device.id)
-    _notify(settings, registry)
+    delete_data = None if hook is None else (lambda device_id: hook(settings, device_id))
+    device = _admin(settings, registry).delete_device(args.id, delete_data)
     print(f"Deleted device {device.id} ({device.name}) and its tokens")
     return 0
 
 
 def _token_create(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     expires = None if args.expires is None else time.time_ns() + args.expires
-    issued = registry.create_token(args.device_id, args.permission, expires, args.name)
-    _notify(settings, registry)
+    issued = _admin(settings, registry).create_token(args.device_id, args.permission,
+                                                     expires, args.name)
     info = issued.info
     if args.json:
-        _json({"token": issued.token, **_token_json(info, info.created_ns)})
+        _json({"token": issued.token, **token_json(info, info.created_ns)})
         return 0
     print("Token created. It is shown only now: store it.")
     _labels([("token", issued.token), ("prefix", info.prefix), ("device", info.device_id),
@@ -162,17 +138,16 @@ def _token_list(args: argparse.Namespace, settings: Settings, registry: Registry
     tokens = registry.list_tokens(args.device_id)
     now = time.time_ns()
     if args.json:
-        _json([_token_json(t, now) for t in tokens])
+        _json([token_json(t, now) for t in tokens])
         return 0
     _table(["PREFIX", "PERMISSION", "STATUS", "NAME", "CREATED", "EXPIRES"],
-           [[t.prefix, t.permission, _status(t, now), t.name or "-", iso(t.created_ns) or "",
-             iso(t.expires_ns) or "never"] for t in tokens])
+           [[t.prefix, t.permission, token_status(t, now), t.name or "-",
+             iso(t.created_ns) or "", iso(t.expires_ns) or "never"] for t in tokens])
     return 0
 
 
 def _token_revoke(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
-    info = registry.revoke_token(args.token_or_prefix)
-    _notify(settings, registry)
+    info = _admin(settings, registry).revoke_token(args.token_or_prefix)
     print(f"Revoked token {info.prefix}... of device {info.device_id}")
     return 0
 

@@ -1,26 +1,20 @@
-"""``devicedata api`` (and, later, ``devicedata bridge``): long-running processes."""
+"""``devicedata api`` and ``devicedata bridge``: the long-running processes."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
-import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from bridge import logs
 from bridge.settings import Settings
 from bridge.store import InfluxStore
 
 BRIDGE_AVAILABLE = True
 SettingsLoader = Callable[[], Settings]
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
 
 
 def add_commands(sub: Any, load: SettingsLoader) -> None:
@@ -43,11 +37,28 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
 
     settings = settings.replace(
         http_host=args.host or settings.http_host, http_port=args.port or settings.http_port)
-    configure_logging(settings)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port,
-                log_level=settings.log_level.lower(), access_log=False,
-                timeout_graceful_shutdown=10)
-    return 0
+    logs.configure(settings)
+    config = uvicorn.Config(create_app(settings), host=settings.http_host,
+                            port=settings.http_port, log_level=settings.log_level.lower(),
+                            access_log=False, log_config=None, timeout_graceful_shutdown=10)
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn re-raises SIGTERM after a graceful shutdown, so the process would
+            # die "by signal"; a drained, clean stop should exit 0 like the bridge does.
+            yield
+
+    server = Server(config)
+
+    async def _main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    asyncio.run(_main())
+    return 0 if server.started else 1
 
 
 def run_bridge(settings: Settings, args: argparse.Namespace) -> int:
@@ -56,7 +67,7 @@ def run_bridge(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.replace(
         mqtt_shared_group=args.shared_group or settings.mqtt_shared_group,
         mqtt_client_id=args.client_id or settings.mqtt_client_id)
-    configure_logging(settings)
+    logs.configure(settings)
 
     async def _main() -> None:
         stopping = asyncio.Event()

@@ -4,7 +4,6 @@ plus helpers to make devices and tokens for it. Loaded from conftest.py."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 import uuid
@@ -22,13 +21,7 @@ from bridge import broker_sync
 from bridge.registry import Permission
 from bridge.registry_sqlite import SQLiteRegistry
 from bridge.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from devicedata.procs import free_port
 
 
 @dataclass
@@ -83,12 +76,6 @@ def start_api(settings: Settings, registry: SQLiteRegistry) -> ApiServer:
                      server, thread)
 
 
-def api_settings(base: Path, influx_url: str, **changes: Any) -> Settings:
-    return Settings(data_dir=base, influx_url=influx_url,
-                    influx_db=f"test_{uuid.uuid4().hex[:10]}", http_port=free_port(),
-                    token_cache_seconds=0.5, **changes)
-
-
 @pytest.fixture(scope="session")
 def api(stack_settings: Settings) -> Iterator[ApiServer]:
     """The API on the session's stack: same registry and database as the bridge."""
@@ -115,12 +102,14 @@ MakeApi = Callable[..., ApiServer]
 
 
 @pytest.fixture
-def make_api(tmp_path: Path) -> Iterator[MakeApi]:
-    """Start an extra API with changed settings (limits, a dead InfluxDB...)."""
+def make_api(stack_settings: Settings, tmp_path: Path) -> Iterator[MakeApi]:
+    """Start an extra API on the session's stack with changed settings (limits, another
+    InfluxDB URL...), its own registry and its own spool."""
     started: list[ApiServer] = []
 
-    def make(influx_url: str, **changes: Any) -> ApiServer:
-        settings = api_settings(tmp_path, influx_url, **changes)
+    def make(**changes: Any) -> ApiServer:
+        settings = stack_settings.replace(http_port=free_port(), token_cache_seconds=0.5,
+                                          **changes)
         server = start_api(settings, SQLiteRegistry(tmp_path / f"reg-{len(started)}.sqlite3"))
         started.append(server)
         return server

@@ -4,6 +4,7 @@ the write is stored, but the bridge never learns it, so it never acknowledges.""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +17,7 @@ class HoldingProxy:
         self.hold_writes = threading.Event()
         self.release = threading.Event()
         self.writes_held = 0
+        self.delay = 0.0  # seconds added before every write is forwarded (a slow store)
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -25,6 +27,8 @@ class HoldingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.path.startswith("/write") and proxy.delay:
+                    time.sleep(proxy.delay)
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() in ("content-type", "authorization")}
                 response = httpx.request(self.command, proxy.upstream + self.path,

@@ -324,8 +324,8 @@ def test_info_reports_last_input(client: httpx.Client) -> None:
     assert client.get("/info").json()["result"]["last_input"].endswith("Z")
 
 
-def test_body_and_point_limits_give_413(make_api: Any, influx: Any) -> None:
-    server = make_api(influx.url, max_body_bytes=2000, max_points=3)
+def test_body_and_point_limits_give_413(make_api: Any) -> None:
+    server = make_api(max_body_bytes=2000, max_points=3)
     _, token = server.device()
     with server.client(token) as c:
         assert post(c, [{"variable": "x", "value": 1}] * 3).status_code == 200
@@ -339,7 +339,8 @@ def test_body_and_point_limits_give_413(make_api: Any, influx: Any) -> None:
 def test_store_down_gives_503_with_retry_after(make_api: Any) -> None:
     from fixtures_api import free_port
 
-    server = make_api(f"http://127.0.0.1:{free_port()}", influx_timeout=2.0)
+    server = make_api(influx_url=f"http://127.0.0.1:{free_port()}", influx_timeout=2.0,
+                      spool_max_bytes=0)
     _, token = server.device()
     with server.client(token) as c:
         response = post(c, {"variable": "x", "value": 1})

@@ -1,0 +1,231 @@
+"""``/admin/...``: devices and tokens for operators, and what the Data page shows.
+
+Guarded by the admin token (``admin-token`` header, or ``authorization: Bearer``). The
+operations are ``bridge.devices``, the same code as ``devicedata device|token``; registry
+and broker-sync calls are blocking, so each runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+import anyio.from_thread
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.data import read_body
+from api.responses import success
+from api.state import AppState
+from bridge.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
+from bridge.errors import AuthorizationDenied, FieldError, StoreError, ValidationError
+from bridge.points import decode_json
+from bridge.query import DataQuery
+from bridge.schema import MEASUREMENT, quote_ident
+from bridge.timeparse import format_iso_ms, now_ns
+
+log = logging.getLogger("devicedata.api")
+
+MAX_ADMIN_BODY = 16 * 1024
+SPARK_WINDOW_NS = 3600 * 10**9
+SPARK_MINUTE_NS = 60 * 10**9
+SPARK_RAW_MAX = 120  # up to this many points a sparkline draws them all, else minute means
+POINTS_LAST_HOUR = (f'SELECT count("created") FROM {quote_ident(MEASUREMENT)} '
+                    'WHERE time > now() - 1h GROUP BY "device"')
+
+
+async def load_admin_token(state: AppState) -> None:
+    """Called once at start-up. Without a token the admin API refuses everyone rather
+    than keeping the device API from starting."""
+    try:
+        state.admin_token = await run_in_threadpool(admin_token, state.settings)
+    except OSError as exc:
+        log.error("event=admin_token_unavailable reason=%s", exc)
+
+
+def _given_token(request: Request) -> str:
+    given = request.headers.get("admin-token", "").strip()
+    if not given:
+        auth = request.headers.get("authorization", "").strip()
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+    return given
+
+
+def _authorized(request: Request) -> AppState:
+    state = AppState.of(request)
+    expected = state.admin_token.encode("utf-8")
+    given = _given_token(request).encode("utf-8")
+    if not expected or not hmac.compare_digest(given, expected):
+        raise AuthorizationDenied()
+    return state
+
+
+def _admin(state: AppState) -> DeviceAdmin:
+    return DeviceAdmin(state.settings, state.registry)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    body = decode_json(await read_body(request, MAX_ADMIN_BODY))
+    if not isinstance(body, dict):
+        raise ValidationError("Invalid body", [FieldError("body", "must be a JSON object")])
+    return body
+
+
+def _text(body: dict[str, Any], key: str, *, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if value is None and default is None:
+        raise ValidationError(f"{key} is required", [FieldError(key, "is required")])
+    if not isinstance(value, str):
+        raise ValidationError(f"{key} must be a string", [FieldError(key, "must be a string")])
+    return value
+
+
+async def _existing_device(state: AppState, device_id: str) -> None:
+    await state.registry_call(state.registry.get_device, device_id)  # NotFound -> 404
+
+
+# devices
+
+async def list_devices(request: Request) -> Response:
+    state = _authorized(request)
+    devices = await state.registry_call(state.registry.list_devices)
+    counts = await _points_last_hour(state)
+    result = []
+    for device in devices:
+        item = device_json(device, state.last_input.latest(device.id, device.last_input_ns))
+        item["points_last_hour"] = None if counts is None else counts.get(device.id, 0)
+        result.append(item)
+    return success(result)
+
+
+async def _points_last_hour(state: AppState) -> dict[str, int] | None:
+    """Points per device over the last hour, in one query for all devices; None while
+    InfluxDB is unreachable, so the device list itself still loads."""
+    try:
+        (series,) = await state.store.query([POINTS_LAST_HOUR])
+    except StoreError as exc:
+        log.warning("event=points_last_hour_unavailable reason=%s", exc)
+        return None
+    counts: dict[str, int] = {}
+    for s in series:
+        for row in s.rows:
+            counts[s.tags.get("device", "")] = int(row.get("count") or 0)
+    return counts
+
+
+async def create_device(request: Request) -> Response:
+    state = _authorized(request)
+    name = _text(await _body(request), "name")
+    new = await state.registry_call(_admin(state).create_device, name)
+    return success(new.as_json())
+
+
+async def rename_device(request: Request) -> Response:
+    state = _authorized(request)
+    name = _text(await _body(request), "name")
+    device = await state.registry_call(_admin(state).rename_device,
+                                       request.path_params["device_id"], name)
+    return success(device_json(device, state.last_input.latest(device.id,
+                                                                device.last_input_ns)))
+
+
+async def delete_device(request: Request) -> Response:
+    state = _authorized(request)
+
+    def delete_data(device_id: str) -> None:
+        # Runs in the worker thread; the store lives on the event loop.
+        anyio.from_thread.run(state.service.delete_device, device_id)
+
+    device = await state.registry_call(_admin(state).delete_device,
+                                       request.path_params["device_id"], delete_data)
+    state.tokens.clear()  # this process refuses the deleted tokens now, not after the TTL
+    return success(device_json(device))
+
+
+# tokens
+
+async def list_tokens(request: Request) -> Response:
+    state = _authorized(request)
+    tokens = await state.registry_call(state.registry.list_tokens,
+                                       request.path_params["device_id"])
+    now = time.time_ns()
+    return success([token_json(t, now) for t in tokens])
+
+
+async def create_token(request: Request) -> Response:
+    state = _authorized(request)
+    body = await _body(request)
+    permission = _text(body, "permission")
+    expires = body.get("expires")
+    if expires is not None and not isinstance(expires, str):
+        raise ValidationError("Invalid token", [
+            FieldError("expires", "must be a duration such as '30d' or '12 hours', or null")])
+    name = _text(body, "name", default="")
+    issued = await state.registry_call(
+        _admin(state).create_token, request.path_params["device_id"], permission,
+        parse_expires(expires), name)
+    return success({"token": issued.token, **token_json(issued.info, issued.info.created_ns)})
+
+
+async def revoke_token(request: Request) -> Response:
+    state = _authorized(request)
+    info = await state.registry_call(_admin(state).revoke_token, request.path_params["token"])
+    state.tokens.clear()
+    return success(token_json(info, time.time_ns()))
+
+
+# what the Data page shows
+
+async def variables(request: Request) -> Response:
+    """Every variable of the device with its newest point (TagoCore's Data tab)."""
+    state = _authorized(request)
+    device_id = request.path_params["device_id"]
+    await _existing_device(state, device_id)
+    points = await state.service.get(device_id, DataQuery(kind="last_item"))
+    assert isinstance(points, list)
+    points.sort(key=lambda p: p["variable"])
+    return success(points)
+
+
+async def series(request: Request) -> Response:
+    """The last hour of one numeric variable, for a sparkline: every point when there are
+    at most SPARK_RAW_MAX, else one mean per minute (a sparkline has no use for more)."""
+    state = _authorized(request)
+    device_id = request.path_params["device_id"]
+    variable = request.query_params.get("variable", "")
+    if not variable:
+        raise ValidationError("Invalid query parameters",
+                              [FieldError("variable", "is required")])
+    await _existing_device(state, device_id)
+    start = now_ns() - SPARK_WINDOW_NS
+    raw = await state.service.get(device_id, DataQuery(
+        variables=[variable], start_ns=start, ascending=True, qty=SPARK_RAW_MAX + 1))
+    assert isinstance(raw, list)
+    aggregated = len(raw) > SPARK_RAW_MAX
+    if aggregated:
+        raw = await state.service.get(device_id, DataQuery(
+            variables=[variable], start_ns=start, ascending=True, kind="aggregate",
+            function="avg", interval_ns=SPARK_MINUTE_NS, qty=SPARK_RAW_MAX))
+        assert isinstance(raw, list)
+    points = [{"time": p["time"], "value": p["value"]} for p in raw
+              if isinstance(p.get("value"), int | float) and not isinstance(p["value"], bool)]
+    return success({"variable": variable, "interval": "1 minute" if aggregated else None,
+                    "start": format_iso_ms(start), "points": points})
+
+
+routes = [
+    Route("/admin/devices", list_devices, methods=["GET"]),
+    Route("/admin/devices", create_device, methods=["POST"]),
+    Route("/admin/devices/{device_id}", rename_device, methods=["PATCH"]),
+    Route("/admin/devices/{device_id}", delete_device, methods=["DELETE"]),
+    Route("/admin/devices/{device_id}/tokens", list_tokens, methods=["GET"]),
+    Route("/admin/devices/{device_id}/tokens", create_token, methods=["POST"]),
+    Route("/admin/devices/{device_id}/variables", variables, methods=["GET"]),
+    Route("/admin/devices/{device_id}/series", series, methods=["GET"]),
+    Route("/admin/tokens/{token}", revoke_token, methods=["DELETE"]),
+]

@@ -1,0 +1,55 @@
+"""The write path every process builds the same way: store -> spooling sink -> batcher ->
+service. ``open_pipeline`` starts it; closing drains the batcher, then stops the drainer
+(leaving what is still spooled on disk for the next start), then closes the store."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bridge.batcher import Batcher
+from bridge.service import DataService
+from bridge.settings import Settings
+from bridge.spool import Spool
+from bridge.spooling import SpoolingSink
+from bridge.store import InfluxStore
+
+log = logging.getLogger("devicedata.pipeline")
+
+
+@dataclass
+class Pipeline:
+    store: InfluxStore
+    sink: SpoolingSink
+    batcher: Batcher
+    service: DataService
+
+
+@contextlib.asynccontextmanager
+async def open_pipeline(settings: Settings, process: str) -> AsyncIterator[Pipeline]:
+    """``process`` names this process's own spool directory (``api-8888``...)."""
+    store = InfluxStore(settings)
+    try:
+        await store.start()
+    except Exception as exc:  # InfluxDB may come up later; the spool covers the meantime
+        log.warning("event=store_not_ready reason=%s", exc)
+    sink = SpoolingSink(store, Spool(settings.spool_path(process),
+                                     max_bytes=settings.spool_max_bytes))
+    try:
+        await sink.start()
+    except BaseException:
+        await store.close()
+        raise
+    batcher = Batcher(sink, max_points=settings.batch_max_points,
+                      linger=settings.batch_linger_ms / 1000,
+                      max_pending_points=settings.max_pending_points)
+    await batcher.start()
+    try:
+        yield Pipeline(store, sink, batcher,
+                       DataService(store, batcher, max_points=settings.max_points))
+    finally:
+        await batcher.close()
+        await sink.close()
+        await store.close()
