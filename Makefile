@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 DATA_DIR ?= .data
 # apt package -> binary it provides; mosquitto-clients gives the mosquitto_pub that the
 # printed examples use.
-PACKAGES := mosquitto:mosquitto influxdb:influxd mosquitto-clients:mosquitto_pub
+PACKAGES := mosquitto:mosquitto influxdb:influxd mosquitto-clients:mosquitto_pub chromium:chromium
 
 .PHONY: run test lint clean setup servers
 

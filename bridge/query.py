@@ -169,7 +169,7 @@ def where(device_id: str, q: DataQuery, *, extra: tuple[str, ...] = ()) -> str:
     if q.variables:
         parts.append(_or([f'"variable" = {quote_string(variable_tag(v))}' for v in q.variables]))
     if q.groups:
-        parts.append(_or([equals("group", g) for g in q.groups]))
+        parts.append(_or([equals("group", g, "string") for g in q.groups]))
     if q.values:
         parts.append(_or([c for v in q.values for c in _value_conditions(v)]))
     if q.start_ns is not None:
@@ -181,15 +181,15 @@ def where(device_id: str, q: DataQuery, *, extra: tuple[str, ...] = ()) -> str:
 
 
 def _value_conditions(text: str) -> list[str]:
-    conditions = [equals("value_str", text)]
+    conditions = [equals("value_str", text, "string")]
     try:
         number = float(text)
         if math.isfinite(number):
-            conditions.append(f'"value" = {number!r}')
+            conditions.append(f'"value"::float = {number!r}')
     except ValueError:
         pass
     if text.lower() in ("true", "false"):
-        conditions.append(f'"value_bool" = {text.lower()}')
+        conditions.append(f'"value_bool"::boolean = {text.lower()}')
     return conditions
 
 
@@ -197,14 +197,29 @@ def _from() -> str:
     return f"FROM {quote_ident(MEASUREMENT)}"
 
 
+# Every column with its type spelled out: a field that some outside writer gave another
+# type in one shard would otherwise make InfluxDB return nulls for ours in every shard.
+COLUMNS = ", ".join([
+    '"created"::integer', '"value"::float', '"value_str"::string', '"value_bool"::boolean',
+    '"value_type"::string', '"unit"::string', '"group"::string', '"lat"::float',
+    '"lng"::float', '"metadata"::string', '"device"::tag', '"variable"::tag', '"slot"::tag',
+])
+
+
+def select_exact(device_id: str, time_ns: int) -> str:
+    """The rows of one device at one instant: what a lookup by id reads."""
+    return (f"SELECT {COLUMNS} {_from()} WHERE \"device\" = {quote_string(device_id)} "
+            f"AND time = {time_ns}")
+
+
 def list_statements(device_id: str, q: DataQuery) -> list[str]:
     """Statements for kind=default; with ids, one exact-time statement per id."""
     order = "ASC" if q.ascending else "DESC"
     if q.ids:
-        return [f"SELECT * {_from()} WHERE "
+        return [f"SELECT {COLUMNS} {_from()} WHERE "
                 f"{where(device_id, q, extra=(f'time = {parse_point_id(i)[0]}',))}"
                 for i in q.ids]
-    return [f"SELECT * {_from()} WHERE {where(device_id, q)} "
+    return [f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} "
             f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}"]
 
 
@@ -212,25 +227,25 @@ def edge_statement(device_id: str, q: DataQuery) -> str:
     """One row per variable: newest (last_*) or oldest (first_*) matching the kind."""
     extra: tuple[str, ...] = ()
     if q.kind.endswith("_value"):
-        extra = ("\"value_type\" != ''",)
+        extra = ("\"value_type\"::string != ''",)
     elif q.kind.endswith("_location"):
-        extra = ('"lat" >= -90',)
+        extra = ('"lat"::float >= -90',)
     order = "DESC" if q.kind.startswith("last") else "ASC"
-    return (f"SELECT * {_from()} WHERE {where(device_id, q, extra=extra)} "
+    return (f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q, extra=extra)} "
             f'GROUP BY "variable" ORDER BY time {order} LIMIT 1')
 
 
 def number_statement(device_id: str, q: DataQuery) -> str:
     function = FUNCTIONS[q.kind]
-    column = '"created"' if q.kind == "count" else '"value"'
-    extra = () if q.kind == "count" else ("\"value_type\" = 'number'",)
+    column = '"created"::integer' if q.kind == "count" else '"value"::float'
+    extra = () if q.kind == "count" else ("\"value_type\"::string = 'number'",)
     return f"SELECT {function}({column}) {_from()} WHERE {where(device_id, q, extra=extra)}"
 
 
 def aggregate_statement(device_id: str, q: DataQuery) -> str:
     function = FUNCTIONS[q.function]
-    column = '"created"' if q.function == "count" else '"value"'
-    extra = () if q.function == "count" else ("\"value_type\" = 'number'",)
+    column = '"created"::integer' if q.function == "count" else '"value"::float'
+    extra = () if q.function == "count" else ("\"value_type\"::string = 'number'",)
     order = "ASC" if q.ascending else "DESC"
     seconds = q.interval_ns // 10**9
     return (f"SELECT {function}({column}) AS \"value\" {_from()} "

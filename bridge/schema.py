@@ -162,13 +162,14 @@ def quote_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
-def equals(column: str, text: str) -> str:
-    """``column = 'text'`` in InfluxQL. A carriage return cannot appear in an InfluxQL
+def equals(column: str, text: str, cast: str = "") -> str:
+    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return cannot appear in an InfluxQL
     string literal (the parser refuses it, escaped or not), so such text is matched with
     an anchored regular expression, which can spell it as ``\\r``."""
+    ident = quote_ident(column) + (f"::{cast}" if cast else "")
     if "\r" not in text:
-        return f"{quote_ident(column)} = {quote_string(text)}"
-    return f"{quote_ident(column)} =~ /^{_regex_literal(text)}$/"
+        return f"{ident} = {quote_string(text)}"
+    return f"{ident} =~ /^{_regex_literal(text)}$/"
 
 
 _REGEX_SPECIAL = set("\\.+*?()|[]{}^$/")

@@ -20,6 +20,7 @@ from bridge.query import (
     edge_statement,
     list_statements,
     number_statement,
+    select_exact,
 )
 from bridge.schema import (
     MEASUREMENT,
@@ -99,7 +100,7 @@ class DataService:
         updates = validate_update(payload, max_points=self.max_points)
         if not updates:
             return 0
-        statements = [_exact_statement(device_id, u.id) for u in updates]
+        statements = [select_exact(device_id, parse_point_id(u.id)[0]) for u in updates]
         results = await self.store.query(statements)
         found: list[tuple[PointUpdate, dict[str, Any]]] = []
         missing = []
@@ -140,12 +141,6 @@ async def delete_device_points(store: InfluxStore, device_id: str) -> None:
 
 def _row_is(row: dict[str, Any], point_id: str) -> bool:
     return id_matches(point_id, variable_from_tag(row["variable"]), int(row.get("slot") or 0))
-
-
-def _exact_statement(device_id: str, point_id: str) -> str:
-    time_ns = parse_point_id(point_id)[0]
-    return (f"SELECT * FROM {quote_ident(MEASUREMENT)} WHERE \"device\" = "
-            f"{quote_string(device_id)} AND time = {time_ns}")
 
 
 def _delete_statement(device_id: str, row: dict[str, Any]) -> str:

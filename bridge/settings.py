@@ -1,5 +1,7 @@
 """Settings, read once at start from ``DEVICEDATA_*`` environment variables (and an
-optional ``KEY=VALUE`` file named by ``DEVICEDATA_CONFIG``), then passed down explicitly.
+optional ``KEY=VALUE`` file named by ``DEVICEDATA_CONFIG``; without one, the
+``DATA_DIR/stack.env`` a running ``devicedata stack`` leaves behind), then passed down
+explicitly. Environment variables win over either file.
 
 Every setting is listed in ``FIELDS`` with its variable name, default and meaning; the
 README's configuration table is generated from the same list (``devicedata config``).
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "DEVICEDATA_"
+STACK_ENV = "stack.env"  # left in the data dir by a running `devicedata stack`
 
 
 def _doc(text: str) -> dict[str, str]:
@@ -74,7 +77,8 @@ class Settings:
     mosquitto_dir: Path = field(default=Path(""), metadata=_doc(
         "Where the broker's password and ACL files are written; empty: `DATA_DIR/mosquitto`."))
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(
-        "PID file of the Mosquitto to SIGHUP after credential changes; empty: none."))
+        "PID file of the Mosquitto to SIGHUP after credential changes; empty: "
+        "`DATA_DIR/run/mosquitto.pid` (where `devicedata stack` writes it), if present."))
     broker_sync_seconds: float = field(default=2.0, metadata=_doc(
         "How often the bridge rewrites the broker's password/ACL files from the registry "
         "(catches expiries and changes made elsewhere); 0 disables."))
@@ -88,6 +92,9 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         values: dict[str, str] = {}
         config_file = env.get(PREFIX + "CONFIG")
+        if not config_file:
+            stack_env = Path(env.get(PREFIX + "DATA_DIR", ".data")) / STACK_ENV
+            config_file = str(stack_env) if stack_env.is_file() else ""
         if config_file:
             values.update(_read_config_file(Path(config_file)))
         values.update({k: v for k, v in env.items() if k.startswith(PREFIX)})

@@ -106,6 +106,8 @@ class InfluxStore:
         params = {"epoch": "ns"}
         if db:
             params["db"] = db
+            if self._rp:
+                params["rp"] = self._rp  # read from the policy we write to
         response = await self._request("POST", "/query", params=params, data=form)
         self._check(response)
         try:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from bridge import broker_sync
 from bridge.registry import Registry, open_registry
-from bridge.settings import Settings
+from bridge.settings import STACK_ENV, Settings
 from devicedata import procs, servers
 
 DEMO_DEVICE = "demo"
@@ -104,6 +104,8 @@ def stop_recorded(layout: Layout, say: Callable[[str], None],
             layout.pid_file(name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         layout.state_file.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (layout.data_dir / STACK_ENV).unlink(missing_ok=True)
     return [n for n in NAMES if n in running]
 
 
@@ -204,6 +206,11 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
     stack.info = describe(stack, api_url, device_id, token)
     public = {k: v for k, v in stack.info.items() if k not in ("device_token", "admin_token")}
     layout.state_file.write_text(json.dumps(public, indent=2) + "\n")
+    # So that `devicedata device ...` run beside this stack reaches its InfluxDB and
+    # broker without the user exporting anything (Settings.from_env reads this file).
+    env_lines = [f"{key}={value}" for key, value in child_env(settings).items()]
+    (data_dir / STACK_ENV).write_text("# written by `devicedata stack`; removed by `stack "
+                                      "down`\n" + "\n".join(env_lines) + "\n")
     return stack
 
 
