@@ -13,14 +13,16 @@ PYTEST_ARGS ?=
 DATA_DIR ?= .data
 # apt package -> binary it provides; mosquitto-clients gives the mosquitto_pub that the
 # printed examples use.
-PACKAGES := mosquitto:mosquitto influxdb:influxd mosquitto-clients:mosquitto_pub chromium:chromium
+PACKAGES := mosquitto:mosquitto influxdb:influxd mosquitto-clients:mosquitto_pub
+# Only the suite needs a browser (the Data page test); `make run` does not install one.
+TEST_PACKAGES := chromium:chromium
 
-.PHONY: run test lint clean setup servers
+.PHONY: run test lint clean setup servers test-servers
 
 run: setup
 	$(BIN)/devicedata stack run --data-dir $(DATA_DIR) $(ARGS)
 
-test: setup
+test: setup test-servers
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: setup
@@ -41,9 +43,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[dev]'
 	touch $@
 
-servers:
+# Installs the Debian packages of $(1) whose binaries are missing (package:binary pairs).
+define install_missing
 	@missing=""; \
-	for entry in $(PACKAGES); do \
+	for entry in $(1); do \
 	  pkg=$${entry%%:*}; bin=$${entry#*:}; \
 	  command -v $$bin >/dev/null 2>&1 || [ -x /usr/sbin/$$bin ] || missing="$$missing $$pkg"; \
 	done; \
@@ -57,3 +60,10 @@ servers:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get install -y $$missing || { apt-get update && apt-get install -y $$missing; }; \
 	fi
+endef
+
+servers:
+	$(call install_missing,$(PACKAGES))
+
+test-servers:
+	$(call install_missing,$(TEST_PACKAGES))

@@ -51,6 +51,20 @@ _POINT = {
 _ENVELOPE = {"type": "object", "properties": {"status": {"type": "boolean"},
                                               "result": {}, "message": {"type": "string"}}}
 _SECURITY: list[dict[str, list[str]]] = [{"token": []}, {"deviceToken": []}, {"authorization": []}]
+_ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBearer": []}]
+
+
+def _admin(summary: str, body: bool = False) -> dict[str, Any]:
+    op = _op(summary)
+    op["security"] = _ADMIN
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"type": "object"}}}}
+    return op
+
+
+_DEVICE_ID = [{"name": "device_id", "in": "path", "required": True,
+               "schema": {"type": "string"}}]
 
 
 def _op(summary: str, **extra: Any) -> dict[str, Any]:
@@ -73,6 +87,8 @@ def openapi_document() -> dict[str, Any]:
             "token": {"type": "apiKey", "in": "header", "name": "token"},
             "deviceToken": {"type": "apiKey", "in": "header", "name": "device-token"},
             "authorization": {"type": "apiKey", "in": "header", "name": "authorization"},
+            "adminToken": {"type": "apiKey", "in": "header", "name": "admin-token"},
+            "adminBearer": {"type": "http", "scheme": "bearer"},
         }},
         "paths": {
             "/data": {
@@ -84,6 +100,33 @@ def openapi_document() -> dict[str, Any]:
                               parameters=_FILTERS),
             },
             "/info": {"get": _op("The token's device")},
+            "/admin/devices": {
+                "get": _admin("List devices with last input and points in the last hour"),
+                "post": _admin("Create a device and its first full token", body=True),
+            },
+            "/admin/devices/{device_id}": {
+                "parameters": _DEVICE_ID,
+                "patch": _admin("Rename a device", body=True),
+                "delete": _admin("Delete a device, its data, tokens and broker credentials"),
+            },
+            "/admin/devices/{device_id}/tokens": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("List a device's tokens (never the tokens themselves)"),
+                "post": _admin("Create a token (shown once)", body=True),
+            },
+            "/admin/devices/{device_id}/variables": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("Each variable's newest value, unit and time"),
+            },
+            "/admin/devices/{device_id}/series": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("The last hour of a numeric variable"),
+            },
+            "/admin/tokens/{token}": {
+                "parameters": [{"name": "token", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "delete": _admin("Revoke a token by itself or its prefix"),
+            },
             "/health": {"get": {"summary": "Process alive", "responses": {
                 "200": {"description": "Alive"}}}},
             "/ready": {"get": {"summary": "InfluxDB and registry reachable", "responses": {

@@ -81,6 +81,9 @@ class DeviceClient:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # paho keeps a socket pair for waking its loop; close it now rather than leave it
+        # to the garbage collector (a ResourceWarning, an error under filterwarnings).
+        self.client._reset_sockets()
 
 
 def connect_when_allowed(settings: Settings, username: str, password: str,
