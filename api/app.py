@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import admin, data, page, system
+from api import admin, data, metrics, page, system
 from api.errors import EXCEPTION_HANDLERS
+from api.metrics import RequestMetrics
 from api.state import lifespan
 from bridge.registry import Registry
 from bridge.settings import Settings
@@ -45,10 +47,9 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Starl
             await admin.load_admin_token(app.state.devicedata)
             yield
 
-    app = Starlette(
-        routes=[*data.routes, *system.routes, *admin.routes, *page.routes],
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=_lifespan,
-    )
+    routes = [*data.routes, *system.routes, *admin.routes, *page.routes, *metrics.routes]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=_lifespan)
     app.add_middleware(DeviceCORS)
+    templates = {r.endpoint: r.path for r in routes if isinstance(r, Route)}
+    app.add_middleware(RequestMetrics, templates=templates)
     return app

@@ -38,7 +38,22 @@ def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+_REASONS = {ValidationError: "invalid", PayloadTooLarge: "too_large",
+            AuthorizationDenied: "unauthorized", StoreRejected: "store_rejected",
+            StoreUnavailable: "unavailable", Overloaded: "overloaded"}
+
+
+def _count_rejection(request: Request, exc: Exception) -> None:
+    if request.url.path != "/data" or request.method not in ("POST", "PUT"):
+        return
+    state = getattr(request.app.state, "devicedata", None)
+    if state is not None:
+        reason = _REASONS.get(type(exc), type(exc).__name__)
+        state.metrics.points_rejected.labels("http", reason).inc()
+
+
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
+    _count_rejection(request, exc)
     if isinstance(exc, ValidationError):
         return failure(400, exc.message, field_errors=exc.field_errors(),
                        errors=[e.as_dict() for e in exc.errors])

@@ -127,9 +127,11 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {"type": "string"}}],
                 "delete": _admin("Revoke a token by itself or its prefix"),
             },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+                "200": {"description": "Prometheus text format"}}}},
             "/health": {"get": {"summary": "Process alive", "responses": {
                 "200": {"description": "Alive"}}}},
-            "/ready": {"get": {"summary": "InfluxDB and registry reachable", "responses": {
+            "/ready": {"get": {"summary": "InfluxDB, registry and broker reachable", "responses": {
                 "200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
         },
     }

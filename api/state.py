@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from bridge.activity import LastInput, save_periodically
 from bridge.batcher import Batcher
+from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
 from bridge.service import DataService
@@ -37,6 +38,7 @@ class AppState:
     batcher: Batcher
     service: DataService
     sink: SpoolingSink
+    metrics: Metrics
     last_input: LastInput = field(default_factory=LastInput)
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
@@ -54,13 +56,16 @@ async def lifespan(app: Starlette, settings: Settings,
                    registry: Registry | None = None) -> AsyncIterator[None]:
     own_registry = registry is None
     reg = registry if registry is not None else open_registry(settings.registry_location)
+    metrics = Metrics()
     try:
-        async with open_pipeline(settings, f"api-{settings.http_port}") as pipe:
+        async with open_pipeline(settings, f"api-{settings.http_port}", metrics) as pipe:
             state = AppState(
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
                 store=pipe.store, batcher=pipe.batcher, service=pipe.service, sink=pipe.sink,
+                metrics=metrics,
             )
+            metrics.track_last_seen(state.last_input.snapshot)
             app.state.devicedata = state
             saver = asyncio.create_task(save_periodically(state.last_input, reg))
             try:

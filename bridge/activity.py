@@ -28,6 +28,9 @@ class LastInput:
             return stored_ns
         return max(mine, stored_ns or 0)
 
+    def snapshot(self) -> dict[str, int]:
+        return dict(self._latest)
+
     def save(self, registry: Registry) -> None:
         """Write what changed since the last save; called from a worker thread."""
         unsaved, self._unsaved = self._unsaved, {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +39,10 @@ class _Submission:
 
 class Batcher:
     def __init__(self, sink: Sink, *, max_points: int = 5000, linger: float = 0.005,
-                 max_pending_points: int = 200_000) -> None:
+                 max_pending_points: int = 200_000,
+                 on_written: Callable[[int, float], None] | None = None) -> None:
         self._sink = sink
+        self._on_written = on_written  # (points, seconds) of each successful write
         self._max_points = max_points
         self._linger = linger
         self._max_pending = max_pending_points
@@ -125,6 +128,7 @@ class Batcher:
         return batch
 
     async def _flush(self, batch: list[_Submission]) -> None:
+        started = time.perf_counter()
         try:
             await self._sink.write(b"\n".join(s.body for s in batch))
         except StoreRejected as exc:
@@ -141,6 +145,10 @@ class Batcher:
                 sub.done(exc)
             return
         self.batches_written += 1
+        points = 0
         for sub in batch:
-            self.points_written += sub.count
+            points += sub.count
             sub.done(None)
+        self.points_written += points
+        if self._on_written is not None:
+            self._on_written(points, time.perf_counter() - started)

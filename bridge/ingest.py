@@ -27,6 +27,7 @@ from bridge.errors import (
     StoreRejected,
     ValidationError,
 )
+from bridge.metrics import Metrics
 from bridge.points import decode_json
 from bridge.registry import Registry
 from bridge.schema import encode_points
@@ -113,13 +114,16 @@ class KnownDevices:
 
 class Ingest:
     def __init__(self, service: DataService, batcher: Batcher, devices: KnownDevices,
-                 *, max_payload: int, high_water: int) -> None:
+                 *, max_payload: int, high_water: int, metrics: Metrics | None = None) -> None:
         self.service = service
         self.batcher = batcher
         self.devices = devices
         self.max_payload = max_payload
         self.high_water = high_water
         self.stats = BridgeStats()
+        self.metrics = metrics or Metrics()
+        self._accepted = self.metrics.points_accepted.labels("mqtt")
+        self._by_qos = [self.metrics.mqtt_messages.labels(str(q)) for q in range(3)]
         self.last_input = LastInput()
         self.inflight = 0
         self.conn: Connection | None = None
@@ -130,6 +134,7 @@ class Ingest:
         conn = self.conn
         assert conn is not None
         self.stats.messages += 1
+        self._by_qos[message.qos].inc()
         topic: str = message.topic
         pending = _Pending(message.mid, message.qos, conn.generation, "", topic, b"", 0)
         device_id = device_from_topic(topic)
@@ -160,6 +165,7 @@ class Ingest:
         pending.body = encode_points(points)
         pending.count = len(points)
         self.stats.points_accepted += pending.count
+        self._accepted.inc(pending.count)
         self.last_input.note(device_id, received)
         self.inflight += 1
         self._write(pending)
@@ -216,6 +222,7 @@ class Ingest:
                 errors: list[FieldError]) -> None:
         """Never fatal: count, tell the device, log (rarely), acknowledge."""
         self.stats.rejected[reason] += 1
+        self.metrics.points_rejected.labels("mqtt", reason).inc()
         if pending.device_id:
             body = {"status": False, "message": message,
                     "errors": [e.as_dict() for e in errors], "topic": pending.topic,

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from bridge.batcher import Batcher
+from bridge.metrics import Metrics, describe_sink
 from bridge.service import DataService
 from bridge.settings import Settings
 from bridge.spool import Spool
@@ -28,7 +29,8 @@ class Pipeline:
 
 
 @contextlib.asynccontextmanager
-async def open_pipeline(settings: Settings, process: str) -> AsyncIterator[Pipeline]:
+async def open_pipeline(settings: Settings, process: str,
+                        metrics: Metrics | None = None) -> AsyncIterator[Pipeline]:
     """``process`` names this process's own spool directory (``api-8888``...)."""
     store = InfluxStore(settings)
     try:
@@ -44,7 +46,10 @@ async def open_pipeline(settings: Settings, process: str) -> AsyncIterator[Pipel
         raise
     batcher = Batcher(sink, max_points=settings.batch_max_points,
                       linger=settings.batch_linger_ms / 1000,
-                      max_pending_points=settings.max_pending_points)
+                      max_pending_points=settings.max_pending_points,
+                      on_written=metrics.observe_batch if metrics else None)
+    if metrics is not None:
+        describe_sink(metrics, sink)
     await batcher.start()
     try:
         yield Pipeline(store, sink, batcher,

@@ -70,7 +70,9 @@ def open_registry(url: str) -> Registry:
     """The registry named by ``url`` (``DEVICEDATA_REGISTRY_URL``).
 
     ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (SQLAlchemy's spelling;
-    the parent directory is created); ``postgresql://...`` for several instances.
+    the parent directory is created); ``postgresql://user[:password]@host[:port]/db``
+    (libpq's URL, also spelled ``postgres://`` or ``postgresql+psycopg://``) for several
+    instances sharing one registry.
     """
     from bridge.errors import RegistryError
 
@@ -90,7 +92,12 @@ def open_registry(url: str) -> Registry:
             raise RegistryError(f"cannot create {path.parent}: {exc}") from exc
         return SQLiteRegistry(path)
     if sep and (scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")):
-        raise RegistryError("PostgreSQL registry is not available yet")
+        try:
+            from bridge.registry_postgres import PostgresRegistry
+        except ImportError as exc:  # psycopg is an optional dependency (the postgres extra)
+            raise RegistryError("a PostgreSQL registry needs psycopg: "
+                                "pip install 'devicedata[postgres]'") from exc
+        return PostgresRegistry(url)
     # Only the scheme is echoed: the rest of a URL may carry a password.
     shown = f"scheme {scheme!r}" if sep else "a value without a scheme"
     raise ValueError(f"DEVICEDATA_REGISTRY_URL: unsupported registry URL ({shown}); "

@@ -14,6 +14,8 @@ from bridge import broker_sync
 from bridge.activity import save_periodically
 from bridge.errors import DeviceDataError
 from bridge.ingest import DATA_TOPIC, Ingest, KnownDevices
+from bridge.metrics import Metrics
+from bridge.metrics import serve as serve_metrics
 from bridge.mqtt import ConnectionOptions, MqttConnection
 from bridge.pipeline import Pipeline, open_pipeline
 from bridge.registry import Registry, open_registry
@@ -32,25 +34,34 @@ def subscription(settings: Settings) -> str:
 async def run(settings: Settings, stopping: asyncio.Event,
               ready: asyncio.Event | None = None) -> Ingest:
     registry = open_registry(settings.registry_location)
+    metrics = Metrics()
     try:
-        async with open_pipeline(settings, f"bridge-{settings.mqtt_client_id}") as pipe:
-            return await _serve(settings, registry, pipe, stopping, ready)
+        async with open_pipeline(settings, f"bridge-{settings.mqtt_client_id}", metrics) as pipe:
+            return await _serve(settings, registry, pipe, metrics, stopping, ready)
     finally:
         registry.close()
 
 
-async def _serve(settings: Settings, registry: Registry, pipe: Pipeline,
+async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics: Metrics,
                  stopping: asyncio.Event, ready: asyncio.Event | None) -> Ingest:
     batcher = pipe.batcher
     ingest = Ingest(pipe.service, batcher, KnownDevices(registry, settings.token_cache_seconds),
                     max_payload=settings.max_body_bytes,
-                    high_water=max(settings.batch_max_points * 4, 20_000))
+                    high_water=max(settings.batch_max_points * 4, 20_000), metrics=metrics)
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
         subscriptions=(subscription(settings),))
     conn = MqttConnection(options, ingest.on_message)
     ingest.conn = conn
+    metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
+                    lambda: float(conn.reconnects))
+    metrics.gauge("devicedata_mqtt_paused", "1 while the bridge has stopped reading.",
+                  lambda: float(conn.paused))
+    metrics.gauge("devicedata_mqtt_inflight", "Messages read but not yet acknowledged.",
+                  lambda: float(ingest.inflight))
+    metrics.track_last_seen(ingest.last_input.snapshot)
+    server = await _metrics_server(settings, metrics)
     saver = asyncio.create_task(save_periodically(ingest.last_input, registry))
     syncer = asyncio.create_task(_sync_broker(settings, registry))
     connection = asyncio.create_task(conn.run(stopping))
@@ -73,6 +84,9 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline,
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await asyncio.to_thread(ingest.last_input.save, registry)
+    if server is not None:
+        server.close()
+        await server.wait_closed()
     log.info("event=bridge_stopped messages=%d acked=%d rejected=%d", ingest.stats.messages,
              ingest.stats.messages_acked, sum(ingest.stats.rejected.values()))
     return ingest
@@ -89,3 +103,17 @@ async def _sync_broker(settings: Settings, registry: Registry) -> None:
         except (OSError, DeviceDataError) as exc:
             log.warning("event=broker_sync_failed reason=%s (retrying)", exc)
         await asyncio.sleep(settings.broker_sync_seconds)
+
+
+async def _metrics_server(settings: Settings, metrics: Metrics) -> asyncio.Server | None:
+    if not settings.bridge_metrics_port:
+        return None
+    try:
+        server = await serve_metrics(metrics, settings.bridge_metrics_host,
+                                     settings.bridge_metrics_port)
+    except OSError as exc:  # a second bridge on this host: it still runs, unobserved
+        log.warning("event=metrics_port_unavailable port=%d reason=%s",
+                    settings.bridge_metrics_port, exc)
+        return None
+    log.info("event=metrics_listening port=%d", settings.bridge_metrics_port)
+    return server

@@ -163,9 +163,9 @@ def quote_string(text: str) -> str:
 
 
 def equals(column: str, text: str, cast: str = "") -> str:
-    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return cannot appear in an InfluxQL
-    string literal (the parser refuses it, escaped or not), so such text is matched with
-    an anchored regular expression, which can spell it as ``\\r``."""
+    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return
+    cannot appear in an InfluxQL string literal (the parser refuses it, escaped or not), so
+    such text is matched with an anchored regular expression, which can spell it ``\\r``."""
     ident = quote_ident(column) + (f"::{cast}" if cast else "")
     if "\r" not in text:
         return f"{ident} = {quote_string(text)}"

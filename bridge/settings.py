@@ -79,6 +79,10 @@ class Settings:
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(
         "PID file of the Mosquitto to SIGHUP after credential changes; empty: "
         "`DATA_DIR/run/mosquitto.pid` (where `devicedata stack` writes it), if present."))
+    bridge_metrics_host: str = field(default="127.0.0.1", metadata=_doc(
+        "Listen address of the bridge's own /metrics endpoint."))
+    bridge_metrics_port: int = field(default=8889, metadata=_doc(
+        "Port of the bridge's /metrics and /health endpoint; 0 disables it."))
     broker_sync_seconds: float = field(default=2.0, metadata=_doc(
         "How often the bridge rewrites the broker's password/ACL files from the registry "
         "(catches expiries and changes made elsewhere); 0 disables."))

@@ -113,6 +113,7 @@ def stack_settings(influx: servers.InfluxServer, mosquitto: servers.MosquittoSer
         mqtt_port=mosquitto.port,
         mosquitto_dir=mosquitto.dir,
         mosquitto_pid_file=mosquitto.pid_file,
+        bridge_metrics_port=0,  # many bridges run at once in tests; one test sets its own
     )
     influx.create_database(settings.influx_db)
     registry = open_registry(settings.registry_location)

@@ -389,3 +389,14 @@ def test_concurrent_posts_share_batches_and_are_all_readable(api: ApiServer) -> 
     assert api.state.batcher.batches_written - batches_before < 64
     with api.client(token) as c:
         assert get(c, {"query": "count"}) == 64
+
+
+def test_ready_names_an_unreachable_broker(make_api: Any) -> None:
+    from fixtures_api import free_port
+
+    server = make_api(mqtt_port=free_port())
+    with server.client() as anon:
+        ready = anon.get("/ready")
+    assert ready.status_code == 503
+    assert "broker" in ready.json()["message"]
+    assert ready.json()["checks"].keys() == {"broker"}

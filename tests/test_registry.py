@@ -1,5 +1,6 @@
 """The device registry, written against the ``Registry`` protocol so every backend runs the
-same suite (add a PostgreSQL case to ``BACKENDS`` when it exists)."""
+same suite: SQLite in a temporary file, PostgreSQL in a throwaway database created for the
+session (``pg_helpers``) and emptied before each test."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg_helpers
 import pytest
 
 from bridge import tokens
@@ -17,7 +19,7 @@ from bridge.errors import Conflict, NotFound, RegistryError, ValidationError
 from bridge.registry import Registry, TokenInfo, open_registry
 from bridge.registry_sqlite import MIGRATIONS, SQLiteRegistry
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 HOUR = 3600 * 10**9
 
 HOSTILE_NAMES = [
@@ -33,11 +35,24 @@ HOSTILE_NAMES = [
 ]
 
 
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One throwaway database for the session's PostgreSQL cases, schema in place."""
+    with pg_helpers.scratch_database() as url:
+        open_registry(url).close()
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Registry]:
     """A factory: each call opens another handle on the same backend store."""
     if request.param == "sqlite":
         return lambda: open_registry(f"sqlite:///{tmp_path / 'reg' / 'registry.sqlite3'}")
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        with pg_helpers.connect(url) as db:
+            db.execute("TRUNCATE devices, tokens")
+        return lambda: open_registry(url)
     raise AssertionError(request.param)
 
 
@@ -421,11 +436,6 @@ def test_open_registry_sqlite_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     reg = open_registry("sqlite:///rel/dir/reg.sqlite3")
     reg.close()
     assert (tmp_path / "rel" / "dir" / "reg.sqlite3").exists()
-
-
-def test_open_registry_postgresql_not_yet() -> None:
-    with pytest.raises(RegistryError, match="PostgreSQL"):
-        open_registry("postgresql://user:pw@localhost/db")
 
 
 @pytest.mark.parametrize("url", ["mysql://user:s3cret@host/db", "registry.sqlite3", "",
