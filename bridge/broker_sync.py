@@ -31,12 +31,12 @@ import hashlib
 import logging
 import os
 import pwd
-import secrets
 import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from bridge import keyfile
 from bridge.registry import Registry
 from bridge.settings import Settings
 from bridge.tokens import mosquitto_hash, mosquitto_verify
@@ -70,22 +70,7 @@ def bridge_password(settings: Settings) -> str:
     and kept in ``DATA_DIR/mqtt-bridge-password`` (mode 0600)."""
     if settings.mqtt_password:
         return settings.mqtt_password
-    path = settings.data_dir / BRIDGE_PASSWORD_NAME
-    with contextlib.suppress(FileNotFoundError):
-        existing = path.read_text(encoding="utf-8").strip()
-        if existing:
-            return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bridge-pw-")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-        # link() fails if another process got there first; then its password is the one.
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return path.read_text(encoding="utf-8").strip()
+    return keyfile.read_or_create(settings.data_dir / BRIDGE_PASSWORD_NAME)
 
 
 def render_passwd(settings: Settings, registry: Registry, existing: str = "") -> str:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import secrets
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge import broker_sync
+from bridge import broker_sync, keyfile
 from bridge.errors import DeviceDataError, FieldError, ValidationError
 from bridge.registry import Device, IssuedToken, Permission, Registry, TokenInfo
 from bridge.settings import Settings
@@ -162,24 +159,4 @@ def admin_token(settings: Settings) -> str:
     stack`` can print it."""
     if settings.admin_token:
         return settings.admin_token
-    path = settings.data_dir / ADMIN_TOKEN_NAME
-    with contextlib.suppress(FileNotFoundError):
-        existing = path.read_text(encoding="utf-8").strip()
-        if existing:
-            return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".admin-token-")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(secrets.token_urlsafe(ADMIN_TOKEN_BYTES) + "\n")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            # Another process got there first, and then its token is the one; unless the
-            # file is empty (a crash mid-write, or an operator clearing it): replace that.
-            if not path.read_text(encoding="utf-8").strip():
-                os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return path.read_text(encoding="utf-8").strip()
+    return keyfile.read_or_create(settings.data_dir / ADMIN_TOKEN_NAME, ADMIN_TOKEN_BYTES)

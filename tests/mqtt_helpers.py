@@ -100,6 +100,18 @@ def connect_when_allowed(settings: Settings, username: str, password: str,
         time.sleep(0.1)
 
 
+def wait_refused(settings: Settings, username: str, password: str,
+                 timeout: float = 5.0) -> None:
+    """Wait until the broker refuses these credentials (it reloads them on SIGHUP)."""
+
+    def refused() -> bool:
+        probe = DeviceClient(settings, username, password)
+        probe.close()
+        return not probe.accepted
+
+    wait_until(refused, timeout=timeout, what=f"the broker to refuse {username}")
+
+
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -152,4 +164,4 @@ def env_of(settings: Settings) -> dict[str, str]:
 
 
 __all__ = ["BridgeProcess", "DeviceClient", "connect_when_allowed", "env_of", "signal",
-           "wait_until"]
+           "wait_refused", "wait_until"]

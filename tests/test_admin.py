@@ -14,7 +14,7 @@ from bridge.devices import ADMIN_TOKEN_NAME
 from bridge.timeparse import format_iso_ms
 from devicedata.servers import InfluxServer
 from fixtures_api import ApiServer
-from mqtt_helpers import DeviceClient, connect_when_allowed, wait_until
+from mqtt_helpers import connect_when_allowed, wait_refused
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'; DROP TABLE devices;-- ü 🌡️"
 
@@ -55,17 +55,6 @@ def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def close(client: DeviceClient) -> None:
-    client.close()
-    # paho leaves its wake-up socket pair to the garbage collector, which then warns
-    # (an error under this suite's filterwarnings) when it happens to run.
-    client.client._reset_sockets()
-
-
-def refused_by_broker(api: ApiServer, username: str, password: str) -> bool:
-    probe = DeviceClient(api.settings, username, password)
-    close(probe)
-    return not probe.accepted
 
 
 def test_admin_token_is_generated_once_and_private(api: ApiServer) -> None:
@@ -194,15 +183,14 @@ def test_tokens_create_list_revoke(api: ApiServer, admin: httpx.Client) -> None:
 
 def test_revoking_reaches_the_broker(api: ApiServer, admin: httpx.Client) -> None:
     dev = new_device(admin)
-    close(connect_when_allowed(api.settings, dev["id"], dev["token"]))
+    connect_when_allowed(api.settings, dev["id"], dev["token"]).close()
     newer = ok(admin.post(f"/admin/devices/{dev['id']}/tokens",
                           json={"permission": "write"}))["token"]
-    close(connect_when_allowed(api.settings, dev["id"], newer))
+    connect_when_allowed(api.settings, dev["id"], newer).close()
     ok(admin.delete(f"/admin/tokens/{newer}"))
-    wait_until(lambda: refused_by_broker(api, dev["id"], newer), timeout=5,
-               what="the broker to refuse the revoked token")
+    wait_refused(api.settings, dev["id"], newer)
     # The device's older token is its broker password again.
-    close(connect_when_allowed(api.settings, dev["id"], dev["token"]))
+    connect_when_allowed(api.settings, dev["id"], dev["token"]).close()
 
 
 def test_delete_removes_data_tokens_and_broker_credentials(
@@ -215,7 +203,7 @@ def test_delete_removes_data_tokens_and_broker_credentials(
                                           {"variable": "t", "value": 2,
                                            "time": "2021-05-01T00:00:00Z"}]))
     assert stored_points(influx, api, dev["id"]) == 2
-    close(connect_when_allowed(api.settings, dev["id"], dev["token"]))
+    connect_when_allowed(api.settings, dev["id"], dev["token"]).close()
 
     deleted = ok(admin.delete(f"/admin/devices/{dev['id']}"))
     assert deleted["id"] == dev["id"]
@@ -225,8 +213,7 @@ def test_delete_removes_data_tokens_and_broker_credentials(
         failed(device.get("/data"), 401)
     failed(admin.get(f"/admin/devices/{dev['id']}/tokens"), 404)
     assert dev["id"] not in {d["id"] for d in ok(admin.get("/admin/devices"))}
-    wait_until(lambda: refused_by_broker(api, dev["id"], dev["token"]), timeout=5,
-               what="the broker to refuse the deleted device")
+    wait_refused(api.settings, dev["id"], dev["token"])
     failed(admin.delete(f"/admin/devices/{dev['id']}"), 404)
 
 

@@ -13,7 +13,13 @@ import pytest
 
 from bridge.settings import Settings
 from fixtures_api import ApiServer
-from mqtt_helpers import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+from mqtt_helpers import (
+    BridgeProcess,
+    DeviceClient,
+    connect_when_allowed,
+    wait_refused,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +148,7 @@ def test_revocation_and_new_tokens_reach_the_broker(api: ApiServer, mqtt_device:
     api.registry.revoke_token(newer)
     api.sync_broker()
 
-    def refused() -> bool:
-        probe = DeviceClient(api.settings, device_id, newer)
-        probe.close()
-        return not probe.accepted
-
-    wait_until(refused, timeout=5, what="the revoked token to be refused")
+    wait_refused(api.settings, device_id, newer)
     connect_when_allowed(api.settings, device_id, token).close()
 
 
@@ -159,12 +160,7 @@ def test_an_expired_token_is_refused_without_any_explicit_sync(
     connect_when_allowed(api.settings, device.id, token).close()  # the bridge synced it
     time.sleep(3)
 
-    def refused() -> bool:
-        probe = DeviceClient(api.settings, device.id, token)
-        probe.close()
-        return not probe.accepted
-
-    wait_until(refused, timeout=5, what="the expired token to be refused")
+    wait_refused(api.settings, device.id, token)
 
 
 def test_deleted_device_is_refused(api: ApiServer, bridge: BridgeProcess) -> None:
@@ -173,12 +169,7 @@ def test_deleted_device_is_refused(api: ApiServer, bridge: BridgeProcess) -> Non
     api.registry.delete_device(device_id)
     api.sync_broker()
 
-    def refused() -> bool:
-        probe = DeviceClient(api.settings, device_id, token)
-        probe.close()
-        return not probe.accepted
-
-    wait_until(refused, timeout=5, what="the deleted device to be refused")
+    wait_refused(api.settings, device_id, token)
 
 
 def test_read_only_token_cannot_publish(api: ApiServer, bridge: BridgeProcess) -> None:

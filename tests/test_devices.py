@@ -16,7 +16,7 @@ from bridge.devices import DeviceAdmin
 from bridge.errors import NotFound, RegistryError, ValidationError
 from bridge.registry import Registry, open_registry
 from bridge.settings import Settings
-from mqtt_helpers import DeviceClient, connect_when_allowed, wait_until
+from mqtt_helpers import connect_when_allowed, wait_refused
 
 
 @pytest.fixture
@@ -31,17 +31,6 @@ def ops(stack_settings: Settings, registry: Registry) -> DeviceAdmin:
     return DeviceAdmin(stack_settings, registry)
 
 
-def close(client: DeviceClient) -> None:
-    client.close()
-    # paho leaves its wake-up socket pair to the garbage collector, which then warns
-    # (an error under this suite's filterwarnings) when it happens to run.
-    client.client._reset_sockets()
-
-
-def refused(settings: Settings, username: str, password: str) -> bool:
-    probe = DeviceClient(settings, username, password)
-    close(probe)
-    return not probe.accepted
 
 
 def test_create_device_reaches_the_broker(ops: DeviceAdmin, registry: Registry,
@@ -52,24 +41,23 @@ def test_create_device_reaches_the_broker(ops: DeviceAdmin, registry: Registry,
     shown = new.as_json()
     assert shown["mqtt_username"] == new.device.id
     assert shown["topic"] == f"devices/{new.device.id}/data"
-    close(connect_when_allowed(stack_settings, new.device.id, new.issued.token))
+    connect_when_allowed(stack_settings, new.device.id, new.issued.token).close()
 
 
 def test_token_create_and_revoke_reach_the_broker(ops: DeviceAdmin,
                                                   stack_settings: Settings) -> None:
     new = ops.create_device("rotating")
     newer = ops.create_token(new.device.id, "write", name="second").token
-    close(connect_when_allowed(stack_settings, new.device.id, newer))
+    connect_when_allowed(stack_settings, new.device.id, newer).close()
     info = ops.revoke_token(newer[:8])
     assert info.revoked_ns is not None and info.name == "second"
-    wait_until(lambda: refused(stack_settings, new.device.id, newer), timeout=5,
-               what="the revoked token to be refused")
+    wait_refused(stack_settings, new.device.id, newer)
 
 
 def test_delete_order_data_then_registry_then_broker(ops: DeviceAdmin, registry: Registry,
                                                      stack_settings: Settings) -> None:
     new = ops.create_device("doomed")
-    close(connect_when_allowed(stack_settings, new.device.id, new.issued.token))
+    connect_when_allowed(stack_settings, new.device.id, new.issued.token).close()
     seen: list[tuple[str, bool]] = []
 
     def delete_data(device_id: str) -> None:
@@ -81,8 +69,7 @@ def test_delete_order_data_then_registry_then_broker(ops: DeviceAdmin, registry:
     with pytest.raises(NotFound):
         registry.get_device(new.device.id)
     assert registry.authenticate(new.issued.token) is None
-    wait_until(lambda: refused(stack_settings, new.device.id, new.issued.token), timeout=5,
-               what="the deleted device to be refused")
+    wait_refused(stack_settings, new.device.id, new.issued.token)
 
 
 def test_failed_data_deletion_keeps_the_device(ops: DeviceAdmin, registry: Registry) -> None:
