@@ -1,10 +1,11 @@
-"""paho-mqtt 2.x driven by the asyncio loop: connection, reconnection, manual acks.
+"""The bridge's MQTT 5 connection on asyncio: connect, subscribe, receive, acknowledge
+later, reconnect with capped backoff.
 
-Why paho and not aiomqtt: aiomqtt 2.5 acknowledges every QoS 1 message as soon as it is
-read (it never calls paho's ``manual_ack_set``), and at-least-once into InfluxDB needs
-the PUBACK to wait for the write. So this module does what aiomqtt does underneath:
-paho's socket is watched with ``add_reader``/``add_writer`` and paho's loop functions
-are called from the event loop, all in one thread, no paho thread.
+QoS 1 messages are acknowledged only when ``ack`` is called (after the write), so the
+broker keeps every message the bridge has not stored. Neither aiomqtt 2.5 (it acks on
+receipt) nor paho (fast enough for devices, not for the bridge's inflow) fit, so the few
+packets a subscriber needs are read and written by ``bridge.mqtt_wire``. PUBACKs produced
+in one turn of the event loop leave in one socket write.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from bridge import mqtt_wire as wire
 
 log = logging.getLogger("devicedata.mqtt")
 
-MessageHandler = Callable[[paho.MQTTMessage], None]
+MessageHandler = Callable[[wire.Message], None]
 SESSION_EXPIRY = 7 * 24 * 3600  # keep queued messages for a bridge that is down a week
 
 
@@ -42,31 +40,46 @@ class ConnectionOptions:
     backoff_max: float = 15.0
 
 
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: MqttConnection) -> None:
+        self.conn = conn
+        self.reader = wire.Reader()
+        self.transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.last_heard = time.monotonic()
+        try:
+            packets = self.reader.feed(data)
+        except (wire.ProtocolError, IndexError, ValueError) as exc:
+            self.conn.last_error = f"unreadable data from the broker: {exc}"
+            self.conn.abort()
+            return
+        self.conn.handle(packets)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.lost(self.transport, exc)
+
+
 class MqttConnection:
     def __init__(self, options: ConnectionOptions, on_message: MessageHandler) -> None:
         self.options = options
+        self.on_message = on_message
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.generation = 0  # bumped on every CONNACK; message ids are per connection
-        self._loop = asyncio.get_running_loop()
-        self._disconnected = asyncio.Event()
-        self._paused = False
-        self._sock: Any = None
-        self._client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=options.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5)
-        self._client.username_pw_set(options.username, options.password)
-        self._client.manual_ack_set(True)
-        self._client.max_inflight_messages_set(1000)
-        self._client.max_queued_messages_set(0)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = lambda _c, _u, message: on_message(message)
-        self._client.on_socket_open = self._on_socket_open
-        self._client.on_socket_close = self._on_socket_close
-        self._client.on_socket_register_write = self._on_register_write
-        self._client.on_socket_unregister_write = self._on_unregister_write
         self.last_error = ""
+        self.last_heard = 0.0
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._disconnected = asyncio.Event()
+        self._connack: asyncio.Future[tuple[bool, int]] | None = None
+        self._paused = False
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._next_id = 0
 
     # -- what the bridge calls ------------------------------------------------------
 
@@ -74,21 +87,23 @@ class MqttConnection:
         """Acknowledge a message received on connection ``generation``. After a
         reconnect the broker resends unacknowledged messages, possibly reusing old ids
         for other messages, so an ack from an earlier connection is dropped."""
-        if qos > 0 and generation == self.generation and self.connected.is_set():
-            self._client.ack(mid, qos)
+        if qos and generation == self.generation and self.connected.is_set():
+            self._send(wire.puback(mid))
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Fire and forget (error reports to devices): the broker's PUBACK is not awaited
+        and nothing is resent after a reconnect."""
         if self.connected.is_set():
-            self._client.publish(topic, payload, qos=qos)
+            self._send(wire.publish(topic, payload, qos, self._packet_id() if qos else 0))
 
     def pause_reading(self) -> None:
-        if not self._paused and self._sock is not None:
-            self._loop.remove_reader(self._sock)
+        if not self._paused and self._transport is not None:
+            self._transport.pause_reading()
         self._paused = True
 
     def resume_reading(self) -> None:
-        if self._paused and self._sock is not None:
-            self._loop.add_reader(self._sock, self._read)
+        if self._paused and self._transport is not None:
+            self._transport.resume_reading()
         self._paused = False
 
     @property
@@ -98,14 +113,12 @@ class MqttConnection:
     async def run(self, stopping: asyncio.Event) -> None:
         """Stay connected until ``stopping`` is set, reconnecting with capped backoff."""
         delay = self.options.backoff_initial
-        misc = asyncio.create_task(self._misc_loop())
+        pinger = asyncio.create_task(self._keepalive())
         try:
             while not stopping.is_set():
-                self._disconnected.clear()
                 if await self._connect():
+                    delay = self.options.backoff_initial
                     await _first(stopping.wait(), self._disconnected.wait())
-                    if self.connected.is_set() or not self._disconnected.is_set():
-                        delay = self.options.backoff_initial
                 if stopping.is_set():
                     break
                 self.reconnects += 1
@@ -115,95 +128,135 @@ class MqttConnection:
                     await asyncio.wait_for(stopping.wait(), delay)
                 delay = min(delay * 2, self.options.backoff_max)
         finally:
-            misc.cancel()
+            pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await misc
+                await pinger
 
     async def disconnect(self) -> None:
         """A clean DISCONNECT that keeps the session (and its queue) on the broker."""
-        if self._sock is None:
+        transport = self._transport
+        if transport is None:
             return
-        self._client.disconnect()
+        self._flush()
+        transport.write(wire.DISCONNECT_PACKET)
+        transport.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._disconnected.wait(), 5)
 
-    # -- paho plumbing -----------------------------------------------------------------
+    # -- called by the protocol --------------------------------------------------------
+
+    def handle(self, packets: list[wire.Message | wire.Packet]) -> None:
+        for packet in packets:
+            if isinstance(packet, wire.Message):
+                self.on_message(packet)
+            elif packet.kind == wire.CONNACK:
+                result = wire.connack(packet.body)
+                if result[1] == 0:
+                    # Now, not when _connect resumes: the broker may resend unacknowledged
+                    # messages in the very same read, and their acks must be accepted.
+                    self.generation += 1
+                    self.connected.set()
+                if self._connack is not None and not self._connack.done():
+                    self._connack.set_result(result)
+            elif packet.kind == wire.SUBACK:
+                _, codes = wire.suback_codes(packet.body)
+                for code in codes:
+                    if code >= 0x80:
+                        log.error("event=mqtt_subscribe_refused reason=%s",
+                                  wire.reason_text(code))
+            elif packet.kind == wire.DISCONNECT:
+                self.last_error = "broker disconnected us: " + wire.reason_text(
+                    wire.disconnect_reason(packet.body))
+            # PUBACK (for our error reports) and PINGRESP need nothing beyond last_heard.
+
+    def lost(self, transport: asyncio.BaseTransport | None, exc: Exception | None) -> None:
+        if transport is not self._transport:
+            return  # an earlier connection, already given up on
+        if self.connected.is_set():
+            log.warning("event=mqtt_disconnected reason=%s",
+                        self.last_error or exc or "closed by the broker")
+        self.connected.clear()
+        self._transport = None
+        self._out.clear()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(ConnectionError(self.last_error or "connection lost"))
+        self._disconnected.set()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- internals ----------------------------------------------------------------------
 
     async def _connect(self) -> bool:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = SESSION_EXPIRY
-        props.ReceiveMaximum = self.options.receive_maximum
+        self._disconnected.clear()
+        options = self.options
         try:
-            # A blocking connect, but to a broker next door: milliseconds, or refused.
-            self._client.connect(self.options.host, self.options.port,
-                                 keepalive=self.options.keepalive, clean_start=False,
-                                 properties=props)
-        except (TimeoutError, OSError) as exc:
+            transport, _ = await asyncio.wait_for(self._loop.create_connection(
+                lambda: _Protocol(self), options.host, options.port), 10)
+        except (OSError, TimeoutError) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
+            self._disconnected.set()
             return False
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if self._paused:
+            transport.pause_reading()
+        self._connack = self._loop.create_future()
+        self.last_heard = time.monotonic()
+        transport.write(wire.connect(
+            options.client_id, options.username, options.password,
+            keepalive=options.keepalive, session_expiry=SESSION_EXPIRY,
+            receive_maximum=options.receive_maximum))
         try:
-            await asyncio.wait_for(_first(self.connected.wait(), self._disconnected.wait()),
-                                   timeout=10)
-        except TimeoutError:
-            self.last_error = "no CONNACK within 10 s"
-            self._client.disconnect()
+            session_present, code = await asyncio.wait_for(self._connack, 10)
+        except (TimeoutError, ConnectionError):
+            self.last_error = self.last_error or "no CONNACK within 10 s"
+            self.abort()
             return False
-        return self.connected.is_set()
-
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
-                    reason: ReasonCode, properties: Any) -> None:
-        if reason.is_failure:
-            self.last_error = f"broker refused the connection: {reason}"
-            log.error("event=mqtt_refused reason=%s", reason)
-            return
+        if code != 0:
+            self.last_error = f"broker refused the connection: {wire.reason_text(code)}"
+            log.error("event=mqtt_refused reason=%s", wire.reason_text(code))
+            self.abort()
+            return False
         # Subscribing again on every connect is harmless, and needed when the broker
         # lost the session (persistence off, or expired).
-        for topic in self.options.subscriptions:
-            client.subscribe(topic, qos=1)
+        for topic in options.subscriptions:
+            transport.write(wire.subscribe(self._packet_id(), topic, qos=1))
         self.last_error = ""
-        self.generation += 1
         log.info("event=mqtt_connected session_present=%s subscriptions=%s",
-                 getattr(flags, "session_present", None), ",".join(self.options.subscriptions))
-        self.connected.set()
+                 session_present, ",".join(options.subscriptions))
+        return True
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
-                       reason: ReasonCode, properties: Any) -> None:
-        if self.connected.is_set():
-            log.warning("event=mqtt_disconnected reason=%s", reason)
-        self.connected.clear()
-        self._disconnected.set()
+    def _packet_id(self) -> int:
+        self._next_id = self._next_id % 65535 + 1
+        return self._next_id
 
-    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._sock = sock
-        if not self._paused:
-            self._loop.add_reader(sock, self._read)
+    def _send(self, packet: bytes) -> None:
+        self._out.append(packet)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
-    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._loop.remove_reader(sock)
-        self._loop.remove_writer(sock)
-        self._sock = None
-        self.connected.clear()
-        self._disconnected.set()
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self._transport is not None:
+            self._transport.write(b"".join(self._out))
+        self._out.clear()
 
-    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._loop.add_writer(sock, self._write)
-
-    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._loop.remove_writer(sock)
-
-    def _read(self) -> None:
-        rc = self._client.loop_read(max_packets=100)
-        if rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_AGAIN):
-            self.last_error = f"read failed: {paho.error_string(rc)}"
-
-    def _write(self) -> None:
-        self._client.loop_write()
-
-    async def _misc_loop(self) -> None:
+    async def _keepalive(self) -> None:
+        interval = max(1.0, self.options.keepalive / 2)
         while True:
-            await asyncio.sleep(1)
-            if self._sock is not None:
-                self._client.loop_misc()  # keepalive pings and timeouts
+            await asyncio.sleep(interval)
+            transport = self._transport
+            if transport is None or not self.connected.is_set():
+                continue
+            silent = time.monotonic() - self.last_heard
+            if not self._paused and silent > self.options.keepalive * 1.5:
+                self.last_error = f"no answer from the broker for {silent:.0f} s"
+                self.abort()
+                continue
+            transport.write(wire.PINGREQ_PACKET)
 
 
 async def _first(*aws: Any) -> None:
