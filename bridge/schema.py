@@ -10,6 +10,7 @@ can receive a number, then a string, then a boolean without a field type conflic
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from typing import Any
@@ -67,15 +68,23 @@ def id_matches(point_id_text: str, variable: str, slot: int) -> bool:
 
 
 def _field_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+@functools.lru_cache(maxsize=8192)
+def _series(device: str, variable: str, slot: int) -> str:
+    """Measurement and tags of a line; cached, as a device repeats its few variables."""
+    tags = f"{MEASUREMENT},device={device.translate(_TAG_ESCAPE)}"
+    if slot:
+        tags += f",slot={slot}"
+    return tags + f",variable={variable_tag(variable).translate(_TAG_ESCAPE)}"
 
 
 def encode_point(p: Point) -> str:
     """One line of line protocol (without the newline)."""
-    tags = f"{MEASUREMENT},device={p.device.translate(_TAG_ESCAPE)}"
-    if p.slot:
-        tags += f",slot={p.slot}"
-    tags += f",variable={variable_tag(p.variable).translate(_TAG_ESCAPE)}"
+    tags = _series(p.device, p.variable, p.slot)
     fields = [f"created={p.created_ns}i"]
     value = p.value
     if value is not None:

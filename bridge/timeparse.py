@@ -7,6 +7,7 @@ calendar only, never for the sub-second part.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import date, datetime
@@ -39,8 +40,10 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+@functools.lru_cache(maxsize=4096)
 def _epoch_seconds(text: str) -> int:
-    """Whole seconds since the epoch of a zone-less ``YYYY-MM-DD[T ]HH:MM`` (or a date)."""
+    """Whole seconds since the epoch of a zone-less ``YYYY-MM-DD[T ]HH:MM`` (or a date).
+    Cached: a stream of readings shares few distinct minutes, and this is the costly part."""
     try:
         delta = datetime.fromisoformat(text) - _EPOCH
     except ValueError:
