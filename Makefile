@@ -14,8 +14,9 @@ DATA_DIR ?= .data
 # apt package -> binary it provides; mosquitto-clients gives the mosquitto_pub that the
 # printed examples use.
 PACKAGES := mosquitto:mosquitto influxdb:influxd mosquitto-clients:mosquitto_pub
-# Only the suite needs a browser (the Data page test); `make run` does not install one.
-TEST_PACKAGES := chromium:chromium
+# Only the suite needs these: a browser for the Data page test, BusyBox's sh for the
+# compose broker entrypoint test (the image's shell); `make run` does not install them.
+TEST_PACKAGES := chromium:chromium busybox:busybox
 
 .PHONY: run test lint clean setup servers test-servers
 
