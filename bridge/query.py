@@ -223,6 +223,12 @@ def list_statements(device_id: str, q: DataQuery) -> list[str]:
             f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}"]
 
 
+def variables_statement(device_id: str) -> str:
+    """Every variable a device has, from InfluxDB's index (no data is read)."""
+    return (f'SHOW TAG VALUES {_from()} WITH KEY = "variable" '
+            f'WHERE "device" = {quote_string(device_id)}')
+
+
 def edge_statement(device_id: str, q: DataQuery) -> str:
     """One row per variable: newest (last_*) or oldest (first_*) matching the kind."""
     extra: tuple[str, ...] = ()

@@ -22,6 +22,7 @@ from bridge.query import (
     number_statement,
     select_exact,
 )
+from bridge.recent import newest_per_variable, newest_rows
 from bridge.schema import (
     MEASUREMENT,
     encode_point,
@@ -62,8 +63,7 @@ class DataService:
             (series,) = await self.store.query([number_statement(device_id, q)])
             return _single_number(series)
         if q.kind in EDGE_KINDS:
-            (series,) = await self.store.query([edge_statement(device_id, q)])
-            rows = [row for s in series for row in s.rows]
+            rows = await self._edge_rows(device_id, q)
             rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
             return [row_to_point(r, details=q.details) for r in rows]
         if q.kind == "aggregate":
@@ -71,7 +71,15 @@ class DataService:
             return _aggregate_points(series, device_id, q)
         return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
 
+    async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
+        if q.kind.startswith("last"):
+            return await newest_per_variable(self.store, device_id, q)
+        (series,) = await self.store.query([edge_statement(device_id, q)])
+        return [row for s in series for row in s.rows]
+
     async def _list_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
+        if not q.ids and not q.ascending:
+            return await newest_rows(self.store, device_id, q)
         results = await self.store.query(list_statements(device_id, q))
         if not q.ids:
             return [row for s in results[0] for row in s.rows]
@@ -87,8 +95,7 @@ class DataService:
             raise ValidationError("Invalid query parameters", [
                 FieldError("query", f"query={q.kind} cannot be used to delete data")])
         if q.kind in EDGE_KINDS:
-            (series,) = await self.store.query([edge_statement(device_id, q)])
-            rows = [row for s in series for row in s.rows]
+            rows = await self._edge_rows(device_id, q)
         else:
             rows = await self._list_rows(device_id, q)
         if rows:

@@ -1,0 +1,66 @@
+"""Newest-first reads try recent windows first, and must return exactly what an
+unbounded query returns (against the real InfluxDB)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from fixtures_api import ApiServer
+from test_api_data import get, post
+
+MIN = 60_000  # ms
+
+
+@pytest.fixture
+def history(api: ApiServer) -> tuple[Any, str, list[int]]:
+    _device_id, token = api.device()
+    now_ms = time.time_ns() // 1_000_000
+    times = ([now_ms - i * MIN for i in range(1, 6)]            # the last hour
+             + [now_ms - 3 * 1440 * MIN - i for i in range(5)]  # three days ago
+             + [now_ms + 10 * MIN])                               # a device clock ahead
+    points = [{"variable": "t", "value": i, "time": ms} for i, ms in enumerate(times)]
+    points += [{"variable": "old", "value": "x", "time": "2020-01-01T00:00:00Z"},
+               {"variable": "older", "value": 1.5, "time": "1999-01-01T00:00:00Z"}]
+    with api.client(token) as c:
+        assert post(c, points).status_code == 200
+    return api, token, times
+
+
+@pytest.mark.parametrize("qty, skip", [(1, 0), (3, 0), (6, 0), (8, 0), (3, 5), (5, 9), (20, 0),
+                                       (4, 11), (0, 0)])
+def test_pages_equal_the_unbounded_query(history: Any, qty: int, skip: int) -> None:
+    api, token, _ = history
+    with api.client(token) as c:
+        everything = get(c, {"qty": 100})  # more than exist: the unbounded query answers
+        page = get(c, {"qty": qty, "skip": skip})
+    assert page == everything[skip:skip + qty]
+
+
+def test_a_full_recent_page_needs_one_statement(history: Any) -> None:
+    api, token, _ = history
+    store = api.state.store
+    before = store.statements_run
+    with api.client(token) as c:
+        assert len(get(c, {"qty": 3})) == 3
+    assert store.statements_run - before == 1
+
+
+def test_last_value_finds_variables_last_seen_long_ago(history: Any) -> None:
+    api, token, times = history
+    with api.client(token) as c:
+        last = {p["variable"]: p["value"] for p in get(c, {"query": "last_value"})}
+        assert last == {"t": len(times) - 1, "old": "x", "older": 1.5}
+        only_old = get(c, {"query": "last_item", "variables": "older"})
+        assert [p["value"] for p in only_old] == [1.5]
+        first = {p["variable"]: p["value"] for p in get(c, {"query": "first_value"})}
+        assert first["t"] == 9  # the oldest "t" is the last of the three-days-ago ones
+
+
+def test_start_date_narrower_than_a_window_is_respected(history: Any) -> None:
+    api, token, _times = history
+    with api.client(token) as c:
+        recent = get(c, {"start_date": "30 minutes", "qty": 50})
+        assert sorted(p["value"] for p in recent) == [0, 1, 2, 3, 4, 10]
