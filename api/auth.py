@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from bridge.errors import AuthorizationDenied
@@ -22,12 +23,17 @@ def request_token(request: Request) -> str | None:
     return None
 
 
-def authorize(request: Request, tokens: TokenCache, needed: Permission | None) -> TokenInfo:
+async def authorize(request: Request, tokens: TokenCache,
+                    needed: Permission | None) -> TokenInfo:
     """The token's record, or AuthorizationDenied whatever the reason (unknown, expired,
     revoked, wrong permission): the answer never tells an attacker which. ``needed=None``
     accepts any permission."""
     token = request_token(request)
-    info = tokens.lookup(token) if token else None
+    info = None
+    if token:
+        hit, info = tokens.cached(token)
+        if not hit:  # the registry may be PostgreSQL across a network: not on the loop
+            info = await run_in_threadpool(tokens.lookup, token)
     if info is None or (needed is not None and not info.allows(needed)):
         raise AuthorizationDenied()
     return info

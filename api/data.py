@@ -37,7 +37,7 @@ async def _json_body(request: Request, state: AppState) -> Any:
 
 async def post_data(request: Request) -> Response:
     state = AppState.of(request)
-    token = authorize(request, state.tokens, "write")
+    token = await authorize(request, state.tokens, "write")
     received = now_ns()
     count = await state.service.add(token.device_id, await _json_body(request, state), received)
     if count:
@@ -48,28 +48,28 @@ async def post_data(request: Request) -> Response:
 
 async def get_data(request: Request) -> Response:
     state = AppState.of(request)
-    token = authorize(request, state.tokens, "read")
+    token = await authorize(request, state.tokens, "read")
     query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
     return success(await state.service.get(token.device_id, query))
 
 
 async def put_data(request: Request) -> Response:
     state = AppState.of(request)
-    token = authorize(request, state.tokens, "write")
+    token = await authorize(request, state.tokens, "write")
     count = await state.service.edit(token.device_id, await _json_body(request, state))
     return success(f"{count} item(s) updated")
 
 
 async def delete_data(request: Request) -> Response:
     state = AppState.of(request)
-    token = authorize(request, state.tokens, "write")
+    token = await authorize(request, state.tokens, "write")
     query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
     return success(f"{await state.service.delete(token.device_id, query)} Data Removed")
 
 
 async def info(request: Request) -> Response:
     state = AppState.of(request)
-    token = authorize(request, state.tokens, None)
+    token = await authorize(request, state.tokens, None)
     device = await state.registry_call(state.registry.get_device, token.device_id)
     last = state.last_input.latest(device.id, device.last_input_ns)
     return success({

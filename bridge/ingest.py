@@ -89,27 +89,46 @@ class Connection(Protocol):
 
 
 class KnownDevices:
-    """Device existence, cached briefly: one registry read per device per ``ttl``."""
+    """Which devices exist, answered from memory: the whole id set is reloaded from the
+    registry in a worker thread every ``ttl`` seconds (``refresh_forever``), so the event
+    loop never waits on the registry (PostgreSQL may be across a network). An id not in
+    the set, such as a device created since the last reload, is looked up directly, at
+    most once per ``ttl`` per id."""
 
     def __init__(self, registry: Registry, ttl: float) -> None:
         self._registry = registry
         self._ttl = ttl
-        self._seen: dict[str, tuple[bool, float]] = {}
+        self._ids: frozenset[str] = frozenset()
+        self._unknown: dict[str, float] = {}
 
     def exists(self, device_id: str) -> bool:
+        if device_id in self._ids:
+            return True
         now = time.monotonic()
-        hit = self._seen.get(device_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        if self._unknown.get(device_id, 0.0) > now:
+            return False
         try:
             self._registry.get_device(device_id)
-            found = True
         except DeviceDataError:
-            found = False
-        if len(self._seen) > 100_000:
-            self._seen.clear()
-        self._seen[device_id] = (found, now + self._ttl)
-        return found
+            if len(self._unknown) > 100_000:
+                self._unknown.clear()
+            self._unknown[device_id] = now + self._ttl
+            return False
+        self._ids = self._ids | {device_id}
+        return True
+
+    def reload(self) -> None:
+        ids = frozenset(d.id for d in self._registry.list_devices())
+        self._ids = ids  # one assignment: readers see the old set or the new one
+        self._unknown.clear()
+
+    async def refresh_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.reload)
+            except DeviceDataError as exc:
+                log.warning("event=device_list_failed reason=%s", exc)
+            await asyncio.sleep(self._ttl)
 
 
 class Ingest:

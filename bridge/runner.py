@@ -45,7 +45,9 @@ async def run(settings: Settings, stopping: asyncio.Event,
 async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics: Metrics,
                  stopping: asyncio.Event, ready: asyncio.Event | None) -> Ingest:
     batcher = pipe.batcher
-    ingest = Ingest(pipe.service, batcher, KnownDevices(registry, settings.token_cache_seconds),
+    devices = KnownDevices(registry, settings.token_cache_seconds)
+    await asyncio.to_thread(devices.reload)
+    ingest = Ingest(pipe.service, batcher, devices,
                     max_payload=settings.max_body_bytes,
                     high_water=max(settings.batch_max_points * 4, 20_000), metrics=metrics)
     options = ConnectionOptions(
@@ -64,6 +66,7 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     server = await _metrics_server(settings, metrics)
     saver = asyncio.create_task(save_periodically(ingest.last_input, registry))
     syncer = asyncio.create_task(_sync_broker(settings, registry))
+    refresher = asyncio.create_task(devices.refresh_forever())
     connection = asyncio.create_task(conn.run(stopping))
     if ready is not None:
         await conn.connected.wait()
@@ -79,7 +82,7 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
                     ingest.inflight)
     await conn.disconnect()
     await connection
-    for task in (saver, syncer):
+    for task in (saver, syncer, refresher):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

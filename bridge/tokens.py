@@ -107,16 +107,26 @@ class TokenCache:
         self._entries: OrderedDict[str, tuple[float, TokenInfo | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def lookup(self, token: str) -> TokenInfo | None:
-        """The token's info if it is active now, else None."""
+    def cached(self, token: str) -> tuple[bool, TokenInfo | None]:
+        """``(True, info or None)`` when the cache can answer, ``(False, None)`` when the
+        registry must be asked (``lookup`` does); lets async callers skip a thread hop."""
         key = token_hash(token)
-        now_ns = self._wall_clock_ns()
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and self._clock() - entry[0] < self._ttl:
                 self._entries.move_to_end(key)
                 info = entry[1]
-                return info if info is not None and info.active(now_ns) else None
+                active = info is not None and info.active(self._wall_clock_ns())
+                return True, info if active else None
+        return False, None
+
+    def lookup(self, token: str) -> TokenInfo | None:
+        """The token's info if it is active now, else None."""
+        hit, info = self.cached(token)
+        if hit:
+            return info
+        key = token_hash(token)
+        now_ns = self._wall_clock_ns()
         # The registry call happens outside the lock: concurrent misses may both ask,
         # which is harmless, while holding the lock would serialise every request on I/O.
         info = self._registry.authenticate(token, now_ns)
