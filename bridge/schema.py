@@ -83,25 +83,25 @@ def _series(device: str, variable: str, slot: int) -> str:
 
 
 def encode_point(p: Point) -> str:
-    """One line of line protocol (without the newline)."""
-    tags = _series(p.device, p.variable, p.slot)
-    fields = [f"created={p.created_ns}i"]
+    """One line of line protocol (without the newline). One f-string per line, since this
+    runs for every point the service stores."""
     value = p.value
-    if value is not None:
-        if isinstance(value, bool):
-            fields.append(f"value_bool={'true' if value else 'false'},value_type=\"boolean\"")
-        elif isinstance(value, str):
-            fields.append(f"value_str={_field_str(value)},value_type=\"string\"")
-        else:
-            fields.append(f"value={float(value)!r},value_type=\"number\"")
+    if value is None:
+        fields = ""
+    elif value.__class__ is bool:
+        fields = f',value_bool={"true" if value else "false"},value_type="boolean"'
+    elif value.__class__ is str:
+        fields = f',value_str={_field_str(value)},value_type="string"'
+    else:
+        fields = f',value={float(value)!r},value_type="number"'
     if p.unit is not None:
-        fields.append(f"unit={_field_str(p.unit)}")
-    fields.append(f"group={_field_str(p.group)}")
+        fields += f",unit={_field_str(p.unit)}"
     if p.lat is not None and p.lng is not None:
-        fields.append(f"lat={float(p.lat)!r},lng={float(p.lng)!r}")
+        fields += f",lat={float(p.lat)!r},lng={float(p.lng)!r}"
     if p.metadata is not None:
-        fields.append(f"metadata={_field_str(p.metadata)}")
-    return f"{tags} {','.join(fields)} {p.time_ns}"
+        fields += f",metadata={_field_str(p.metadata)}"
+    return (f"{_series(p.device, p.variable, p.slot)} created={p.created_ns}i{fields},"
+            f"group={_field_str(p.group)} {p.time_ns}")
 
 
 def encode_points(points: list[Point]) -> bytes:
