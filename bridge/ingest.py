@@ -146,7 +146,7 @@ class Ingest:
         self.last_input = LastInput()
         self.inflight = 0
         self.conn: Connection | None = None
-        self._logged: dict[tuple[str, str], float] = {}
+        self._logged: dict[str, tuple[float, int]] = {}  # device -> (last line, not logged)
 
     def on_message(self, message: Any) -> None:
         """Called by the connection for every PUBLISH, in the event loop."""
@@ -250,10 +250,15 @@ class Ingest:
                 body["field_errors"] = ValidationError("", errors).field_errors()
             assert self.conn is not None
             self.conn.publish(error_topic(pending.device_id), orjson.dumps(body), qos=1)
-        key = (pending.device_id or pending.topic, reason)
+        # At most one line per device per minute, however fast a broken device publishes;
+        # the line says how many rejections it stands for. The metrics count every one.
+        key = pending.device_id or "-"
         now = time.monotonic()
-        if now - self._logged.get(key, -LOG_EVERY) >= LOG_EVERY:
-            self._logged[key] = now
-            log.warning("event=message_rejected device=%s reason=%s detail=%s",
-                        pending.device_id or "-", reason, message[:200])
+        last, quiet = self._logged.get(key, (-LOG_EVERY, 0))
+        if now - last >= LOG_EVERY:
+            self._logged[key] = (now, 0)
+            log.warning("event=message_rejected device=%s reason=%s suppressed=%d detail=%s",
+                        key, reason, quiet, message[:200].replace("\n", " "))
+        else:
+            self._logged[key] = (last, quiet + 1)
         self._ack(pending)
