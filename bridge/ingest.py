@@ -143,6 +143,9 @@ class Ingest:
         self.metrics = metrics or Metrics()
         self._accepted = self.metrics.points_accepted.labels("mqtt")
         self._by_qos = [self.metrics.mqtt_messages.labels(str(q)) for q in range(3)]
+        self._counted = [0, 0, 0]  # per QoS, not yet added to the Prometheus counters
+        self._accepted_uncounted = 0
+        self.metrics.before_scrape(self._flush_counts)
         self.last_input = LastInput()
         self.inflight = 0
         self.conn: Connection | None = None
@@ -153,7 +156,7 @@ class Ingest:
         conn = self.conn
         assert conn is not None
         self.stats.messages += 1
-        self._by_qos[message.qos].inc()
+        self._counted[message.qos] += 1
         topic: str = message.topic
         pending = _Pending(message.mid, message.qos, conn.generation, "", topic, b"", 0)
         device_id = device_from_topic(topic)
@@ -184,10 +187,19 @@ class Ingest:
         pending.body = encode_points(points)
         pending.count = len(points)
         self.stats.points_accepted += pending.count
-        self._accepted.inc(pending.count)
+        self._accepted_uncounted += pending.count
         self.last_input.note(device_id, received)
         self.inflight += 1
         self._write(pending)
+
+    def _flush_counts(self) -> None:
+        counted, self._counted = self._counted, [0, 0, 0]
+        for qos, n in enumerate(counted):
+            if n:
+                self._by_qos[qos].inc(n)
+        accepted, self._accepted_uncounted = self._accepted_uncounted, 0
+        if accepted:
+            self._accepted.inc(accepted)
 
     def _write(self, pending: _Pending) -> None:
         self.batcher.enqueue(pending.body, pending.count,
