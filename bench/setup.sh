@@ -32,7 +32,7 @@ mkdir -p bin
 for prog in cpub csub; do
   if [ ! -x "bin/$prog" ] || [ "c/$prog.c" -nt "bin/$prog" ]; then
     echo "setup: building bin/$prog"
-    cc -O2 -Wall -o "bin/$prog" "c/$prog.c" -lmosquitto
+    cc -O2 -Wall -Wno-format-truncation -o "bin/$prog" "c/$prog.c" -lmosquitto
   fi
 done
 

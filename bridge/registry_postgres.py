@@ -85,7 +85,7 @@ class PostgresRegistry(SQLRegistry):
         return text
 
     def _error(self, exc: psycopg.Error) -> RegistryError:
-        return RegistryError(f"registry {self.where}: {self._scrub(str(exc)).strip()}")
+        return RegistryError(f"PostgreSQL registry {self.where}: {self._scrub(str(exc)).strip()}")
 
     def _connect(self) -> Connection:
         return psycopg.connect(self._url, autocommit=True, row_factory=dict_row,
@@ -95,7 +95,7 @@ class PostgresRegistry(SQLRegistry):
     def _checkout(self) -> Connection:
         with self._lock:
             if self._closed:
-                raise RegistryError(f"registry {self.where} is closed")
+                raise RegistryError(f"PostgreSQL registry {self.where} is closed")
             if self._idle:
                 return self._idle.pop()
         return self._connect()
@@ -120,7 +120,7 @@ class PostgresRegistry(SQLRegistry):
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
         if not self._slots.acquire(timeout=POOL_WAIT_SECONDS):
-            raise RegistryError(f"registry {self.where}: no free connection after "
+            raise RegistryError(f"PostgreSQL registry {self.where}: no free connection after "
                                 f"{POOL_WAIT_SECONDS:.0f} s")
         try:
             conn = self._checkout()

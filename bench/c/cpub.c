@@ -86,9 +86,9 @@ static int payload(char *buf, size_t n, long k) {
         char one[256]; long kk = k * points_per_msg + j;
         char ts[40]; iso_ms(ts, sizeof ts, base_ms + kk);
         long v = (kk * 7919) % 100000;
-        len += snprintf(one, sizeof one, "{\"variable\":\"temperature_sensor_%02ld\",\"value\":%ld.%03ld,"
-                        "\"unit\":\"celsius\",\"time\":\"%s\"}", kk % variables, v / 1000, v % 1000, ts);
-        memcpy(buf + len, one, strlen(one));
+        int l = snprintf(one, sizeof one, "{\"variable\":\"temperature_sensor_%02ld\",\"value\":%ld.%03ld,"
+                         "\"unit\":\"celsius\",\"time\":\"%s\"}", kk % variables, v / 1000, v % 1000, ts);
+        memcpy(buf + len, one, l); len += l;
     }
     buf[len++] = ']'; buf[len] = 0;
     return len;

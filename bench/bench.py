@@ -1,0 +1,750 @@
+"""devicedata benchmarks: one subcommand per figure (see bench/README.md).
+
+Every figure measures our path and its ceiling side by side in the same run, repeats
+``--reps`` times (default 3) and stores per-run numbers plus median/min/max in
+bench/results/FIGURE.json. Only 127.0.0.1 is ever loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lib
+from lib import BENCH, Api, BareApp, Bridge, Env, log, summary
+
+# ---------------------------------------------------------------------------------------
+# Figure 1 (a): broker ceiling, and figure 2: our MQTT path end to end
+# ---------------------------------------------------------------------------------------
+
+MQTT_CASES = {
+    # name: (qos, points per message, messages)
+    "qos1_single": (1, 1, 100_000),
+    "qos0_single": (0, 1, 100_000),
+    "qos1_array10": (1, 10, 25_000),
+}
+
+
+def mqtt_ceiling(env: Env, qos: int, points: int, n: int) -> dict[str, Any]:
+    sub = lib.csub(env, n, qos)
+    pub = lib.cpub(env, n, qos, points, base_ms=lib.fresh_base_ms())
+    p = lib.cpub_result(pub)
+    s = lib.csub_result(sub)
+    elapsed = s["t_last"] - p["t_first"]
+    return {"sent": p["sent"], "received": s["messages"], "points": s["points"],
+            "refused": p["refused"], "elapsed_s": elapsed,
+            "msgs_per_s": s["messages"] / elapsed, "points_per_s": s["points"] / elapsed}
+
+
+def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str) -> dict[str, Any]:
+    base = lib.fresh_base_ms()
+    assert env.influx is not None and env.mosquitto is not None
+    with Bridge(env, tag) as bridge:
+        others = {"influxd": env.influx.pid, "mosquitto": env.mosquitto.pid}
+        cpu0 = lib.cpu_seconds(bridge.pid)
+        o0 = {k: lib.cpu_seconds(p) for k, p in others.items()}
+        t0 = time.monotonic()
+        pub = lib.cpub(env, n, qos, points, base_ms=base)
+        stored, seen_at = lib.wait_for_points(env, lib.ns_window(base), n * points, pub)
+        p = lib.cpub_result(pub)
+        wall = time.monotonic() - t0
+        cpu = lib.cpu_seconds(bridge.pid) - cpu0
+        other_share = {k: (lib.cpu_seconds(pid) - o0[k]) / wall for k, pid in others.items()}
+        rss = bridge.rss()
+    elapsed = seen_at - p["t_first"]
+    return {"sent": p["sent"], "points_expected": n * points, "points_stored": stored,
+            "lost_points": n * points - stored, "refused": p["refused"],
+            "publisher_s": p["t_done"] - p["t_first"], "elapsed_s": elapsed,
+            "points_per_s": stored / elapsed, "msgs_per_s": stored / points / elapsed,
+            "bridge_cpu_s": cpu, "bridge_peak_rss_mb": rss,
+            "influxd_cpu_share": other_share["influxd"],
+            "mosquitto_cpu_share": other_share["mosquitto"]}
+
+
+def fig_mqtt(args: argparse.Namespace) -> None:
+    cases = {k: v for k, v in MQTT_CASES.items() if not args.case or k in args.case}
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cases}
+    with Env("mqtt") as env:
+        for rep in range(args.reps):
+            for name, (qos, points, n) in cases.items():
+                n = int(n * args.scale)
+                lib.purge_session(env, env.settings.mqtt_client_id)
+                ceiling = env.attempt(f"ceiling {name} rep {rep}", lambda q=qos, p=points, m=n:
+                                      mqtt_ceiling(env, q, p, m))
+                ours = env.attempt(f"ours {name} rep {rep}", lambda q=qos, p=points, m=n,
+                                   tag=f"{name}-{rep}": mqtt_ours(env, q, p, m, tag))
+                ratio = ours["msgs_per_s"] / ceiling["msgs_per_s"]
+                runs[name].append({"rep": rep, "ceiling": ceiling, "ours": ours, "ratio": ratio})
+                log(f"mqtt {name} rep {rep}: ceiling {ceiling['msgs_per_s']:,.0f} msg/s, ours "
+                    f"{ours['msgs_per_s']:,.0f} msg/s = {ours['points_per_s']:,.0f} pts/s "
+                    f"(ratio {ratio:.2f}, lost {ours['lost_points']}, "
+                    f"bridge RSS {ours['bridge_peak_rss_mb']:.0f} MB)")
+    out: dict[str, Any] = {"broker": "our mosquitto.conf.template with auth ON (password_file "
+                           "+ acl_file from the registry); ceiling subscriber logs in as the "
+                           "bridge user", "cases": {}}
+    for name, rs in runs.items():
+        qos, points, n = cases[name]
+        out["cases"][name] = {
+            "qos": qos, "points_per_message": points, "messages": int(n * args.scale),
+            "ceiling_msgs_per_s": summary([r["ceiling"]["msgs_per_s"] for r in rs]),
+            "ceiling_points_per_s": summary([r["ceiling"]["points_per_s"] for r in rs]),
+            "ours_msgs_per_s": summary([r["ours"]["msgs_per_s"] for r in rs]),
+            "ours_points_per_s": summary([r["ours"]["points_per_s"] for r in rs]),
+            "ratio": summary([r["ratio"] for r in rs]),
+            "lost_points": summary([r["ours"]["lost_points"] for r in rs]),
+            "bridge_peak_rss_mb": summary([r["ours"]["bridge_peak_rss_mb"] for r in rs]),
+            "bridge_cpu_us_per_point": summary([1e6 * r["ours"]["bridge_cpu_s"]
+                                                / max(1, r["ours"]["points_stored"])
+                                                for r in rs]),
+            "bridge_cpu_share": summary([r["ours"]["bridge_cpu_s"] / r["ours"]["elapsed_s"]
+                                         for r in rs]),
+            "influxd_cpu_share": summary([r["ours"]["influxd_cpu_share"] for r in rs]),
+            "mosquitto_cpu_share": summary([r["ours"]["mosquitto_cpu_share"] for r in rs]),
+            "runs": rs}
+    lib.save("mqtt", out)
+
+
+# ---------------------------------------------------------------------------------------
+# Figure 1 (b): InfluxDB ceiling for our line protocol
+# ---------------------------------------------------------------------------------------
+
+def our_lines(n: int, devices: list[str], variables: int, start_ns: int, step_ns: int,
+              ) -> list[bytes]:
+    """``n`` points as our line protocol, built by bridge.points.Point +
+    bridge.schema.encode_point, one bytes object per line."""
+    from bridge.points import Point
+    from bridge.schema import encode_point
+    out = []
+    group = "0123456789abcdef01234567"
+    created = time.time_ns()
+    nd = len(devices)
+    for k in range(n):
+        p = Point(devices[k % nd], f"temperature_sensor_{(k // nd) % variables:02d}",
+                  start_ns + k * step_ns, created, group, round(20 + (k * 7919 % 100000) / 1000,
+                                                                3), "celsius")
+        out.append(encode_point(p).encode())
+    return out
+
+
+def influx_ceiling(env: Env, bodies: list[bytes], npoints: int, db: str,
+                   connections: int = 1, count_field: str = "created") -> dict[str, Any]:
+    """Write pre-built bodies over ``connections`` keep-alive httpx clients (one thread
+    each, bodies dealt round-robin); rate = points / wall time; the count is verified."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    assert env.influx is not None
+    env.influx.query(f'DROP DATABASE "{db}"')
+    env.influx.create_database(db)
+
+    def send(part: list[bytes]) -> None:
+        with httpx.Client(base_url=env.influx.url, trust_env=False, timeout=60) as client:
+            client.get("/ping")
+            for body in part:
+                r = client.post("/write", params={"db": db, "precision": "ns"}, content=body)
+                if r.status_code != 204:
+                    raise RuntimeError(f"InfluxDB {r.status_code}: {r.text[:200]}")
+
+    parts = [bodies[i::connections] for i in range(connections)]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(send, parts))
+    elapsed = time.perf_counter() - t0
+    stored = env.count("time > 0", field_name=count_field, db=db)
+    return {"points": npoints, "stored": stored, "elapsed_s": elapsed,
+            "points_per_s": npoints / elapsed, "requests": len(bodies),
+            "bytes": sum(len(b) for b in bodies), "connections": connections}
+
+
+def fig_influx(args: argparse.Namespace) -> None:
+    n = int(1_000_000 * args.scale)
+    batch = 5000
+    with Env("influx", with_mosquitto=False) as env:
+        t = time.perf_counter()
+        lines = our_lines(n, [d.id for d in env.devices], 25, (time.time_ns() // 10**9 - 86400
+                                                                * 10) * 10**9, 1_000_000)
+        gen_s = time.perf_counter() - t
+        bodies = [b"\n".join(lines[i:i + batch]) for i in range(0, n, batch)]
+        # The same points with one field (value) instead of our five: what the schema costs.
+        slim_lines = [re.sub(rb" created=\d+i,value=([^,]+),.* (\d+)$", rb" value=\1 \2", ln)
+                      for ln in lines]
+        slim = [b"\n".join(slim_lines[i:i + batch]) for i in range(0, n, batch)]
+        log(f"influx: {n:,} lines generated by encode_point in {gen_s:.1f} s "
+            f"({n / gen_s:,.0f} lines/s), avg {sum(map(len, lines)) / n:.0f} B/line; "
+            f"one-field variant {sum(map(len, slim_lines)) / n:.0f} B/line")
+        runs = []
+        for rep in range(args.reps):
+            r = {"rep": rep,
+                 "ours_1conn": influx_ceiling(env, bodies, n, f"ceiling_{rep}"),
+                 "ours_2conn": influx_ceiling(env, bodies, n, f"ceiling2_{rep}", 2),
+                 "value_only_1conn": influx_ceiling(env, slim, n, f"slim_{rep}", 1, "value")}
+            runs.append(r)
+            log(f"influx rep {rep}: our lines {r['ours_1conn']['points_per_s']:,.0f} pts/s "
+                f"(1 conn), {r['ours_2conn']['points_per_s']:,.0f} (2 conns); value-only "
+                f"lines {r['value_only_1conn']['points_per_s']:,.0f} (1 conn)")
+    lib.save("influx", {"batch_lines": batch, "points": n, "connections": 1,
+                        "client": "httpx.Client keep-alive, bodies pre-built",
+                        "encode_lines_per_s": n / gen_s,
+                        "sample_line": lines[0].decode(),
+                        "sample_value_only_line": slim_lines[0].decode(),
+                        "points_per_s": summary([r["ours_1conn"]["points_per_s"] for r in runs]),
+                        "points_per_s_2conn": summary([r["ours_2conn"]["points_per_s"]
+                                                       for r in runs]),
+                        "value_only_points_per_s": summary([r["value_only_1conn"]["points_per_s"]
+                                                            for r in runs]),
+                        "runs": runs})
+
+
+# ---------------------------------------------------------------------------------------
+# Figure 1 (c) + 3: HTTP POST (wrk), latency at half load (loadgen)
+# ---------------------------------------------------------------------------------------
+
+def wrk(url: str, body_file: Path, token: str, seconds: int, connections: int
+        ) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_BODY": str(body_file), "BENCH_TOKEN": token}
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", str(BENCH / "post.lua"), url], env=env, capture_output=True,
+                         text=True, timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    lat = {m.group(1): m.group(2) for m in re.finditer(r"\s+(50|99)%\s+(\S+)", out)}
+    return {"req_per_s": rps, "requests": total, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else "", "latency": lat,
+            "connections": connections, "seconds": seconds}
+
+
+def one_point_body() -> bytes:
+    return b'{"variable":"temperature","value":21.437,"unit":"celsius"}'
+
+
+def thousand_points_body() -> bytes:
+    return json.dumps([{"variable": f"temperature_sensor_{i % 20:02d}",
+                        "value": round(20 + i * 0.013, 3), "unit": "celsius"}
+                       for i in range(1000)], separators=(",", ":")).encode()
+
+
+def fig_http(args: argparse.Namespace) -> None:
+    secs = args.seconds
+    runs = []
+    with Env("http", ndevices=1) as env:
+        tok = env.devices[0].token
+        dev = env.devices[0].id
+        body1 = env.dir / "one.json"
+        body1.write_bytes(one_point_body())
+        body1k = env.dir / "thousand.json"
+        body1k.write_bytes(thousand_points_body())
+        with BareApp(env) as bare, Api(env, "http") as api:
+            # warm-up: JIT-free Python, but lazy imports and first connections
+            wrk(f"{bare.url}/data", body1, "", 2, 64)
+            wrk(f"{api.url}/data", body1, tok, 2, 64)
+            for rep in range(args.reps):
+                r: dict[str, Any] = {"rep": rep}
+                before = env.count(f"\"device\" = '{dev}'")
+                c0 = lib.cpu_seconds(bare.pid)
+                r["bare_1"] = wrk(f"{bare.url}/data", body1, "", secs, 64)
+                r["bare_1"]["server_cpu_share"] = (lib.cpu_seconds(bare.pid) - c0) / secs
+                c0 = lib.cpu_seconds(api.pid)
+                r["ours_1"] = wrk(f"{api.url}/data", body1, tok, secs, 64)
+                r["ours_1"]["server_cpu_share"] = (lib.cpu_seconds(api.pid) - c0) / secs
+                time.sleep(0.5)
+                after = env.count(f"\"device\" = '{dev}'")
+                r["ours_1"]["points_stored"] = after - before
+                r["ratio_1"] = r["ours_1"]["req_per_s"] / r["bare_1"]["req_per_s"]
+                half = r["ours_1"]["req_per_s"] / 2
+                r["lat_ours"] = asyncio.run(lib_loadgen(f"{api.url}/data", half, secs,
+                                                        body1.read_bytes(), tok))
+                r["lat_bare"] = asyncio.run(lib_loadgen(f"{bare.url}/data", half, secs,
+                                                        body1.read_bytes(), ""))
+                # generator check: the bare endpoint at twice that rate (our full rate)
+                r["lat_bare_full"] = asyncio.run(lib_loadgen(
+                    f"{bare.url}/data", half * 2, 5, body1.read_bytes(), ""))
+                before = env.count(f"\"device\" = '{dev}'")
+                c0 = lib.cpu_seconds(bare.pid)
+                r["bare_1000"] = wrk(f"{bare.url}/data", body1k, "", secs, 16)
+                r["bare_1000"]["server_cpu_share"] = (lib.cpu_seconds(bare.pid) - c0) / secs
+                c0 = lib.cpu_seconds(api.pid)
+                r["ours_1000"] = wrk(f"{api.url}/data", body1k, tok, secs, 16)
+                cpu = lib.cpu_seconds(api.pid) - c0
+                r["ours_1000"]["server_cpu_share"] = cpu / secs
+                time.sleep(0.5)
+                after = env.count(f"\"device\" = '{dev}'")
+                r["ours_1000"]["points_stored"] = after - before
+                r["ours_1000"]["api_cpu_us_per_point"] = 1e6 * cpu / max(1, after - before)
+                r["ratio_1000"] = r["ours_1000"]["req_per_s"] / r["bare_1000"]["req_per_s"]
+                r["api_peak_rss_mb"] = api.rss()
+                runs.append(r)
+                log(f"http rep {rep}: POST 1: bare {r['bare_1']['req_per_s']:,.0f} req/s, ours "
+                    f"{r['ours_1']['req_per_s']:,.0f} (ratio {r['ratio_1']:.2f}); at "
+                    f"{half:,.0f} req/s ours p50 {r['lat_ours']['p50_ms']:.1f} ms p99 "
+                    f"{r['lat_ours']['p99_ms']:.1f} ms (bare p99 {r['lat_bare']['p99_ms']:.1f}); "
+                    f"POST 1000: bare {r['bare_1000']['req_per_s'] * 1000:,.0f} pts/s, ours "
+                    f"{r['ours_1000']['req_per_s'] * 1000:,.0f} pts/s; API RSS "
+                    f"{r['api_peak_rss_mb']:.0f} MB")
+    lib.save("http", {
+        "wrk": "wrk -t1 (POST 1: -c64, POST 1000: -c16), bench/post.lua",
+        "loadgen": "bench/loadgen.py, 64 keep-alive connections, latency from due time",
+        "post1_bare_req_per_s": summary([r["bare_1"]["req_per_s"] for r in runs]),
+        "post1_ours_req_per_s": summary([r["ours_1"]["req_per_s"] for r in runs]),
+        "post1_ratio": summary([r["ratio_1"] for r in runs]),
+        "half_rate_req_per_s": summary([r["lat_ours"]["target_rate"] for r in runs]),
+        "half_ours_p50_ms": summary([r["lat_ours"]["p50_ms"] for r in runs]),
+        "half_ours_p99_ms": summary([r["lat_ours"]["p99_ms"] for r in runs]),
+        "half_bare_p50_ms": summary([r["lat_bare"]["p50_ms"] for r in runs]),
+        "half_bare_p99_ms": summary([r["lat_bare"]["p99_ms"] for r in runs]),
+        "loadgen_check_rate": summary([r["lat_bare_full"]["target_rate"] for r in runs]),
+        "loadgen_check_achieved": summary([r["lat_bare_full"]["achieved_rate"] for r in runs]),
+        "loadgen_check_p99_ms": summary([r["lat_bare_full"]["p99_ms"] for r in runs]),
+        "post1000_bare_points_per_s": summary([r["bare_1000"]["req_per_s"] * 1000
+                                               for r in runs]),
+        "post1000_ours_points_per_s": summary([r["ours_1000"]["req_per_s"] * 1000
+                                               for r in runs]),
+        "post1000_ratio": summary([r["ratio_1000"] for r in runs]),
+        "api_peak_rss_mb": summary([r["api_peak_rss_mb"] for r in runs]),
+        "post1_ours_cpu_share": summary([r["ours_1"]["server_cpu_share"] for r in runs]),
+        "post1_bare_cpu_share": summary([r["bare_1"]["server_cpu_share"] for r in runs]),
+        "post1000_ours_cpu_share": summary([r["ours_1000"]["server_cpu_share"] for r in runs]),
+        "post1000_ours_cpu_us_per_point": summary([r["ours_1000"]["api_cpu_us_per_point"]
+                                                   for r in runs]),
+        "runs": runs})
+
+
+async def lib_loadgen(url: str, rate: float, seconds: float, body: bytes, token: str,
+                      method: str = "POST") -> dict[str, Any]:
+    import loadgen
+    return await loadgen.run(url, rate, seconds, body, token, method=method)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("figure", choices=sorted(FIGURES))
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="multiply message/point counts (quick checks: 0.1)")
+    parser.add_argument("--seconds", type=int, default=8, help="wrk/loadgen duration")
+    parser.add_argument("--case", action="append", help="mqtt: only these cases")
+    parser.add_argument("--no-outage", action="store_true", help="peer: flood runs only")
+    args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so every server and child this run started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    lib.setup()
+    FIGURES[args.figure](args)
+
+
+FIGURES = {"mqtt": fig_mqtt, "influx": fig_influx, "http": fig_http}
+
+
+
+# ---------------------------------------------------------------------------------------
+# Profiles (py-spy) of the bridge under MQTT load and of the API under wrk
+# ---------------------------------------------------------------------------------------
+
+def pyspy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                             str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def fig_profile(args: argparse.Namespace) -> None:
+    import profile_summary
+    result: dict[str, Any] = {}
+    with Env("profile") as env:
+        for name, (qos, points, n) in {"bridge_qos1_single": (1, 1, 150_000),
+                                       "bridge_qos1_array10": (1, 10, 30_000)}.items():
+            raw = env.dir / f"{name}.raw"
+            base = lib.fresh_base_ms()
+            with Bridge(env, name) as bridge:
+                spy = pyspy(bridge.pid, 12, raw)
+                time.sleep(1)
+                pub = lib.cpub(env, n, qos, points, base_ms=base)
+                stored, _ = lib.wait_for_points(env, lib.ns_window(base), n * points, pub)
+                lib.cpub_result(pub)
+                spy.wait()
+            result[name] = profile_summary.summarise(str(raw), 30)
+            log(f"profile {name}: {result[name]['samples']} samples, stored {stored}")
+        tok = env.devices[0].token
+        body = env.dir / "one.json"
+        body.write_bytes(one_point_body())
+        with Api(env, "profile") as api:
+            wrk(f"{api.url}/data", body, tok, 2, 64)
+            raw = env.dir / "api_post1.raw"
+            spy = pyspy(api.pid, 10, raw)
+            time.sleep(0.5)
+            wrk(f"{api.url}/data", body, tok, 9, 64)
+            spy.wait()
+            result["api_post1"] = profile_summary.summarise(str(raw), 30)
+            body1k = env.dir / "thousand.json"
+            body1k.write_bytes(thousand_points_body())
+            raw = env.dir / "api_post1000.raw"
+            spy = pyspy(api.pid, 10, raw)
+            time.sleep(0.5)
+            wrk(f"{api.url}/data", body1k, tok, 9, 16)
+            spy.wait()
+            result["api_post1000"] = profile_summary.summarise(str(raw), 30)
+    for name, res in result.items():
+        print(f"\n== {name} ({res['samples']} samples)")
+        for kind in ("self", "total"):
+            print(f"  {kind}:")
+            for fn, p in res[kind][:20]:
+                print(f"    {p:5.1f}%  {fn}")
+    lib.save("profile", {"profiler": "py-spy record --rate 200 --nonblocking --format raw",
+                         "profiles": result})
+
+
+FIGURES["profile"] = fig_profile
+
+
+
+# ---------------------------------------------------------------------------------------
+# Figure 4: the Node-RED peer, same load; the two loss scenarios side by side
+# ---------------------------------------------------------------------------------------
+
+def _target(env: Env, who: str, tag: str) -> Any:
+    import nodered
+    if who == "ours":
+        return Bridge(env, tag)
+    return nodered.NodeRed(env, who.split("_", 1)[1], tag)
+
+
+def _count_args(who: str, base: int) -> dict[str, Any]:
+    import nodered
+    if who == "ours":
+        return {"where": lib.ns_window(base)}
+    return {"where": lib.ns_window(base), "measurement": "telemetry", "field_name": "value",
+            "db": nodered.NR_DB}
+
+
+def flood_run(env: Env, who: str, n: int, tag: str) -> dict[str, Any]:
+    base = lib.fresh_base_ms()
+    with _target(env, who, tag) as target:
+        pub = lib.cpub(env, n, 1, base_ms=base)
+        ca = _count_args(who, base)
+        # Node-RED's plain flow can stall for a while with thousands of writes in flight:
+        # give it 30 s without progress before calling the rest lost.
+        idle = 30 if who == "nodered_plain" else 10
+        stored, seen_at = lib.wait_for_points(env, ca.pop("where"), n, pub, idle=idle,
+                                              timeout=180, **ca)
+        p = lib.cpub_result(pub)
+        rss = target.rss()
+        errors = target.log_tail_errors() if who != "ours" else 0
+    elapsed = seen_at - p["t_first"]
+    return {"who": who, "sent": p["sent"], "puback_ok": p["completed"] - p["refused"],
+            "stored": stored, "lost": n - stored, "elapsed_s": elapsed,
+            "points_per_s": stored / elapsed, "peak_rss_mb": rss, "logged_errors": errors}
+
+
+def outage_run(env: Env, who: str, tag: str, rate: int = 2000, seconds: int = 30,
+               down_at: float = 10, down_for: float = 10) -> dict[str, Any]:
+    assert env.influx is not None
+    n = rate * seconds
+    base = lib.fresh_base_ms()
+    with _target(env, who, tag) as target:
+        pub = lib.cpub(env, n, 1, base_ms=base, rate=rate)
+        t0 = time.monotonic()
+        time.sleep(max(0.0, t0 + down_at - time.monotonic()))
+        t_stop = time.monotonic()
+        env.influx.stop()
+        time.sleep(max(0.0, t_stop + down_for - time.monotonic()))
+        env.influx.start()
+        t_up = time.monotonic()
+        p = lib.cpub_result(pub)
+        ca = _count_args(who, base)
+        stored, _ = lib.wait_for_points(env, ca.pop("where"), n, pub, idle=15, timeout=150, **ca)
+        rss = target.rss()
+        errors = target.log_tail_errors() if who != "ours" else 0
+    return {"who": who, "sent": p["sent"], "puback_ok": p["completed"] - p["refused"],
+            "stored": stored, "lost": n - stored, "rate": rate,
+            "influx_down_s": t_up - t_stop, "publish_s": p["t_done"] - p["t_first"],
+            "peak_rss_mb": rss, "logged_errors": errors}
+
+
+PEERS = ("ours", "nodered_batch", "nodered_plain")
+
+
+def fig_peer(args: argparse.Namespace) -> None:
+    import nodered
+    n = int(100_000 * args.scale)
+    runs = []
+    with Env("peer") as env:
+        env.influx.create_database(nodered.NR_DB)
+        for rep in range(args.reps):
+            r: dict[str, Any] = {"rep": rep}
+            lib.purge_session(env, env.settings.mqtt_client_id)
+            r["ceiling"] = env.attempt(f"ceiling rep {rep}", lambda: mqtt_ceiling(env, 1, 1, n))
+            for who in PEERS:
+                r[f"flood_{who}"] = f = env.attempt(
+                    f"flood {who} rep {rep}",
+                    lambda who=who, tag=f"flood-{who}-{rep}": flood_run(env, who, n, tag))
+                log(f"peer flood rep {rep} {who}: {f['points_per_s']:,.0f} pts/s, stored "
+                    f"{f['stored']:,}/{n:,} (lost {f['lost']:,}), RSS {f['peak_rss_mb']:.0f} MB")
+            if not args.no_outage:
+                for who in PEERS:
+                    r[f"outage_{who}"] = o = env.attempt(
+                        f"outage {who} rep {rep}",
+                        lambda who=who, tag=f"outage-{who}-{rep}": outage_run(env, who, tag))
+                    log(f"peer outage rep {rep} {who}: stored {o['stored']:,}/{o['sent']:,} "
+                        f"(lost {o['lost']:,}), InfluxDB down {o['influx_down_s']:.1f} s")
+            runs.append(r)
+    out: dict[str, Any] = {
+        "messages": n, "flows": nodered.__doc__,
+        "ceiling_msgs_per_s": summary([r["ceiling"]["msgs_per_s"] for r in runs])}
+    for who in PEERS:
+        out[f"flood_{who}_points_per_s"] = summary([r[f"flood_{who}"]["points_per_s"]
+                                                     for r in runs])
+        out[f"flood_{who}_lost"] = summary([r[f"flood_{who}"]["lost"] for r in runs])
+        out[f"flood_{who}_ratio"] = summary([r[f"flood_{who}"]["points_per_s"]
+                                             / r["ceiling"]["msgs_per_s"] for r in runs])
+        out[f"flood_{who}_peak_rss_mb"] = summary([r[f"flood_{who}"]["peak_rss_mb"]
+                                                    for r in runs])
+        if not args.no_outage:
+            out[f"outage_{who}_lost"] = summary([r[f"outage_{who}"]["lost"] for r in runs])
+            out[f"outage_{who}_sent"] = summary([r[f"outage_{who}"]["sent"] for r in runs])
+            out[f"outage_{who}_peak_rss_mb"] = summary([r[f"outage_{who}"]["peak_rss_mb"]
+                                                         for r in runs])
+    out["runs"] = runs
+    lib.save("peer", out)
+
+
+FIGURES["peer"] = fig_peer
+
+
+
+# ---------------------------------------------------------------------------------------
+# Figure 3 (GET): /data on a device with 10 million stored points
+# ---------------------------------------------------------------------------------------
+
+BIG_POINTS = 10_000_000
+BIG_VARIABLES = 20
+BIG_DAYS = 100
+
+
+def _load_worker(url: str, device: str, first: int, last: int, end_ns: int, step_ns: int,
+                 batch: int) -> int:
+    """Write points first..last-1 of the 10M set: point k is variable k % 20 at time
+    end - (k // 20) * step, so the 20 variables are sampled together every ``step``."""
+    import httpx
+
+    from bridge.points import Point
+    from bridge.schema import encode_point
+    written = 0
+    with httpx.Client(base_url=url, trust_env=False, timeout=120) as client:
+        for start in range(first, last, batch):
+            lines = []
+            for k in range(start, min(start + batch, last)):
+                t = end_ns - (k // BIG_VARIABLES) * step_ns
+                lines.append(encode_point(Point(
+                    device, f"sensor_{k % BIG_VARIABLES:02d}", t, t,
+                    f"{k // BIG_VARIABLES:024x}", round(((k * 7919) % 100000) / 1000, 3),
+                    "celsius")))
+            r = client.post("/write", params={"db": lib.DB, "precision": "ns"},
+                            content="\n".join(lines).encode())
+            if r.status_code != 204:
+                raise RuntimeError(f"InfluxDB {r.status_code}: {r.text[:200]}")
+            written += len(lines)
+    return written
+
+
+def load_big(env: Env, device: str) -> dict[str, Any]:
+    from concurrent.futures import ProcessPoolExecutor
+    assert env.influx is not None
+    env.query(f"DROP SERIES FROM \"data\" WHERE \"device\" = '{device}'")
+    end_ns = (time.time_ns() // 10**9 - 60) * 10**9
+    steps = BIG_POINTS // BIG_VARIABLES
+    step_ns = BIG_DAYS * 86400 * 10**9 // steps
+    t = time.perf_counter()
+    half = BIG_POINTS // 2
+    with ProcessPoolExecutor(2) as pool:
+        futs = [pool.submit(_load_worker, env.influx.url, device, a, b, end_ns, step_ns, 50_000)
+                for a, b in ((0, half), (half, BIG_POINTS))]
+        written = sum(f.result() for f in futs)
+    elapsed = time.perf_counter() - t
+    log(f"get: loaded {written:,} points in {elapsed:.0f} s ({written / elapsed:,.0f} pts/s)")
+    return {"points": written, "seconds": elapsed, "step_s": step_ns / 1e9,
+            "end_ns": end_ns}
+
+
+def _influx_idle(env: Env, limit: float = 120) -> float:
+    """Wait until influxd's CPU use falls under 10 % of a core (compactions done)."""
+    assert env.influx is not None and env.influx.pid is not None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        c0 = lib.cpu_seconds(env.influx.pid)
+        time.sleep(2)
+        if (lib.cpu_seconds(env.influx.pid) - c0) / 2 < 0.10:
+            break
+    return time.monotonic() - t0
+
+
+GET_QUERIES = {
+    "default": "",
+    "last_value": "query=last_value",
+    "aggregate": "query=aggregate&function=avg&interval=1%20hour&start_date=7%20days&qty=200",
+}
+
+
+def _recorded_calls(settings: Any, device: str, qs: str) -> list[list[str]]:
+    """The InfluxQL our API sends for ``GET /data?qs``: ``DataService.get`` runs in this
+    process against the real InfluxDB with its store's ``query`` recorded. Each entry is
+    one /query request (a list of statements), in the order the service sent them."""
+    from urllib.parse import parse_qs
+
+    from bridge.query import parse_data_query
+    from bridge.service import DataService
+    from bridge.store import InfluxStore
+
+    async def run() -> list[list[str]]:
+        store = InfluxStore(settings)
+        calls: list[list[str]] = []
+        original = store.query
+
+        async def recording(statements: list[str]) -> Any:
+            calls.append(list(statements))
+            return await original(statements)
+
+        store.query = recording  # type: ignore[method-assign]
+        try:
+            service = DataService(store, None, max_points=settings.max_points)  # type: ignore[arg-type]
+            await service.get(device, parse_data_query(parse_qs(qs), now_ns=time.time_ns()))
+        finally:
+            await store.close()
+        return calls
+
+    return asyncio.run(run())
+
+
+def _variants(device: str) -> dict[str, str]:
+    """The same reads as one unbounded statement each (what the API sent before commit
+    c137bf0 "newest-first reads look at recent windows first"), timed straight on
+    InfluxDB for context."""
+    from bridge.query import DataQuery, edge_statement, list_statements
+    return {"default_unbounded": list_statements(device, DataQuery())[0],
+            "last_value_unbounded": edge_statement(device, DataQuery(kind="last_value"))}
+
+
+def _latencies(call: Any, budget_s: float, max_n: int, min_n: int = 20) -> dict[str, Any]:
+    for _ in range(3):
+        call()  # warm-up
+    lat = []
+    t0 = time.perf_counter()
+    while len(lat) < max_n and (len(lat) < min_n or time.perf_counter() - t0 < budget_s):
+        t = time.perf_counter()
+        call()
+        lat.append(time.perf_counter() - t)
+    lat.sort()
+    return {"n": len(lat), "p50_ms": lib.percentile(lat, 50) * 1000,
+            "p99_ms": lib.percentile(lat, 99) * 1000, "max_ms": lat[-1] * 1000}
+
+
+def fig_get(args: argparse.Namespace) -> None:
+    import httpx
+    env = Env("get10m", ndevices=1, keep=True).start()
+    try:
+        dev, tok = env.devices[0].id, env.devices[0].token
+        stored = env.count(f"\"device\" = '{dev}'")
+        load = {"reused": True, "points": stored}
+        if stored != BIG_POINTS:
+            load = load_big(env, dev)
+            stored = env.count(f"\"device\" = '{dev}'")
+        settle = _influx_idle(env)
+        log(f"get: device {dev} holds {stored:,} points; InfluxDB settled after {settle:.0f} s")
+        runs = []
+        with Api(env, "get") as api, \
+                httpx.Client(base_url=api.url, trust_env=False, timeout=120,
+                             headers={"token": tok}) as client, \
+                httpx.Client(base_url=env.influx.url, trust_env=False, timeout=120) as influx:
+            for rep in range(args.reps):
+                r: dict[str, Any] = {"rep": rep}
+                for name, qs in GET_QUERIES.items():
+                    calls = _recorded_calls(env.settings, dev, qs)
+                    r[f"{name}_influx_requests"] = len(calls)
+
+                    def direct(calls: list[list[str]] = calls) -> None:
+                        for stmts in calls:
+                            resp = influx.post("/query", params={"db": lib.DB, "epoch": "ns"},
+                                               data={"q": ";\n".join(stmts)})
+                            assert resp.status_code == 200, resp.text[:200]
+
+                    def ours(qs: str = qs) -> None:
+                        resp = client.get("/data" + (f"?{qs}" if qs else ""))
+                        assert resp.status_code == 200, resp.text[:200]
+
+                    r[f"{name}_influx"] = _latencies(direct, 8, 300)
+                    r[f"{name}_ours"] = _latencies(ours, 8, 300)
+                    r[f"{name}_rows"] = len(client.get(
+                        "/data" + (f"?{qs}" if qs else "")).json()["result"])
+                    log(f"get rep {rep} {name}: ours p50 {r[f'{name}_ours']['p50_ms']:.1f} ms "
+                        f"p99 {r[f'{name}_ours']['p99_ms']:.1f} ms; InfluxDB alone p50 "
+                        f"{r[f'{name}_influx']['p50_ms']:.1f} ms p99 "
+                        f"{r[f'{name}_influx']['p99_ms']:.1f} ms ({r[f'{name}_rows']} rows)")
+                for name, stmt in _variants(dev).items():
+                    def direct_v(stmt: str = stmt) -> None:
+                        resp = influx.post("/query", params={"db": lib.DB, "epoch": "ns"},
+                                           data={"q": stmt})
+                        assert resp.status_code == 200, resp.text[:200]
+                    r[f"variant_{name}"] = _latencies(direct_v, 3, 100, 10)
+                    log(f"get rep {rep} InfluxDB variant {name}: p50 "
+                        f"{r[f'variant_{name}']['p50_ms']:.1f} ms")
+                r["api_peak_rss_mb"] = api.rss()
+                runs.append(r)
+        for name in _variants(dev):
+            out_v = summary([r[f"variant_{name}"]["p50_ms"] for r in runs])
+            log(f"variant {name}: p50 median {out_v['median']:.1f} ms")
+        out: dict[str, Any] = {"variants": _variants(dev),
+                               "variant_p50_ms": {name: summary(
+                                   [r[f"variant_{name}"]["p50_ms"] for r in runs])
+                                   for name in _variants(dev)},
+                               "device_points": stored, "variables": BIG_VARIABLES,
+                               "days": BIG_DAYS, "load": load, "queries": GET_QUERIES,
+                               "influx_requests": {k: _recorded_calls(env.settings, dev, v)
+                                                   for k, v in GET_QUERIES.items()},
+                               "ceiling": "the /query requests DataService.get sends for the "
+                                          "same GET (recorded in-process), replayed in order "
+                                          "straight to InfluxDB",
+                               "client": "httpx.Client keep-alive, sequential requests"}
+        for name in GET_QUERIES:
+            for who in ("ours", "influx"):
+                for p in ("p50_ms", "p99_ms"):
+                    out[f"{name}_{who}_{p}"] = summary([r[f"{name}_{who}"][p] for r in runs])
+        out["api_peak_rss_mb"] = summary([r["api_peak_rss_mb"] for r in runs])
+        out["runs"] = runs
+        lib.save("get", out)
+    finally:
+        env.stop()
+
+
+FIGURES["get"] = fig_get
+
+
+
+def fig_all(args: argparse.Namespace) -> None:
+    """Every figure in turn, then the plots."""
+    for name in ("influx", "mqtt", "http", "get", "peer", "profile"):
+        t = time.monotonic()
+        log(f"== {name}")
+        FIGURES[name](args)
+        log(f"== {name} took {time.monotonic() - t:.0f} s")
+    subprocess.run([sys.executable, str(BENCH / "plot.py")], check=True)
+
+
+def fig_plot(args: argparse.Namespace) -> None:
+    subprocess.run([sys.executable, str(BENCH / "plot.py")], check=True)
+
+
+FIGURES["all"] = fig_all
+FIGURES["plot"] = fig_plot
+
+
+if __name__ == "__main__":
+    main()

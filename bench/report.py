@@ -1,0 +1,257 @@
+"""Markdown tables from bench/results/*.json, written into docs/benchmarks.md between
+``<!-- results:begin -->`` and ``<!-- results:end -->`` (nothing else in the file is
+touched). Usage: .venv/bin/python bench/report.py [--print]"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+DOC = BENCH.parent / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def load(name: str) -> dict[str, Any]:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def f(s: dict[str, float], unit: str = "", digits: int = 0) -> str:
+    """median (min-max)"""
+    if not s or s.get("n", 0) == 0:
+        return "n/a"
+    fmt = f"{{:,.{digits}f}}"
+    return f"**{fmt.format(s['median'])}**{unit} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+
+
+def r(s: dict[str, float]) -> str:
+    if not s or s.get("n", 0) == 0:
+        return "n/a"
+    return f"**{s['median']:.2f}** ({s['min']:.2f}–{s['max']:.2f})"
+
+
+def ok(cond: bool) -> str:
+    return "yes" if cond else "**no**"
+
+
+def tables() -> str:
+    mqtt, influx, http, get, peer = (load(n) for n in ("mqtt", "influx", "http", "get", "peer"))
+    out: list[str] = []
+    add = out.append
+    m = next((d["machine"] for d in (mqtt, http, peer, get, influx) if d), None)
+    if m:
+        add("Machine and versions (as recorded by the runs):")
+        add("")
+        add("| | |")
+        add("|---|---|")
+        add(f"| cores (`nproc`) | {m['nproc']} |")
+        add(f"| CPU model (`/proc/cpuinfo`) | {m['cpu']} |")
+        add(f"| memory | {m['memory']} |")
+        add(f"| kernel | {m['kernel']} |")
+        for key in ("python", "mosquitto", "libmosquitto", "influxdb", "wrk", "node",
+                    "node-red", "node-red-contrib-influxdb", "paho-mqtt", "httpx", "orjson",
+                    "starlette", "uvicorn"):
+            add(f"| {key} | {m.get(key, '?')} |")
+        add("")
+    add("| figure | ceiling, same run: median (range) | ours: median (range) | ratio to ceiling "
+        "| peak RSS, MB | N (runs) |")
+    add("|---|---|---|---|---|---|")
+    if mqtt:
+        c = mqtt["cases"]
+        names = {"qos1_single": "MQTT QoS 1, 1 point/msg, end to end (msg/s)",
+                 "qos0_single": "MQTT QoS 0, 1 point/msg, end to end (msg/s)",
+                 "qos1_array10": "MQTT QoS 1, 10 points/msg, end to end (points/s)"}
+        for case, label in names.items():
+            if case not in c:
+                continue
+            key = "points_per_s" if case == "qos1_array10" else "msgs_per_s"
+            x = c[case]
+            add(f"| {label}; {x['messages']:,} msgs | broker {f(x[f'ceiling_{key}'])} | "
+                f"{f(x[f'ours_{key}'])} | {r(x['ratio'])} | bridge "
+                f"{f(x['bridge_peak_rss_mb'])} | {x['ratio']['n']} |")
+    if http:
+        add(f"| HTTP POST 1 point, wrk -c64 (req/s) | bare Starlette "
+            f"{f(http['post1_bare_req_per_s'])} | "
+            f"{f(http['post1_ours_req_per_s'])} | {r(http['post1_ratio'])} | API "
+            f"{f(http['api_peak_rss_mb'])} | {http['post1_ratio']['n']} |")
+        add(f"| HTTP POST 1 point at half our max rate: p50 / p99 latency (ms) | bare Starlette at "
+            f"the same rate: p50 {f(http['half_bare_p50_ms'], '', 1)} / p99 "
+            f"{f(http['half_bare_p99_ms'], '', 1)} | p50 {f(http['half_ours_p50_ms'], '', 1)} / "
+            f"p99 {f(http['half_ours_p99_ms'], '', 1)} at {f(http['half_rate_req_per_s'])} req/s "
+            f"| – | – | {http['half_ours_p99_ms']['n']} |")
+        add(f"| HTTP POST 1000 points, wrk -c16 (points/s) | bare Starlette "
+            f"{f(http['post1000_bare_points_per_s'])} | {f(http['post1000_ours_points_per_s'])} "
+            f"| {r(http['post1000_ratio'])} | (as above) | {http['post1000_ratio']['n']} |")
+    if get:
+        for q in ("default", "last_value", "aggregate"):
+            add(f"| GET /data {q}, {get['device_points']:,}-point device: p50 / p99 (ms) | "
+                f"the same /query requests straight to InfluxDB: p50 "
+                f"{f(get[f'{q}_influx_p50_ms'], '', 1)} "
+                f"/ p99 {f(get[f'{q}_influx_p99_ms'], '', 1)} | p50 "
+                f"{f(get[f'{q}_ours_p50_ms'], '', 1)} / p99 {f(get[f'{q}_ours_p99_ms'], '', 1)} "
+                f"| p50 ratio "
+                f"{get[f'{q}_ours_p50_ms']['median'] / get[f'{q}_influx_p50_ms']['median']:.2f}"
+                f" (time, lower is better) | API {f(get['api_peak_rss_mb'])} | "
+                f"{get[f'{q}_ours_p50_ms']['n']} |")
+    if peer:
+        n = peer["messages"]
+        for who, label in (("ours", "devicedata bridge"), ("nodered_batch", "Node-RED, batch flow"),
+                           ("nodered_plain", "Node-RED, plain flow")):
+            add(f"| Peer: {n:,} QoS 1 msgs flood, {label} (points/s) | broker "
+                f"{f(peer['ceiling_msgs_per_s'])} | {f(peer[f'flood_{who}_points_per_s'])}, "
+                f"lost {f(peer[f'flood_{who}_lost'])} | {r(peer[f'flood_{who}_ratio'])} | "
+                f"{f(peer[f'flood_{who}_peak_rss_mb'])} | {peer[f'flood_{who}_lost']['n']} |")
+    if influx:
+        add(f"| InfluxDB ceiling: our line protocol, 5000-line batches, 1 connection (points/s) | "
+            f"{f(influx['points_per_s'])} | – | – | – | {influx['points_per_s']['n']} |")
+        add(f"| … same lines, 2 connections | {f(influx['points_per_s_2conn'])} | – | – | – | "
+            f"{influx['points_per_s_2conn']['n']} |")
+        add(f"| … same points with one field (`value`) instead of our five, 1 connection | "
+            f"{f(influx['value_only_points_per_s'])} | – | – | – | "
+            f"{influx['value_only_points_per_s']['n']} |")
+    out.append("")
+    if peer and "outage_ours_lost" in peer:
+        add("Loss scenarios, side by side (messages published − points stored; every message "
+            "has a unique device time, so a point stored is a message kept):")
+        add("")
+        add("| scenario | devicedata bridge | Node-RED batch flow | Node-RED plain flow |")
+        add("|---|---|---|---|")
+        add(f"| {n:,}-message QoS 1 flood at full speed: lost | {f(peer['flood_ours_lost'])} | "
+            f"{f(peer['flood_nodered_batch_lost'])} | {f(peer['flood_nodered_plain_lost'])} |")
+        sent = peer["outage_ours_sent"]["median"]
+        add(f"| {sent:,.0f} msgs at 2,000/s, InfluxDB stopped for 10 s: lost | "
+            f"{f(peer['outage_ours_lost'])} | {f(peer['outage_nodered_batch_lost'])} | "
+            f"{f(peer['outage_nodered_plain_lost'])} |")
+        add(f"| peak RSS in the outage run, MB | {f(peer['outage_ours_peak_rss_mb'])} | "
+            f"{f(peer['outage_nodered_batch_peak_rss_mb'])} | "
+            f"{f(peer['outage_nodered_plain_peak_rss_mb'])} |")
+        add("")
+    if get and "variant_p50_ms" in get:
+        add("For context, the unbounded single statement the API sent before commit c137bf0 "
+            "(recent windows first), timed straight on InfluxDB in the same run:")
+        add("")
+        add("| statement | p50 ms, median (range) |")
+        add("|---|---|")
+        for name, s in get["variant_p50_ms"].items():
+            add(f"| {name.replace('_', ' ')} | {f(s, '', 1)} |")
+        add("")
+    if http:
+        add(f"Load generator check (bench/loadgen.py against the bare endpoint at our full POST "
+            f"rate, {f(http['loadgen_check_rate'])} req/s): achieved "
+            f"{f(http['loadgen_check_achieved'])} req/s, p99 "
+            f"{f(http['loadgen_check_p99_ms'], ' ms', 1)}.")
+        add("")
+    rows = []
+    if mqtt:
+        for case, c in mqtt["cases"].items():
+            if "bridge_cpu_us_per_point" in c:
+                extra = ""
+                if "influxd_cpu_share" in c:
+                    extra = (f"; meanwhile influxd {f(c['influxd_cpu_share'], '', 2)}, "
+                             f"mosquitto {f(c['mosquitto_cpu_share'], '', 2)}")
+                rows.append(f"| bridge, MQTT {case} | {f(c['bridge_cpu_us_per_point'], '', 1)} | "
+                            f"{f(c['bridge_cpu_share'], '', 2)}{extra} |")
+    if http and "post1_ours_cpu_share" in http:
+        rows.append(f"| API, POST 1 point under wrk -c64 | – | "
+                    f"{f(http['post1_ours_cpu_share'], '', 2)} (bare Starlette: "
+                    f"{f(http['post1_bare_cpu_share'], '', 2)}) |")
+        rows.append(f"| API, POST 1000 points under wrk -c16 | "
+                    f"{f(http['post1000_ours_cpu_us_per_point'], '', 1)} | "
+                    f"{f(http['post1000_ours_cpu_share'], '', 2)} |")
+    if rows:
+        add("CPU of our processes in the same runs (`/proc/PID/stat` user+system; share = CPU "
+            "seconds ÷ wall seconds of the run, 1.00 = one full core of the 2):")
+        add("")
+        add("| process, load | CPU µs per stored point | CPU share during the run |")
+        add("|---|---|---|")
+        out.extend(rows)
+        add("")
+    # the bars
+    add("The bars of issue 5:")
+    add("")
+    add("| bar | measured (median) | reached |")
+    add("|---|---|---|")
+    if mqtt and "qos1_single" in mqtt["cases"]:
+        x = mqtt["cases"]["qos1_single"]["ratio"]["median"]
+        add(f"| MQTT QoS 1 single-point ≥ 0.9 × broker ceiling | {x:.2f} × | {ok(x >= 0.9)} |")
+    if mqtt and "qos1_array10" in mqtt["cases"]:
+        x = mqtt["cases"]["qos1_array10"]["ours_points_per_s"]["median"]
+        add(f"| 10-point arrays at QoS 1 ≥ 250,000 points/s | {x:,.0f} points/s | "
+            f"{ok(x >= 250_000)} |")
+    if peer:
+        ours = peer["flood_ours_points_per_s"]["median"]
+        nr = max(peer["flood_nodered_batch_points_per_s"]["median"],
+                 peer["flood_nodered_plain_points_per_s"]["median"])
+        add(f"| faster than the better Node-RED flow, same load | {ours:,.0f} vs {nr:,.0f} "
+            f"points/s | {ok(ours > nr)} |")
+        fl = peer["flood_ours_lost"]["max"]
+        add(f"| zero loss, 100,000-message QoS 1 flood | {fl:,.0f} lost (worst run) | "
+            f"{ok(fl == 0)} |")
+        if "outage_ours_lost" in peer:
+            ol = peer["outage_ours_lost"]["max"]
+            add(f"| zero loss, InfluxDB stopped 10 s at 2,000 msg/s | {ol:,.0f} lost (worst run) "
+                f"| {ok(ol == 0)} |")
+    if http:
+        x = http["post1_ratio"]["median"]
+        add(f"| HTTP POST 1 point ≥ 0.5 × bare Starlette req/s | {x:.2f} × | {ok(x >= 0.5)} |")
+        x = http["half_ours_p99_ms"]["median"]
+        add(f"| p99 at half load < 25 ms | {x:.1f} ms | {ok(x < 25)} |")
+        x = http["post1000_ours_points_per_s"]["median"]
+        add(f"| POST 1000 points ≥ 200,000 points/s | {x:,.0f} points/s | {ok(x >= 200_000)} |")
+    if get:
+        for q in ("last_value", "default"):
+            x = get[f"{q}_ours_p50_ms"]["median"]
+            add(f"| GET /data {q} p50 < 10 ms (10M points) | {x:.1f} ms | {ok(x < 10)} |")
+    rss = []
+    if mqtt:
+        rss += [c["bridge_peak_rss_mb"]["max"] for c in mqtt["cases"].values()]
+    if peer:
+        rss += [peer["flood_ours_peak_rss_mb"]["max"]]
+        if "outage_ours_peak_rss_mb" in peer:
+            rss += [peer["outage_ours_peak_rss_mb"]["max"]]
+    if rss:
+        add(f"| bridge RSS < 150 MB in every run | {max(rss):.0f} MB (worst run) | "
+            f"{ok(max(rss) < 150)} |")
+    add("")
+    # provenance
+    add("Provenance (from the result files):")
+    add("")
+    add("| figure | date | command | code measured (HEAD; files differing from it) | load "
+        "average at the end | runs repeated after a failure |")
+    add("|---|---|---|---|---|---|")
+    for name in ("influx", "mqtt", "http", "get", "peer", "profile"):
+        d = load(name)
+        if not d:
+            continue
+        code = d.get("code", {})
+        dirty = ", ".join(x.strip() for x in code.get("dirty", [])) or "none"
+        start = d.get("code_at_start")
+        if start and start != code:
+            sdirty = ", ".join(x.strip() for x in start.get("dirty", [])) or "none"
+            dirty += f" (at start: {start.get('head', '?')}; {sdirty})"
+        la = d.get("machine", {}).get("loadavg_at_save", "?")
+        la = " / ".join(f"{v:.1f}" for v in la) if isinstance(la, list) else la
+        retried = "; ".join(f"{x['run']}: {x['error'][:80]}" for x in d.get("retried_runs", []))
+        add(f"| {name} | {d.get('date', '?')} | `{d.get('command', '?')}` | "
+            f"{code.get('head', '?')}; {dirty} | {la} | {retried or 'none'} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def main() -> None:
+    text = tables()
+    if "--print" in sys.argv:
+        print(text)
+        return
+    doc = DOC.read_text()
+    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
+    print(f"updated {DOC}")
+
+
+if __name__ == "__main__":
+    main()
