@@ -55,6 +55,39 @@ def setup() -> None:
     subprocess.run([str(BENCH / "setup.sh")], check=True, stdout=subprocess.DEVNULL)
 
 
+# -- a shared machine: wait for a quiet moment ---------------------------------------------
+
+def machine_busy(seconds: float = 1.0) -> float:
+    """Share of all cores busy over ``seconds`` (from /proc/stat), 0..1."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields), idle
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1 - (i1 - i0) / max(1, t1 - t0)
+
+
+QUIET: list[dict[str, float]] = []  # per repetition: busy share seen and seconds waited
+
+
+def wait_quiet(threshold: float = 0.25, max_wait: float = 150.0) -> dict[str, float]:
+    """Between repetitions nothing of ours runs but idle servers, so CPU use above
+    ``threshold`` is someone else's work on the shared machine: wait (up to ``max_wait``)
+    until it drops, and record what was seen."""
+    t0 = time.monotonic()
+    busy = machine_busy()
+    while busy > threshold and time.monotonic() - t0 < max_wait:
+        time.sleep(4)
+        busy = machine_busy()
+    seen = {"busy_share": round(busy, 3), "waited_s": round(time.monotonic() - t0, 1)}
+    if seen["waited_s"] > 2:
+        log(f"waited {seen['waited_s']:.0f} s for a quiet machine (busy {busy:.0%})")
+    QUIET.append(seen)
+    return seen
+
+
 # -- statistics ------------------------------------------------------------------------
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -150,9 +183,10 @@ def save(name: str, data: dict[str, Any]) -> Path:
     data = {"figure": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),
             "code": code_state(), "code_at_start": CODE_AT_START, "machine": machine(),
-            "retried_runs": list(RETRIES),
+            "retried_runs": list(RETRIES), "quiet_before_reps": list(QUIET),
             **data}
     RETRIES.clear()
+    QUIET.clear()
     path.write_text(json.dumps(data, indent=1, default=str) + "\n")
     log(f"wrote {path.relative_to(ROOT)}")
     return path

@@ -221,7 +221,8 @@ def tables() -> str:
     add("Provenance (from the result files):")
     add("")
     add("| figure | date | command | code measured (HEAD; files differing from it) | load "
-        "average at the end | runs repeated after a failure |")
+        "average at the end; machine busy before each repetition | runs repeated after a "
+        "failure |")
     add("|---|---|---|---|---|---|")
     for name in ("influx", "mqtt", "http", "get", "peer", "profile"):
         d = load(name)
@@ -236,6 +237,10 @@ def tables() -> str:
         la = d.get("machine", {}).get("loadavg_at_save", "?")
         la = " / ".join(f"{v:.1f}" for v in la) if isinstance(la, list) else la
         retried = "; ".join(f"{x['run']}: {x['error'][:80]}" for x in d.get("retried_runs", []))
+        quiet = d.get("quiet_before_reps") or []
+        if quiet:
+            la = (f"{la}; others' CPU before each rep: "
+                  + ", ".join(f"{q['busy_share']:.0%}" for q in quiet))
         add(f"| {name} | {d.get('date', '?')} | `{d.get('command', '?')}` | "
             f"{code.get('head', '?')}; {dirty} | {la} | {retried or 'none'} |")
     out.append("")
