@@ -144,18 +144,25 @@ def _read_publish(first: int, buf: bytes, pos: int, end: int) -> Message:
         mid = int.from_bytes(buf[pos:pos + 2], "big")
         pos += 2
     # Properties: skipped whole (we never ask for topic aliases, so none can matter).
-    props, shift = 0, 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        props |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
+    props, pos = _read_varint(buf, pos)
     pos += props
     if pos > end:
         raise ProtocolError("PUBLISH shorter than its headers")
     return Message(topic, buf[pos:end], qos, mid, bool(first & 0x01))
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A variable byte integer at ``pos``: (value, position after it)."""
+    value, shift = 0, 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 21:
+            raise ProtocolError("variable byte integer over 4 bytes")
 
 
 def connack(body: bytes) -> tuple[bool, int]:
@@ -168,14 +175,7 @@ def connack(body: bytes) -> tuple[bool, int]:
 def suback_codes(body: bytes) -> tuple[int, list[int]]:
     """(packet id, granted QoS or reason codes) of a SUBACK."""
     packet_id = int.from_bytes(body[:2], "big")
-    pos, props, shift = 2, 0, 0
-    while True:
-        byte = body[pos]
-        pos += 1
-        props |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
+    props, pos = _read_varint(body, 2)
     return packet_id, list(body[pos + props:])
 
 
