@@ -265,12 +265,12 @@ class Env:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)
         WORK.chmod(0o755)
-        self.influx = _start_server(lambda p: servers.InfluxServer(
+        self.influx = procs.start_on_free_port(lambda p: servers.InfluxServer(
             self.dir / "influxdb", p, new_session=False))
         data_dir = self.dir / "data"
         data_dir.mkdir(exist_ok=True)
         if self.with_mosquitto:
-            self.mosquitto = _start_server(lambda p: servers.MosquittoServer(
+            self.mosquitto = procs.start_on_free_port(lambda p: servers.MosquittoServer(
                 self.dir / "mosquitto", p, new_session=False))
             mq_host, mq_port = self.mosquitto.host, self.mosquitto.port
             mq_dir, mq_pid = self.mosquitto.dir, self.mosquitto.pid_file
@@ -365,18 +365,6 @@ class Env:
         return int(series[0]["values"][0][1]) if series else 0
 
 
-def _start_server(make: Callable[[int], Any]) -> Any:
-    for attempt in range(3):
-        server = make(procs.free_port())
-        try:
-            server.start()
-            return server
-        except procs.ProcessError:
-            if attempt == 2:
-                raise
-    raise AssertionError
-
-
 # -- MQTT clients ------------------------------------------------------------------------
 
 def cpub(env: Env, n: int, qos: int, points: int = 1, base_ms: int = 0, rate: float = 0,
@@ -464,7 +452,23 @@ class Bridge:
         purge_session(self.env, self.env.settings.mqtt_client_id)
 
 
-class Api:
+class Child:
+    """A benchmarked child process: its pid and its peak RSS, stopped on exit."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def rss(self) -> float | None:
+        return peak_rss_mb(self.pid)
+
+    def __exit__(self, *exc: Any) -> None:
+        stop_proc(self.proc)
+
+
+class Api(Child):
     """``devicedata api`` on a free port; ready when /health answers 200."""
 
     def __init__(self, env: Env, tag: str):
@@ -486,18 +490,8 @@ class Api:
                          self.log, 30, self.proc)
         return self
 
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
 
-    def rss(self) -> float | None:
-        return peak_rss_mb(self.pid)
-
-    def __exit__(self, *exc: Any) -> None:
-        stop_proc(self.proc)
-
-
-class BareApp:
+class BareApp(Child):
     """bench/bare_app.py: Starlette + uvicorn, parse the JSON body, answer 200."""
 
     def __init__(self, env: Env):
@@ -513,13 +507,6 @@ class BareApp:
         procs.wait_ready(lambda: procs.http_status(f"{self.url}/health") == 200, "bare app",
                          self.log, 30, self.proc)
         return self
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def __exit__(self, *exc: Any) -> None:
-        stop_proc(self.proc)
 
 
 # -- end-to-end completion ---------------------------------------------------------------

@@ -23,7 +23,7 @@ import subprocess
 import time
 from typing import Any
 
-from lib import BENCH, Env, peak_rss_mb, stop_proc
+from lib import BENCH, Child, Env, stop_proc
 
 from devicedata import procs
 
@@ -87,7 +87,7 @@ def flow(kind: str, mqtt_port: int, influx_port: int) -> list[dict[str, Any]]:
     return nodes
 
 
-class NodeRed:
+class NodeRed(Child):
     def __init__(self, env: Env, kind: str, tag: str):
         assert env.mosquitto is not None and env.influx is not None
         self.env, self.kind = env, kind
@@ -123,13 +123,6 @@ class NodeRed:
         procs.wait_ready(connected, "Node-RED's broker connection", self.log, 60, self.proc)
         time.sleep(0.5)  # SUBSCRIBE follows the CONNACK
         return self
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def rss(self) -> float | None:
-        return peak_rss_mb(self.pid)
 
     def log_tail_errors(self) -> int:
         text = self.log.read_text(errors="replace")

@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -55,6 +56,31 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+class Startable(Protocol):
+    def start(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+def start_on_free_port(make: Callable[[int], S], made: Callable[[S], None] | None = None,
+                       attempts: int = 3) -> S:
+    """``make(port).start()`` on a free port, trying again on another port if it fails:
+    free_port() is only a snapshot, and another process may take the port meanwhile.
+    ``made`` sees every server created, started or not (so a caller can clean up)."""
+    for attempt in range(attempts):
+        server = make(free_port())
+        if made is not None:
+            made(server)
+        try:
+            server.start()
+            return server
+        except ProcessError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def render(template: Path, dest: Path, **values: object) -> Path:

@@ -56,17 +56,7 @@ def _start(make: Callable[[int], S], binary: str, package: str) -> S:
     if procs.find_binary(binary) is None:
         pytest.fail(f"`{binary}` is not installed: apt-get install -y {package} "
                     "(or run the suite with `make test`, which does)", pytrace=False)
-    for attempt in range(3):
-        server = make(procs.free_port())
-        _started.append(server)
-        try:
-            server.start()
-            return server
-        except procs.ProcessError:
-            # free_port() is only a snapshot; another process may have taken the port.
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return procs.start_on_free_port(make, made=_started.append)
 
 
 @pytest.fixture(scope="session")
