@@ -22,7 +22,8 @@ CORS_PATHS = ("/data", "/info")
 
 class DeviceCORS:
     """CORS wide open for the device endpoints only (browsers and dashboards call them);
-    admin and operational routes stay same-origin."""
+    admin and operational routes stay same-origin. A request without an ``Origin`` header
+    is not a cross-origin browser request, so it skips the CORS layer altogether."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -34,7 +35,8 @@ class DeviceCORS:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in CORS_PATHS:
+        if (scope["type"] == "http" and scope["path"] in CORS_PATHS
+                and any(name == b"origin" for name, _ in scope["headers"])):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -41,9 +41,8 @@ class RequestMetrics:
             if state is not None:
                 # The router records the matched endpoint in the shared scope.
                 template = self.templates.get(scope.get("endpoint"), "unmatched")
-                state.metrics.http_requests.labels(template, scope["method"], str(status)).inc()
-                state.metrics.http_seconds.labels(template).observe(
-                    time.perf_counter() - started)
+                state.metrics.http_request(template, scope["method"], status,
+                                           time.perf_counter() - started)
 
 
 async def metrics(request: Request) -> Response:

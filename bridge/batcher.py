@@ -2,9 +2,12 @@
 
 A submission is a chunk of line protocol plus its point count; ``submit`` returns only
 once that chunk is written, so HTTP can answer "N Data Added" and MQTT can acknowledge.
-A batch is flushed when it holds ``max_points`` or its oldest submission has waited
-``linger`` seconds. The batcher knows its sink only through ``Sink``: the InfluxDB store
-today, a spooling sink tomorrow.
+
+Group commit: with no write in flight, whatever is waiting goes out at once, so a lone
+request never pays a delay. While a write is in flight, new submissions gather into the
+next batch, which goes out when that write ends, when it holds ``max_points``, or after
+``linger`` seconds (then on a second connection). The batcher knows its sink only
+through ``Sink``: the InfluxDB store, or the spooling sink in front of it.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class Batcher:
         self._pending: deque[_Submission] = deque()
         self._pending_points = 0
         self._wakeup = asyncio.Event()
-        self._full = asyncio.Event()
+        # Ends a batch's growing: it is full, the writer is closing, or no write is in flight.
+        self._go = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Two writes at once keep InfluxDB busy while the next batch is being built (its
         # ingest rate nearly doubles from one connection to two); batches may then land out
@@ -83,7 +87,9 @@ class Batcher:
                 done.set_exception(exc)
 
         self.enqueue(body, count, settle)
-        await asyncio.shield(done)
+        # A cancelled waiter (client gone) cancels ``done``; settle() then ignores it and
+        # the submission is still written with its batch.
+        await done
 
     def enqueue(self, body: bytes, count: int, done: Done) -> None:
         """Queue ``body`` without waiting; ``done(None)`` once written, ``done(exc)`` if not.
@@ -95,13 +101,13 @@ class Batcher:
         self._pending_points += count
         self._wakeup.set()
         if self._pending_points >= self._max_points:
-            self._full.set()
+            self._go.set()
 
     async def close(self) -> None:
         """Drain: everything submitted before close is written (or failed) first."""
         self._closing = True
         self._wakeup.set()
-        self._full.set()
+        self._go.set()
         if self._task is not None:
             await self._task
             self._task = None
@@ -116,9 +122,11 @@ class Batcher:
                     return
                 self._wakeup.clear()
                 continue
-            if self._linger > 0 and not self._closing and self._pending_points < self._max_points:
+            if (self._writing and self._linger > 0 and not self._closing
+                    and self._pending_points < self._max_points):
+                self._go.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self._linger)
+                    await asyncio.wait_for(self._go.wait(), self._linger)
             await self._slots.acquire()
             task = asyncio.create_task(self._write(self._take()))
             self._writing.add(task)
@@ -129,6 +137,8 @@ class Batcher:
             await self._flush(batch)
         finally:
             self._slots.release()
+            if len(self._writing) <= 1:  # this task leaves the set only after returning
+                self._go.set()
 
     def _take(self) -> list[_Submission]:
         batch: list[_Submission] = []
@@ -138,8 +148,6 @@ class Batcher:
             batch.append(sub)
             points += sub.count
         self._pending_points -= points
-        if self._pending_points < self._max_points:
-            self._full.clear()
         return batch
 
     async def _flush(self, batch: list[_Submission]) -> None:

@@ -4,6 +4,7 @@ exercised end to end in test_api_data and test_store)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -36,15 +37,71 @@ async def test_size_trigger_flushes_before_linger() -> None:
     await batcher.close()
 
 
-async def test_time_trigger_flushes_a_small_batch() -> None:
+async def test_an_idle_writer_writes_at_once() -> None:
     sink = RecordingSink()
-    batcher = Batcher(sink, max_points=1000, linger=0.05)
+    batcher = Batcher(sink, max_points=1000, linger=30.0)
     await batcher.start()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await asyncio.gather(batcher.submit(b"a", 1), batcher.submit(b"b", 1))
-    assert loop.time() - started >= 0.04
+    # With a 30 s linger, only "nothing is in flight, go now" can finish this in time.
+    await asyncio.wait_for(asyncio.gather(batcher.submit(b"a", 1), batcher.submit(b"b", 1)), 5)
     assert sink.bodies == [b"a\nb"]
+    await batcher.close()
+
+
+class GatedSink(RecordingSink):
+    """Holds each write until the test opens its gate; records when writes start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[bytes] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def write(self, body: bytes) -> None:
+        gate = asyncio.Event()
+        self.started.append(body)
+        self.gates.append(gate)
+        await gate.wait()
+        self.bodies.append(body)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.001)
+
+
+async def _held_first_write(linger: float) -> tuple[GatedSink, Batcher, asyncio.Task[None]]:
+    """A started batcher whose first write (``a``) is in flight and held at its gate."""
+    sink = GatedSink()
+    batcher = Batcher(sink, max_points=1000, linger=linger)
+    await batcher.start()
+    first = asyncio.create_task(batcher.submit(b"a", 1))
+    await asyncio.wait_for(_until(lambda: len(sink.started) == 1), 5)
+    return sink, batcher, first
+
+
+async def test_submissions_during_a_write_go_out_together_when_it_ends() -> None:
+    sink, batcher, first = await _held_first_write(linger=30.0)
+    later = []
+    for body in (b"b", b"c", b"d"):
+        later.append(asyncio.create_task(batcher.submit(body, 1)))
+        await asyncio.sleep(0.01)
+    assert sink.started == [b"a"]  # the linger is long and the batch is not full: held
+    sink.gates[0].set()
+    await asyncio.wait_for(_until(lambda: len(sink.started) == 2), 5)
+    assert sink.started[1] == b"b\nc\nd"
+    sink.gates[1].set()
+    await asyncio.gather(first, *later)
+    await batcher.close()
+
+
+async def test_linger_bounds_the_wait_behind_a_slow_write() -> None:
+    sink, batcher, first = await _held_first_write(linger=0.02)
+    second = asyncio.create_task(batcher.submit(b"b", 1))
+    # The first write never ends by itself: only the linger can start the second.
+    await asyncio.wait_for(_until(lambda: len(sink.started) == 2), 5)
+    assert sink.started == [b"a", b"b"]
+    for gate in sink.gates:
+        gate.set()
+    await asyncio.gather(first, second)
     await batcher.close()
 
 
