@@ -1,13 +1,17 @@
 """InfluxDB through its v1 HTTP API: line-protocol ``/write`` and InfluxQL ``/query``.
 
 1.x serves this API natively and 2.x/3.x as their v1-compatible API, so one client covers
-them all. httpx errors and InfluxDB error statuses are converted here, and only here, into
-``StoreUnavailable`` (retry later) or ``StoreRejected`` (the request itself is wrong).
+them all. Writes to an ``http://`` URL go through ``bridge.write_client`` (the hot path);
+everything else through httpx. Their errors and InfluxDB's error statuses are converted
+here, and only here, into ``StoreUnavailable`` (retry later) or ``StoreRejected`` (the
+request itself is wrong).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +21,7 @@ import orjson
 from bridge.errors import StoreRejected, StoreUnavailable
 from bridge.schema import quote_ident
 from bridge.settings import Settings
+from bridge.write_client import WireError, WireResponse, WriteClient, basic_auth
 
 log = logging.getLogger("devicedata.store")
 
@@ -31,21 +36,28 @@ class Series:
 
 
 class InfluxStore:
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, settings: Settings):
         self._db = settings.influx_db
         self._rp = settings.influx_rp
         self._create_db = settings.influx_create_db
         headers = {}
         if settings.influx_token:
             headers["Authorization"] = f"Token {settings.influx_token}"
-        auth = None
-        if settings.influx_username:
-            auth = httpx.BasicAuth(settings.influx_username, settings.influx_password)
+        elif settings.influx_username:
+            headers["Authorization"] = basic_auth(settings.influx_username,
+                                                  settings.influx_password)
+        url = settings.influx_url.rstrip("/")
         self._client = httpx.AsyncClient(
-            base_url=settings.influx_url.rstrip("/"), headers=headers, auth=auth,
-            timeout=settings.influx_timeout, transport=transport,
+            base_url=url, headers=headers, timeout=settings.influx_timeout,
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
         )
+        self._write_params = {"db": self._db, "precision": "ns"}
+        if self._rp:
+            self._write_params["rp"] = self._rp
+        self._writer = None
+        if url.startswith("http://"):
+            self._writer = WriteClient(url, self._write_params, headers=headers,
+                                       timeout=settings.influx_timeout)
         self.statements_run = 0  # how many InfluxQL statements went out; tests read it
 
     @property
@@ -63,6 +75,8 @@ class InfluxStore:
             log.warning("event=create_database_refused db=%s reason=%s", self._db, exc)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
         await self._client.aclose()
 
     async def ping(self) -> None:
@@ -74,15 +88,25 @@ class InfluxStore:
         """Write newline-separated line protocol at nanosecond precision."""
         if not body:
             return
-        params = {"db": self._db, "precision": "ns"}
-        if self._rp:
-            params["rp"] = self._rp
-        response = await self._request("POST", "/write", params=params, content=body)
-        if response.status_code == 404 and self._create_db:
+        status, headers, content = await self._post_write(body)
+        if status == 404 and self._create_db:
             # The database vanished (a wiped or replaced InfluxDB): recreate it once.
             await self.start()
-            response = await self._request("POST", "/write", params=params, content=body)
-        self._check(response)
+            status, headers, content = await self._post_write(body)
+        _check(status, headers, content)
+
+    async def _post_write(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        if self._writer is None:
+            response = await self._request("POST", "/write", params=self._write_params,
+                                           content=body)
+            return response.status_code, response.headers, response.content
+        try:
+            answer: WireResponse = await self._writer.write(body)
+        except TimeoutError:
+            raise StoreUnavailable("InfluxDB did not answer in time") from None
+        except (OSError, asyncio.IncompleteReadError, WireError) as exc:
+            raise StoreUnavailable(f"InfluxDB is unreachable ({type(exc).__name__})") from None
+        return answer.status, answer.headers, answer.body
 
     async def query(self, statements: list[str]) -> list[list[Series]]:
         """Run statements in one request; one list of series per statement, in order."""
@@ -109,7 +133,7 @@ class InfluxStore:
             if self._rp:
                 params["rp"] = self._rp  # read from the policy we write to
         response = await self._request("POST", "/query", params=params, data=form)
-        self._check(response)
+        _check(response.status_code, response.headers, response.content)
         try:
             parsed: dict[str, Any] = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
@@ -124,27 +148,27 @@ class InfluxStore:
         except httpx.TransportError as exc:
             raise StoreUnavailable(f"InfluxDB is unreachable ({type(exc).__name__})") from None
 
-    @staticmethod
-    def _check(response: httpx.Response) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        message = _error_text(response)
-        if status >= 500 or status == 429:
-            retry = response.headers.get("Retry-After", "")
-            raise StoreUnavailable(f"InfluxDB answered {status}: {message}",
-                                   retry_after=float(retry) if retry.isdigit() else 5.0)
-        raise StoreRejected(f"InfluxDB answered {status}: {message}")
+
+def _check(status: int, headers: Mapping[str, str], content: bytes) -> None:
+    """``headers`` is looked up in lower case (httpx's are case-insensitive)."""
+    if status < 400:
+        return
+    message = _error_text(status, content)
+    if status >= 500 or status == 429:
+        retry = headers.get("retry-after", "")
+        raise StoreUnavailable(f"InfluxDB answered {status}: {message}",
+                               retry_after=float(retry) if retry.isdigit() else 5.0)
+    raise StoreRejected(f"InfluxDB answered {status}: {message}")
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(status: int, content: bytes) -> str:
     try:
-        error = orjson.loads(response.content).get("error")
+        error = orjson.loads(content).get("error")
         if isinstance(error, str):
             return error
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    return response.text[:200] or response.reason_phrase
+    return content[:200].decode("utf-8", "replace") or f"status {status}"
 
 
 def _series(raw: dict[str, Any]) -> Series:
