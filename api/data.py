@@ -42,7 +42,7 @@ async def post_data(request: Request) -> Response:
     count = await state.service.add(token.device_id, await _json_body(request, state), received)
     if count:
         state.last_input.note(token.device_id, received)
-        state.metrics.points_accepted.labels("http").inc(count)
+        state.metrics.child(state.metrics.points_accepted, "http").inc(count)
     return success(f"{count} Data Added")
 
 

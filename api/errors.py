@@ -49,7 +49,7 @@ def _count_rejection(request: Request, exc: Exception) -> None:
     state = getattr(request.app.state, "devicedata", None)
     if state is not None:
         reason = _REASONS.get(type(exc), type(exc).__name__)
-        state.metrics.points_rejected.labels("http", reason).inc()
+        state.metrics.child(state.metrics.points_rejected, "http", reason).inc()
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:

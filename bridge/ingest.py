@@ -253,7 +253,7 @@ class Ingest:
                 errors: list[FieldError]) -> None:
         """Never fatal: count, tell the device, log (rarely), acknowledge."""
         self.stats.rejected[reason] += 1
-        self.metrics.points_rejected.labels("mqtt", reason).inc()
+        self.metrics.child(self.metrics.points_rejected, "mqtt", reason).inc()
         if pending.device_id:
             body = {"status": False, "message": message,
                     "errors": [e.as_dict() for e in errors], "topic": pending.topic,

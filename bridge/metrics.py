@@ -71,19 +71,21 @@ class Metrics:
         self._readings = _Readings()
         r.register(self._readings)
         self._before_scrape: list[Callable[[], None]] = []
-        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, resolved once: ``labels()`` validates and looks up
+        its key under a lock on every call, which showed up per request. Label sets here
+        are small (paths, reasons, route templates), so the cache stays small too."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        # ``labels()`` builds and looks up a key tuple under a lock on every call: resolve
-        # each (route, method, status) once; the set is small (routes are templates).
-        key = (route, method, status)
-        children = self._http_children.get(key)
-        if children is None:
-            children = (self.http_requests.labels(route, method, str(status)),
-                        self.http_seconds.labels(route))
-            self._http_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.child(self.http_requests, route, method, str(status)).inc()
+        self.child(self.http_seconds, route).observe(seconds)
 
     def gauge(self, name: str, doc: str, read: Reading) -> None:
         self._readings.gauges[name] = (doc, read)
