@@ -22,7 +22,7 @@ from bridge.query import (
     number_statement,
     select_exact,
 )
-from bridge.recent import newest_per_variable, newest_rows
+from bridge.recent import WindowHints, newest_per_variable, newest_rows
 from bridge.schema import (
     MEASUREMENT,
     encode_point,
@@ -46,6 +46,7 @@ class DataService:
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
+        self.hints = WindowHints()
 
     def prepare(self, device_id: str, payload: Any, received_ns: int | None = None) -> list[Point]:
         return validate_points(payload, device_id=device_id,
@@ -73,13 +74,13 @@ class DataService:
 
     async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
         if q.kind.startswith("last"):
-            return await newest_per_variable(self.store, device_id, q)
+            return await newest_per_variable(self.store, device_id, q, self.hints)
         (series,) = await self.store.query([edge_statement(device_id, q)])
         return [row for s in series for row in s.rows]
 
     async def _list_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
         if not q.ids and not q.ascending:
-            return await newest_rows(self.store, device_id, q)
+            return await newest_rows(self.store, device_id, q, self.hints)
         results = await self.store.query(list_statements(device_id, q))
         if not q.ids:
             return [row for s in results[0] for row in s.rows]

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bridge.query import DataQuery
+from bridge.recent import WindowHints
 from fixtures_api import ApiServer
 from test_api_data import get, post
 
@@ -64,3 +66,57 @@ def test_start_date_narrower_than_a_window_is_respected(history: Any) -> None:
     with api.client(token) as c:
         recent = get(c, {"start_date": "30 minutes", "qty": 50})
         assert sorted(p["value"] for p in recent) == [0, 1, 2, 3, 4, 10]
+
+
+def _statements(api: ApiServer, read: Any) -> tuple[Any, int]:
+    before = api.state.store.statements_run
+    result = read()
+    return result, api.state.store.statements_run - before
+
+
+def test_a_repeated_read_starts_from_where_the_last_answer_began(history: Any) -> None:
+    api, token, _ = history
+    with api.client(token) as c:
+        # 6 points in the last hour, the rest 3 days ago: hour, day, then week.
+        first, cold = _statements(api, lambda: get(c, {"qty": 8}))
+        again, warm = _statements(api, lambda: get(c, {"qty": 8}))
+        everything = get(c, {"qty": 100})
+    assert first == again == everything[:8]
+    assert (cold, warm) == (3, 1)
+
+
+def test_a_hint_whose_rows_were_deleted_still_gives_the_exact_answer(history: Any) -> None:
+    api, token, _ = history
+    with api.client(token) as c:
+        get(c, {"qty": 8})
+        oldest_two = [p["id"] for p in get(c, {"qty": 8})[-2:]]
+        removed = c.delete("/data", params=[("ids", i) for i in oldest_two])
+        assert removed.json() == {"status": True, "result": "2 Data Removed"}
+        page, statements = _statements(api, lambda: get(c, {"qty": 8}))
+        everything = get(c, {"qty": 100})
+    assert page == everything[:8]
+    assert statements > 1  # the hint window now holds 6 rows: it was widened
+
+
+def test_last_value_needs_one_request_once_it_knows_where_to_look(history: Any) -> None:
+    api, token, times = history
+    with api.client(token) as c:
+        _, cold = _statements(api, lambda: get(c, {"query": "last_value"}))
+        last, warm = _statements(api, lambda: get(c, {"query": "last_value"}))
+        newest_t = get(c, {"query": "last_item", "variables": "t"})[0]
+        c.delete("/data", params={"ids": newest_t["id"]})
+        after_delete = {p["variable"]: p["value"] for p in get(c, {"query": "last_value"})}
+    assert cold > 2 and warm == 2  # SHOW TAG VALUES + one window, in one request
+    assert {p["variable"]: p["value"] for p in last} == {"t": len(times) - 1, "old": "x",
+                                                          "older": 1.5}
+    assert after_delete == {"t": 0, "old": "x", "older": 1.5}
+
+
+def test_window_hints_keep_only_the_most_recently_used() -> None:
+    hints = WindowHints(max_entries=2)
+    keys = [WindowHints.key(device, DataQuery()) for device in ("a", "b", "c")]
+    hints.put(keys[0], 1)
+    hints.put(keys[1], 2)
+    assert hints.get(keys[0]) == 1  # a is now the most recently used
+    hints.put(keys[2], 3)
+    assert (hints.get(keys[0]), hints.get(keys[1]), hints.get(keys[2])) == (1, None, 3)
