@@ -229,16 +229,28 @@ def variables_statement(device_id: str) -> str:
             f'WHERE "device" = {quote_string(device_id)}')
 
 
+def _edge_condition(kind: str) -> tuple[str, ...]:
+    if kind.endswith("_value"):
+        return ("\"value_type\"::string != ''",)
+    if kind.endswith("_location"):
+        return ('"lat"::float >= -90',)
+    return ()
+
+
 def edge_statement(device_id: str, q: DataQuery) -> str:
     """One row per variable: newest (last_*) or oldest (first_*) matching the kind."""
-    extra: tuple[str, ...] = ()
-    if q.kind.endswith("_value"):
-        extra = ("\"value_type\"::string != ''",)
-    elif q.kind.endswith("_location"):
-        extra = ('"lat"::float >= -90',)
     order = "DESC" if q.kind.startswith("last") else "ASC"
-    return (f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q, extra=extra)} "
+    return (f"SELECT {COLUMNS} {_from()} WHERE "
+            f"{where(device_id, q, extra=_edge_condition(q.kind))} "
             f'GROUP BY "variable" ORDER BY time {order} LIMIT 1')
+
+
+def newest_matching_statement(device_id: str, q: DataQuery, limit: int) -> str:
+    """Every row matching a last_* kind, newest first, at most ``limit``: in a narrow
+    window InfluxDB answers this much sooner than the per-variable ``GROUP BY``."""
+    return (f"SELECT {COLUMNS} {_from()} WHERE "
+            f"{where(device_id, q, extra=_edge_condition(q.kind))} "
+            f"ORDER BY time DESC LIMIT {limit}")
 
 
 def number_statement(device_id: str, q: DataQuery) -> str:

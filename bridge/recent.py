@@ -19,23 +19,33 @@ import dataclasses
 from collections import OrderedDict
 from typing import Any
 
-from bridge.query import DataQuery, edge_statement, list_statements, variables_statement
+from bridge.query import (
+    DataQuery,
+    edge_statement,
+    list_statements,
+    newest_matching_statement,
+    variables_statement,
+)
 from bridge.schema import variable_from_tag
 from bridge.store import InfluxStore
 from bridge.timeparse import now_ns
 
 _S = 10**9
+# A hinted last_* window is read whole (newest first) when it holds at most this many
+# rows; a fuller one is not trusted to be whole and the per-variable windows follow.
+HINTED_ROWS = 2000
 WINDOWS_NS = (3600 * _S, 86400 * _S, 7 * 86400 * _S, 31 * 86400 * _S, 366 * 86400 * _S)
 Row = dict[str, Any]
 HintKey = tuple[Any, ...]
 
 
 class WindowHints:
-    """Per device and read shape: the lower time bound that last held the whole answer.
+    """Per device and read shape: the lower time bound that last held the whole answer,
+    and whether that window proved too full to read whole (see ``newest_per_variable``).
     Bounded (least recently used out) so that many devices cannot grow it without end."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        self._bounds: OrderedDict[HintKey, int] = OrderedDict()
+        self._bounds: OrderedDict[HintKey, tuple[int, bool]] = OrderedDict()
         self._max = max_entries
 
     @staticmethod
@@ -43,14 +53,15 @@ class WindowHints:
         return (device_id, q.kind, tuple(q.variables), tuple(q.groups), tuple(q.values),
                 q.qty, q.skip)
 
-    def get(self, key: HintKey) -> int | None:
-        bound = self._bounds.get(key)
-        if bound is not None:
+    def get(self, key: HintKey) -> tuple[int, bool] | None:
+        """``(bound, too_full)``, or None."""
+        hint = self._bounds.get(key)
+        if hint is not None:
             self._bounds.move_to_end(key)
-        return bound
+        return hint
 
-    def put(self, key: HintKey, bound: int) -> None:
-        self._bounds[key] = bound
+    def put(self, key: HintKey, bound: int, too_full: bool = False) -> None:
+        self._bounds[key] = (bound, too_full)
         self._bounds.move_to_end(key)
         if len(self._bounds) > self._max:
             self._bounds.popitem(last=False)
@@ -83,7 +94,8 @@ async def newest_rows(store: InfluxStore, device_id: str, q: DataQuery,
     if q.qty == 0:
         return []
     key = hints.key(device_id, q)
-    for lower in _lower_bounds(q, hints.get(key)):
+    hint = hints.get(key)
+    for lower in _lower_bounds(q, hint[0] if hint else None):
         narrowed = dataclasses.replace(q, start_ns=lower)
         (series,) = await store.query(list_statements(device_id, narrowed))
         rows = [row for s in series for row in s.rows]
@@ -99,10 +111,17 @@ async def newest_per_variable(store: InfluxStore, device_id: str, q: DataQuery,
                               hints: WindowHints) -> list[Row]:
     """``last_*``: one row per variable; a variable found in a window is final (nothing
     outside it is newer), the others are looked for in the next, wider window. The
-    device's variables come from the index in the same request as the first window."""
+    device's variables come from the index in the same request as the first window,
+    which, when hinted, is read whole rather than grouped per variable."""
     key = hints.key(device_id, q)
-    bounds = _lower_bounds(q, hints.get(key))
-    first = edge_statement(device_id, dataclasses.replace(q, start_ns=bounds[0]))
+    hint = hints.get(key)
+    bounds = _lower_bounds(q, hint[0] if hint else None)
+    narrowed = dataclasses.replace(q, start_ns=bounds[0])
+    # Read whole: a hinted window not yet found too full (a variable last seen long ago
+    # stretches the window over much of the history; then the grouped read is cheaper).
+    whole = hint is not None and bounds[0] == hint[0] and not hint[1]
+    first = (newest_matching_statement(device_id, narrowed, HINTED_ROWS + 1) if whole
+             else edge_statement(device_id, narrowed))
     if q.variables:
         wanted = list(q.variables)
         (series,) = await store.query([first])
@@ -112,21 +131,23 @@ async def newest_per_variable(store: InfluxStore, device_id: str, q: DataQuery,
     found: list[Row] = []
     missing = set(wanted)
 
-    def take(found_series: list[Any]) -> None:
-        for s in found_series:
-            for row in s.rows:
-                name = variable_from_tag(row["variable"])
-                if name in missing:
-                    missing.discard(name)
-                    found.append(row)
+    def take(rows: list[Row]) -> None:
+        for row in rows:  # newest first within a variable: its first row is its newest
+            name = variable_from_tag(row["variable"])
+            if name in missing:
+                missing.discard(name)
+                found.append(row)
 
-    take(series)
+    rows = [row for s in series for row in s.rows]
+    too_full = (whole and len(rows) > HINTED_ROWS) or (hint is not None and hint[1])
+    if not (whole and too_full):
+        take(rows)
     for lower in bounds[1:]:
         if not missing:
             break
         narrowed = dataclasses.replace(q, start_ns=lower, variables=sorted(missing))
         (series,) = await store.query([edge_statement(device_id, narrowed)])
-        take(series)
+        take([row for s in series for row in s.rows])
     if found and not missing:
-        hints.put(key, _oldest(found))
+        hints.put(key, _oldest(found), too_full)
     return found

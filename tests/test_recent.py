@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.query import DataQuery
-from bridge.recent import WindowHints
+from bridge.recent import HINTED_ROWS, WindowHints
 from fixtures_api import ApiServer
 from test_api_data import get, post
 
@@ -117,6 +117,22 @@ def test_window_hints_keep_only_the_most_recently_used() -> None:
     keys = [WindowHints.key(device, DataQuery()) for device in ("a", "b", "c")]
     hints.put(keys[0], 1)
     hints.put(keys[1], 2)
-    assert hints.get(keys[0]) == 1  # a is now the most recently used
-    hints.put(keys[2], 3)
-    assert (hints.get(keys[0]), hints.get(keys[1]), hints.get(keys[2])) == (1, None, 3)
+    assert hints.get(keys[0]) == (1, False)  # a is now the most recently used
+    hints.put(keys[2], 3, too_full=True)
+    assert [hints.get(k) for k in keys] == [(1, False), None, (3, True)]
+
+
+def test_a_hinted_window_too_full_to_read_whole_falls_back_to_grouped_reads(
+        api: ApiServer) -> None:
+    _device, token = api.device()
+    two_days_ago = time.time_ns() // 1_000_000 - 2 * 1440 * MIN
+    busy = [{"variable": "busy", "value": i} for i in range(HINTED_ROWS + 100)]
+    with api.client(token) as c:
+        assert post(c, [*busy, {"variable": "rare", "value": -1, "time": two_days_ago}]
+                    ).status_code == 200
+        reads = [_statements(api, lambda: get(c, {"query": "last_value"})) for _ in range(3)]
+    answers = [{p["variable"]: p["value"] for p in result} for result, _ in reads]
+    assert answers == [{"busy": HINTED_ROWS + 99, "rare": -1}] * 3
+    # cold: index + hour + day + week; then the hinted window read whole is too full and
+    # the week follows; from then on the hinted window is read grouped, in one request.
+    assert [n for _, n in reads] == [4, 3, 2]
