@@ -227,6 +227,32 @@ def wrk(url: str, body_file: Path, token: str, seconds: int, connections: int
             "connections": connections, "seconds": seconds}
 
 
+def paired_wrk(a: tuple[str, str, int | None], b: tuple[str, str, int | None],
+               body_file: Path, seconds: int, connections: int, rounds: int = 4
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """wrk against two servers in alternating slices (a, b, a, b, ...), ``seconds`` in all
+    per server: a shared machine's speed drifts over minutes, and slices seconds apart
+    see nearly the same machine. Each side: total requests / total time, the server's
+    CPU share over its slices, and every slice's own wrk figures."""
+    slice_s = max(1, seconds // rounds)
+    sides: list[dict[str, Any]] = [{"slices": [], "cpu": 0.0}, {"slices": [], "cpu": 0.0}]
+    for _ in range(rounds):
+        for side, (url, token, pid) in zip(sides, (a, b), strict=True):
+            c0 = lib.cpu_seconds(pid) if pid else 0.0
+            side["slices"].append(wrk(url, body_file, token, slice_s, connections))
+            side["cpu"] += (lib.cpu_seconds(pid) - c0) if pid else 0.0
+    out = []
+    for side in sides:
+        slices = side["slices"]
+        total_s = slice_s * len(slices)
+        out.append({"req_per_s": sum(x["requests"] for x in slices) / total_s,
+                    "requests": sum(x["requests"] for x in slices),
+                    "non_2xx": sum(x["non_2xx"] for x in slices),
+                    "server_cpu_share": side["cpu"] / total_s,
+                    "connections": connections, "seconds": total_s, "slices": slices})
+    return out[0], out[1]
+
+
 def one_point_body() -> bytes:
     return b'{"variable":"temperature","value":21.437,"unit":"celsius"}'
 
@@ -255,12 +281,9 @@ def fig_http(args: argparse.Namespace) -> None:
                 lib.wait_quiet()
                 r: dict[str, Any] = {"rep": rep}
                 before = env.count(f"\"device\" = '{dev}'")
-                c0 = lib.cpu_seconds(bare.pid)
-                r["bare_1"] = wrk(f"{bare.url}/data", body1, "", secs, 64)
-                r["bare_1"]["server_cpu_share"] = (lib.cpu_seconds(bare.pid) - c0) / secs
-                c0 = lib.cpu_seconds(api.pid)
-                r["ours_1"] = wrk(f"{api.url}/data", body1, tok, secs, 64)
-                r["ours_1"]["server_cpu_share"] = (lib.cpu_seconds(api.pid) - c0) / secs
+                r["bare_1"], r["ours_1"] = paired_wrk(
+                    (f"{bare.url}/data", "", bare.pid), (f"{api.url}/data", tok, api.pid),
+                    body1, secs, 64)
                 time.sleep(0.5)
                 after = env.count(f"\"device\" = '{dev}'")
                 r["ours_1"]["points_stored"] = after - before
@@ -274,13 +297,10 @@ def fig_http(args: argparse.Namespace) -> None:
                 r["lat_bare_full"] = asyncio.run(lib_loadgen(
                     f"{bare.url}/data", half * 2, 5, body1.read_bytes(), ""))
                 before = env.count(f"\"device\" = '{dev}'")
-                c0 = lib.cpu_seconds(bare.pid)
-                r["bare_1000"] = wrk(f"{bare.url}/data", body1k, "", secs, 16)
-                r["bare_1000"]["server_cpu_share"] = (lib.cpu_seconds(bare.pid) - c0) / secs
-                c0 = lib.cpu_seconds(api.pid)
-                r["ours_1000"] = wrk(f"{api.url}/data", body1k, tok, secs, 16)
-                cpu = lib.cpu_seconds(api.pid) - c0
-                r["ours_1000"]["server_cpu_share"] = cpu / secs
+                r["bare_1000"], r["ours_1000"] = paired_wrk(
+                    (f"{bare.url}/data", "", bare.pid), (f"{api.url}/data", tok, api.pid),
+                    body1k, secs, 16)
+                cpu = r["ours_1000"]["server_cpu_share"] * secs
                 time.sleep(0.5)
                 after = env.count(f"\"device\" = '{dev}'")
                 r["ours_1000"]["points_stored"] = after - before
@@ -296,7 +316,8 @@ def fig_http(args: argparse.Namespace) -> None:
                     f"{r['ours_1000']['req_per_s'] * 1000:,.0f} pts/s; API RSS "
                     f"{r['api_peak_rss_mb']:.0f} MB")
     lib.save("http", {
-        "wrk": "wrk -t1 (POST 1: -c64, POST 1000: -c16), bench/post.lua",
+        "wrk": "wrk -t1 (POST 1: -c64, POST 1000: -c16), bench/post.lua, in 4 alternating "
+               "slices per side (bare, ours, bare, ours, ...), --seconds in all per side",
         "loadgen": "bench/loadgen.py, 64 keep-alive connections, latency from due time",
         "post1_bare_req_per_s": summary([r["bare_1"]["req_per_s"] for r in runs]),
         "post1_ours_req_per_s": summary([r["ours_1"]["req_per_s"] for r in runs]),
