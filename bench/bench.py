@@ -692,12 +692,20 @@ def _recorded_calls(settings: Any, device: str, qs: str
 
 
 def _variants(device: str) -> dict[str, str]:
-    """The same reads as one unbounded statement each (what the API sent before commit
-    c137bf0 "newest-first reads look at recent windows first"), timed straight on
-    InfluxDB for context."""
-    from bridge.query import DataQuery, edge_statement, list_statements
+    """Context statements timed straight on InfluxDB: the same reads as one unbounded
+    statement each (what the API sent before commit c137bf0 "newest-first reads look at
+    recent windows first"), and the default read's last-hour statement cut down to one
+    field, or to one of the 20 variables, to show where InfluxDB's time goes."""
+    from bridge.query import COLUMNS, DataQuery, edge_statement, list_statements
+    hour = DataQuery(start_ns=time.time_ns() - 3600 * 10**9)
+    default_hour = list_statements(device, hour)[0]
+    one_variable = list_statements(device, DataQuery(start_ns=hour.start_ns,
+                                                     variables=["sensor_00"]))[0]
     return {"default_unbounded": list_statements(device, DataQuery())[0],
-            "last_value_unbounded": edge_statement(device, DataQuery(kind="last_value"))}
+            "last_value_unbounded": edge_statement(device, DataQuery(kind="last_value")),
+            "default_last_hour": default_hour,
+            "default_last_hour_one_field": default_hour.replace(COLUMNS, '"value"::float'),
+            "default_last_hour_one_variable": one_variable}
 
 
 def _latencies(call: Any, budget_s: float, max_n: int, min_n: int = 20) -> dict[str, Any]:
