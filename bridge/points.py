@@ -86,6 +86,18 @@ _UPDATE_CHECKS: Checks = {
 }
 _POINT_CHECKS: Checks = {"variable": check_variable, "time": check_time, **_UPDATE_CHECKS}
 
+# Items with only these keys are checked in a straight line by validate_points: each is
+# one field with no interplay (no group/serie alias, no location split, no unknown key to
+# skip). Any other item takes the generic path; the equivalence test empties this set to
+# send every item there.
+_PLAIN_KEYS = frozenset(("variable", "value", "unit", "time"))
+
+# variable, value, unit, time_ns, group, lat, lng, metadata
+_Fields = tuple[
+    str, Value | None, str | None, int | None, str | None, float | None, float | None,
+    str | None,
+]
+
 
 def _check(
     item: dict[str, Any], index: int, checks: Checks, errors: list[FieldError]
@@ -109,13 +121,22 @@ def _check(
     return out
 
 
-def _objects(
-    payload: Any, max_points: int, errors: list[FieldError]
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The payload's point objects with their index; non-objects become errors."""
-    if isinstance(payload, dict):
-        yield 0, payload
-        return
+def _point_fields(item: dict[str, Any], index: int, errors: list[FieldError]) -> _Fields | None:
+    """The generic path: every failure of ``item`` reported in key order; None when it
+    cannot become a point."""
+    f = _check(item, index, _POINT_CHECKS, errors)
+    variable = f.get("variable")
+    if variable is None:
+        if "variable" not in item:
+            errors.append(FieldError("variable", "is required", index))
+        return None
+    lat, lng = f.get("location", (None, None))
+    return (variable, f.get("value"), f.get("unit"), f.get("time"), f.get("group"), lat, lng,
+            f.get("metadata"))
+
+
+def _array(payload: Any, max_points: int) -> list[Any]:
+    """A payload that is not a single object must be an array of at most max_points."""
     if not isinstance(payload, list):
         kind = TYPE_NAMES.get(type(payload), type(payload).__name__)
         raise ValidationError(f"Expected a JSON object or an array of objects, not {kind}")
@@ -123,11 +144,30 @@ def _objects(
         raise PayloadTooLarge(
             f"Too many data points: {len(payload)} points, at most {max_points} per request"
         )
-    for index, item in enumerate(payload):
+    return payload
+
+
+def _objects(
+    payload: Any, max_points: int, errors: list[FieldError]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The payload's point objects with their index; non-objects become errors."""
+    if isinstance(payload, dict):
+        yield 0, payload
+        return
+    for index, item in enumerate(_array(payload, max_points)):
         if type(item) is dict:
             yield index, item
         else:
             errors.append(FieldError("point", "must be a JSON object", index))
+
+
+def _number_slots(points: list[Point]) -> None:
+    """Give the points sharing variable and time slots 0, 1, 2... in payload order."""
+    counts: dict[tuple[str, int], int] = {}
+    for point in points:
+        key = (point.variable, point.time_ns)
+        point.slot = counts.get(key, 0)
+        counts[key] = point.slot + 1
 
 
 def validate_points(
@@ -143,38 +183,59 @@ def validate_points(
     Raises ValidationError listing every bad field of every point by index, or
     PayloadTooLarge. Points without a group share one generated id per payload.
     """
+    single = isinstance(payload, dict)
+    items = (payload,) if single else _array(payload, max_points)
     errors: list[FieldError] = []
     points: list[Point] = []
     shared_group: str | None = None
-    slots: dict[tuple[str, int], int] = {}
-    for index, item in _objects(payload, max_points, errors):
-        f = _check(item, index, _POINT_CHECKS, errors)
-        variable = f.get("variable")
+    keys: set[tuple[str, int]] = set()  # (variable, time_ns) of the points
+    plain = _PLAIN_KEYS.issuperset
+    for index, item in enumerate(items):
+        variable: str | None = None
+        if type(item) is not dict:
+            # A top-level object passed isinstance: a dict subclass (never decoded JSON)
+            # takes the generic path, where its own __getitem__ cannot come into play.
+            if not single:
+                errors.append(FieldError("point", "must be a JSON object", index))
+                continue
+        elif plain(item):
+            # The same checkers, minus the generic path's dispatch. A failure, a missing
+            # variable included, is not reported here: the generic path below runs again
+            # and reports it exactly as it does for any item.
+            try:
+                variable = check_variable(item["variable"])
+                value = check_value(item["value"]) if "value" in item else None
+                unit = check_unit(item["unit"]) if "unit" in item else None
+                time_ns = check_time(item["time"]) if "time" in item else None
+            except (KeyError, ValueError):
+                variable = None  # check_variable may have passed before another failed
+            group = lat = lng = metadata = None
         if variable is None:
-            if "variable" not in item:
-                errors.append(FieldError("variable", "is required", index))
-            continue
+            fields = _point_fields(item, index, errors)
+            if fields is None:
+                continue
+            variable, value, unit, time_ns, group, lat, lng, metadata = fields
         if errors:
             continue  # the batch is lost anyway; skip building points
-        group = f.get("group")
         if group is None:
             if shared_group is None:
                 shared_group = new_group()
             group = shared_group
-        # Untimed points are spread a nanosecond apart (invisible at the millisecond
-        # precision clients see) so they never need a slot tag: a slot per point of a big
-        # untimed array would multiply the series count.
-        time_ns = f["time"] if "time" in f else received_ns + index
-        key = (variable, time_ns)
-        slot = slots.get(key, 0)
-        slots[key] = slot + 1
-        lat, lng = f.get("location", (None, None))
+        if time_ns is None:
+            # Untimed points are spread a nanosecond apart (invisible at the millisecond
+            # precision clients see) so they never need a slot tag: a slot per point of a
+            # big untimed array would multiply the series count.
+            time_ns = received_ns + index
+        keys.add((variable, time_ns))
         points.append(Point(
-            device_id, variable, time_ns, received_ns, group, f.get("value"), f.get("unit"),
-            lat, lng, f.get("metadata"), slot,
+            device_id, variable, time_ns, received_ns, group, value, unit, lat, lng, metadata
         ))
     if errors:
         raise ValidationError("Error on object parse", errors)
+    # Slots are 0 unless two points share variable and time, which is rare: collecting
+    # the keys in a set costs each point less than counting them in a dict.
+    if len(keys) < len(points):
+        _number_slots(points)
     return points
 
 

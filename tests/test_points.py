@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import calendar
+import random
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from bridge import points as points_module
 from bridge.errors import PayloadTooLarge, ValidationError
 from bridge.points import (
     Point,
@@ -598,3 +601,112 @@ def test_post_and_put_share_each_rule(field: str, raw: Any) -> None:
     [(_, post_field, post_message)] = post_errors({"variable": "v", field: raw})
     [(_, put_field, put_message)] = put_errors({"id": "p", field: raw})
     assert (post_field, post_message) == (put_field, put_message) == (field, post_message)
+
+
+# --- the straight-line path of validate_points against the generic one -----------------
+
+
+def table_payloads() -> list[Any]:
+    """Every payload of the table-driven tests above, rebuilt from their parameter rows."""
+
+    def rows(test: Callable[..., None]) -> list[Any]:
+        [mark] = test.pytestmark  # type: ignore[attr-defined]
+        return list(mark.args[1])
+
+    def with_v(fields: dict[str, Any]) -> dict[str, Any]:
+        return {"variable": "v", **fields}
+
+    return [
+        *(expected for _, expected in rows(test_decode_json_accepts)),
+        *(with_v(fields) for fields, _, _ in rows(test_field_accepted)),
+        *({"variable": variable} for variable in rows(test_variable_stored_exactly)),
+        *(with_v({"time": t}) for t, _ in rows(test_time_accepted)),
+        *(with_v({"location": location}) for location, _, _ in rows(test_location_accepted)),
+        *(with_v(fields) for fields, _, _ in rows(test_field_rejected)),
+        *(payload for payload, _ in rows(test_payload_must_be_object_or_array)),
+        *([{"variable": "v"}] * count for count in rows(test_max_points_boundary)),
+        *(payload for payload, _ in rows(test_update_accepted)),
+        *(item for item, _ in rows(test_update_rejected)),
+        *(with_v({field: raw}) for field, raw in rows(test_post_and_put_share_each_rule)),
+    ]
+
+
+def iso(ns: int) -> str:
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{fraction:09d}Z"
+
+
+# (valid, invalid) raw values per key. Few variables and times, several of them the same
+# instant written differently (or an untimed point's RECV + index), so keys collide.
+POOLS: dict[str, tuple[list[Any], list[Any]]] = {
+    "variable": (["t", "temperature_sensor_07", "Température"],
+                 [None, "", "x" * 101, "a\nb", 5, True, ["a"]]),
+    "value": ([21.437, 0, -5, 2**63 - 1, True, False, "on", "", 1.0],
+              [None, NAN, INF, 2**63, "x" * 6001, {}, [1]]),
+    "unit": (["celsius", "", "x" * 25], [None, 5, "x" * 26]),
+    "time": (["2024-01-02T03:04:05Z", "2024-01-02T05:04:05+02:00", 1704164645000,
+              "2024-01-02T03:04:05.000Z", 1704164645000.5, iso(RECV), iso(RECV + 1),
+              iso(RECV + 2), 0],
+             [None, "bad", "2024-02-30T00:00:00Z", "2024-01-02T03:04:60.000Z", -1, NAN,
+              True]),
+    "group": (["g1", "", "x" * 100], [None, 5, "x" * 101]),
+    "serie": (["s1", 7, 1.5, ""], [None, True, NAN]),
+    "location": ([{"lat": 1, "lng": 2}, {"coordinates": [10, 20]}],
+                 [None, "x", {"lat": 91, "lng": 0}]),
+    "metadata": ([{}, {"a": [1, None]}], [None, "x", {"k": NAN}]),
+    "id": (["p1"], []), "origin": (["elsewhere"], []), "foo": ([{"bar": 1}], []),
+}
+OTHER_KEYS = ["group", "serie", "location", "metadata", "id", "origin", "foo"]
+NOT_OBJECTS: list[Any] = [1, "x", None, [], True, [{"variable": "t"}]]
+
+
+def random_item(rng: random.Random) -> Any:
+    if rng.random() < 0.03:
+        return rng.choice(NOT_OBJECTS)
+    names = ["variable"] if rng.random() < 0.95 else []
+    names += [name for name in ("value", "unit", "time") if rng.random() < 0.6]
+    if rng.random() < 0.25:
+        names += rng.sample(OTHER_KEYS, rng.randint(1, 3))
+    rng.shuffle(names)  # key order is the order of a point's errors
+    bad = rng.random() < 0.25
+    item = {}
+    for name in names:
+        valid, invalid = POOLS[name]
+        item[name] = rng.choice(invalid if bad and invalid and rng.random() < 0.4 else valid)
+    return item
+
+
+def generated_payloads(count: int, seed: int) -> list[Any]:
+    rng = random.Random(seed)
+    return [
+        random_item(rng) if rng.random() < 0.2
+        else [random_item(rng) for _ in range(rng.randint(0, 12))]  # max_points is 10
+        for _ in range(count)
+    ]
+
+
+def outcome(payload: Any, max_points: int) -> tuple[Any, ...]:
+    """Everything validate_points lets a caller observe, new_group's calls included."""
+    counter = Counter()
+    try:
+        points = run(payload, max_points, counter)
+    except ValidationError as exc:
+        return ValidationError, exc.message, exc.errors, counter.calls
+    except PayloadTooLarge as exc:
+        return PayloadTooLarge, str(exc), counter.calls
+    return points, counter.calls
+
+
+def test_straight_line_path_matches_generic_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = [(payload, 100) for payload in table_payloads()]
+    corpus += [(payload, 10) for payload in generated_payloads(4000, seed=20261108)]
+    straight = [outcome(payload, max_points) for payload, max_points in corpus]
+    monkeypatch.setattr(points_module, "_PLAIN_KEYS", frozenset())  # every item generic
+    generic = [outcome(payload, max_points) for payload, max_points in corpus]
+    for (payload, _), got, expected in zip(corpus, straight, generic, strict=True):
+        assert got == expected, payload
+    # Not vacuous: acceptance and rejection are both common, and accepted payloads
+    # include groupless points sharing variable and time (slot > 0).
+    accepted = [got[0] for got in straight if type(got[0]) is list]
+    assert 0.2 < len(accepted) / len(corpus) < 0.8
+    assert sum(p.group.startswith("gen-") and p.slot > 0 for ps in accepted for p in ps) > 50
