@@ -6,7 +6,8 @@ once that chunk is written, so HTTP can answer "N Data Added" and MQTT can ackno
 Group commit: with no write in flight, whatever is waiting goes out at once, so a lone
 request never pays a delay. While a write is in flight, new submissions gather into the
 next batch, which goes out when that write ends, when it holds ``max_points``, or after
-``linger`` seconds (then on a second connection). The batcher knows its sink only
+``linger`` seconds (then on a second connection). While the sink spools, every batch
+lingers: there a write's fixed cost, not latency, is what matters. The batcher knows its sink only
 through ``Sink``: the InfluxDB store, or the spooling sink in front of it.
 """
 
@@ -28,6 +29,12 @@ log = logging.getLogger("devicedata.batcher")
 
 class Sink(Protocol):
     async def write(self, body: bytes) -> None: ...
+
+    # True while each write has a fixed cost worth spreading over more points than an
+    # idle moment gathers (the spool: one fsynced record per write, each scanned again at
+    # every restart and drained one by one). Batches then always linger.
+    @property
+    def spooling(self) -> bool: ...
 
 
 Done = Callable[[BaseException | None], None]
@@ -122,8 +129,8 @@ class Batcher:
                     return
                 self._wakeup.clear()
                 continue
-            if (self._writing and self._linger > 0 and not self._closing
-                    and self._pending_points < self._max_points):
+            if ((self._writing or self._sink.spooling) and self._linger > 0
+                    and not self._closing and self._pending_points < self._max_points):
                 self._go.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._go.wait(), self._linger)

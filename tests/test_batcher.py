@@ -14,6 +14,7 @@ from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
 
 class RecordingSink:
     def __init__(self, delay: float = 0.0) -> None:
+        self.spooling = False
         self.bodies: list[bytes] = []
         self.delay = delay
         self.fail_with: Exception | None = None
@@ -44,6 +45,19 @@ async def test_an_idle_writer_writes_at_once() -> None:
     # With a 30 s linger, only "nothing is in flight, go now" can finish this in time.
     await asyncio.wait_for(asyncio.gather(batcher.submit(b"a", 1), batcher.submit(b"b", 1)), 5)
     assert sink.bodies == [b"a\nb"]
+    await batcher.close()
+
+
+async def test_while_the_sink_spools_an_idle_writer_still_lingers() -> None:
+    sink = RecordingSink()
+    sink.spooling = True
+    batcher = Batcher(sink, max_points=1000, linger=0.2)
+    await batcher.start()
+    first = asyncio.create_task(batcher.submit(b"a", 1))
+    await asyncio.sleep(0.02)
+    second = asyncio.create_task(batcher.submit(b"b", 1))
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert sink.bodies == [b"a\nb"]  # one spool record, not two
     await batcher.close()
 
 
