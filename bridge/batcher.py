@@ -3,12 +3,12 @@
 A submission is a chunk of line protocol plus its point count; ``submit`` returns only
 once that chunk is written, so HTTP can answer "N Data Added" and MQTT can acknowledge.
 
-Group commit: with no write in flight, whatever is waiting goes out at once, so a lone
-request never pays a delay. While a write is in flight, new submissions gather into the
-next batch, which goes out when that write ends, when it holds ``max_points``, or after
-``linger`` seconds (then on a second connection). While the sink spools, every batch
-lingers: there a write's fixed cost, not latency, is what matters. The batcher knows its sink only
-through ``Sink``: the InfluxDB store, or the spooling sink in front of it.
+Batches start at most once per ``linger`` seconds, unless one holds ``max_points``: after
+a quiet spell the first submission goes out at once (a lone request pays no delay), while
+a steady stream is gathered into one write per ``linger``. Measured at a steady 2,000
+messages/s, writing whenever no write was in flight instead made 1,211 writes/s where
+this makes ~150, and cost InfluxDB and the bridge 3.4 times the CPU. The batcher knows
+its sink only through ``Sink``: the InfluxDB store, or the spooling sink in front of it.
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ log = logging.getLogger("devicedata.batcher")
 
 class Sink(Protocol):
     async def write(self, body: bytes) -> None: ...
-
-    # True while each write has a fixed cost worth spreading over more points than an
-    # idle moment gathers (the spool: one fsynced record per write, each scanned again at
-    # every restart and drained one by one). Batches then always linger.
-    @property
-    def spooling(self) -> bool: ...
 
 
 Done = Callable[[BaseException | None], None]
@@ -59,8 +53,9 @@ class Batcher:
         self._pending: deque[_Submission] = deque()
         self._pending_points = 0
         self._wakeup = asyncio.Event()
-        # Ends a batch's growing: it is full, the writer is closing, or no write is in flight.
+        # Ends a batch's growing early: it is full, or the writer is closing.
         self._go = asyncio.Event()
+        self._last_start = -float("inf")  # loop time the last batch went out
         self._task: asyncio.Task[None] | None = None
         # Two writes at once keep InfluxDB busy while the next batch is being built (its
         # ingest rate nearly doubles from one connection to two); batches may then land out
@@ -129,12 +124,14 @@ class Batcher:
                     return
                 self._wakeup.clear()
                 continue
-            if ((self._writing or self._sink.spooling) and self._linger > 0
-                    and not self._closing and self._pending_points < self._max_points):
+            loop = asyncio.get_running_loop()
+            wait = self._last_start + self._linger - loop.time()
+            if wait > 0 and not self._closing and self._pending_points < self._max_points:
                 self._go.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._go.wait(), self._linger)
+                    await asyncio.wait_for(self._go.wait(), wait)
             await self._slots.acquire()
+            self._last_start = loop.time()
             task = asyncio.create_task(self._write(self._take()))
             self._writing.add(task)
             task.add_done_callback(self._writing.discard)
@@ -144,8 +141,6 @@ class Batcher:
             await self._flush(batch)
         finally:
             self._slots.release()
-            if len(self._writing) <= 1:  # this task leaves the set only after returning
-                self._go.set()
 
     def _take(self) -> list[_Submission]:
         batch: list[_Submission] = []

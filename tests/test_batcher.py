@@ -14,7 +14,6 @@ from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
 
 class RecordingSink:
     def __init__(self, delay: float = 0.0) -> None:
-        self.spooling = False
         self.bodies: list[bytes] = []
         self.delay = delay
         self.fail_with: Exception | None = None
@@ -48,16 +47,38 @@ async def test_an_idle_writer_writes_at_once() -> None:
     await batcher.close()
 
 
-async def test_while_the_sink_spools_an_idle_writer_still_lingers() -> None:
+async def test_submissions_within_a_linger_of_the_last_batch_go_out_together() -> None:
     sink = RecordingSink()
-    sink.spooling = True
-    batcher = Batcher(sink, max_points=1000, linger=0.2)
+    batcher = Batcher(sink, max_points=1000, linger=1.0)
     await batcher.start()
     first = asyncio.create_task(batcher.submit(b"a", 1))
-    await asyncio.sleep(0.02)
-    second = asyncio.create_task(batcher.submit(b"b", 1))
-    await asyncio.wait_for(asyncio.gather(first, second), 5)
-    assert sink.bodies == [b"a\nb"]  # one spool record, not two
+    await asyncio.wait_for(_until(lambda: sink.bodies == [b"a"]), 5)  # at once: idle
+    later = []
+    for body in (b"b", b"c", b"d"):
+        later.append(asyncio.create_task(batcher.submit(body, 1)))
+        await asyncio.sleep(0.01)
+    assert sink.bodies == [b"a"]  # held: "a" went out less than a linger ago
+    await asyncio.wait_for(asyncio.gather(first, *later), 5)
+    assert sink.bodies == [b"a", b"b\nc\nd"]
+    await batcher.close()
+
+
+async def test_a_steady_stream_is_written_once_per_linger_not_per_submission() -> None:
+    sink = RecordingSink()
+    linger = 0.02
+    batcher = Batcher(sink, max_points=100_000, linger=linger)
+    await batcher.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    waiting = []
+    for i in range(100):
+        waiting.append(asyncio.create_task(batcher.submit(b"%d" % i, 1)))
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*waiting)
+    elapsed = loop.time() - started
+    # At most one batch starts per linger (none here is full), however slow the loop ran.
+    assert len(sink.bodies) <= elapsed / linger + 2
+    assert b"\n".join(sink.bodies).split(b"\n") == [b"%d" % i for i in range(100)]
     await batcher.close()
 
 
@@ -90,21 +111,6 @@ async def _held_first_write(linger: float) -> tuple[GatedSink, Batcher, asyncio.
     first = asyncio.create_task(batcher.submit(b"a", 1))
     await asyncio.wait_for(_until(lambda: len(sink.started) == 1), 5)
     return sink, batcher, first
-
-
-async def test_submissions_during_a_write_go_out_together_when_it_ends() -> None:
-    sink, batcher, first = await _held_first_write(linger=30.0)
-    later = []
-    for body in (b"b", b"c", b"d"):
-        later.append(asyncio.create_task(batcher.submit(body, 1)))
-        await asyncio.sleep(0.01)
-    assert sink.started == [b"a"]  # the linger is long and the batch is not full: held
-    sink.gates[0].set()
-    await asyncio.wait_for(_until(lambda: len(sink.started) == 2), 5)
-    assert sink.started[1] == b"b\nc\nd"
-    sink.gates[1].set()
-    await asyncio.gather(first, *later)
-    await batcher.close()
 
 
 async def test_linger_bounds_the_wait_behind_a_slow_write() -> None:
