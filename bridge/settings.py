@@ -54,8 +54,8 @@ class Settings:
     batch_max_points: int = field(default=5000, metadata=_doc(
         "The batching writer flushes when this many points are waiting..."))
     batch_linger_ms: float = field(default=5.0, metadata=_doc(
-        "...or, while a write is in flight, when the oldest waiting point is this old "
-        "(milliseconds); with no write in flight, waiting points go out at once."))
+        "...otherwise batches start at most once per this many milliseconds; the first "
+        "after a quiet spell goes out at once."))
     max_pending_points: int = field(default=200_000, metadata=_doc(
         "Points waiting for the writer before HTTP answers 503 + Retry-After (memory bound)."))
     spool_dir: Path = field(default=Path(""), metadata=_doc(
