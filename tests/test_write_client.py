@@ -6,6 +6,8 @@ silence, garbage)."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -196,3 +198,26 @@ async def test_garbage_is_unavailable_not_a_crash() -> None:
     async with Scripted(answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")) as store:
         with pytest.raises(StoreUnavailable, match="WireError"):
             await store.write(b"x")
+
+
+async def test_failed_writes_free_their_bodies_without_the_cyclic_gc(
+        stack_settings: Settings) -> None:
+    """While InfluxDB is down the spool drainer retries 8 MiB bodies every few seconds;
+    a failed write must not leave its body in a reference cycle (it did, through
+    asyncio.wait_for's Task, until the cyclic GC happened to run)."""
+    store = InfluxStore(replace(stack_settings,
+                                influx_url=f"http://127.0.0.1:{procs.free_port()}"))
+    body = b"m v=1 1\n" * 131_072  # 1 MiB
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        for _ in range(20):
+            with pytest.raises(StoreUnavailable):
+                await store.write(b"%s" % body)  # a fresh copy each time, as the drainer's
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+        await store.close()
+    assert held < 4 * len(body)  # 20 leaked copies would be 20 MiB
