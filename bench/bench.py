@@ -402,22 +402,18 @@ def fig_profile(args: argparse.Namespace) -> None:
         tok = env.devices[0].token
         body = env.dir / "one.json"
         body.write_bytes(one_point_body())
+        body1k = env.dir / "thousand.json"
+        body1k.write_bytes(thousand_points_body())
         with Api(env, "profile") as api:
             wrk(f"{api.url}/data", body, tok, 2, 64)
-            raw = env.dir / "api_post1.raw"
-            spy = pyspy(api.pid, 10, raw)
-            time.sleep(0.5)
-            wrk(f"{api.url}/data", body, tok, 9, 64)
-            spy.wait()
-            result["api_post1"] = profile_summary.summarise(str(raw), 30)
-            body1k = env.dir / "thousand.json"
-            body1k.write_bytes(thousand_points_body())
-            raw = env.dir / "api_post1000.raw"
-            spy = pyspy(api.pid, 10, raw)
-            time.sleep(0.5)
-            wrk(f"{api.url}/data", body1k, tok, 9, 16)
-            spy.wait()
-            result["api_post1000"] = profile_summary.summarise(str(raw), 30)
+            for name, body_file, connections in (("api_post1", body, 64),
+                                                 ("api_post1000", body1k, 16)):
+                raw = env.dir / f"{name}.raw"
+                spy = pyspy(api.pid, 10, raw)
+                time.sleep(0.5)
+                wrk(f"{api.url}/data", body_file, tok, 9, connections)
+                spy.wait()
+                result[name] = profile_summary.summarise(str(raw), 30)
     for name, res in result.items():
         print(f"\n== {name} ({res['samples']} samples)")
         for kind in ("self", "total"):
@@ -780,6 +776,7 @@ def fig_get(args: argparse.Namespace) -> None:
                         f"{r[f'variant_{name}']['p50_ms']:.1f} ms")
                 r["api_peak_rss_mb"] = api.rss()
                 runs.append(r)
+        recorded = {k: _recorded_calls(env.settings, dev, v) for k, v in GET_QUERIES.items()}
         for name in _variants(dev):
             out_v = summary([r[f"variant_{name}"]["p50_ms"] for r in runs])
             log(f"variant {name}: p50 median {out_v['median']:.1f} ms")
@@ -789,11 +786,8 @@ def fig_get(args: argparse.Namespace) -> None:
                                    for name in _variants(dev)},
                                "device_points": stored, "variables": BIG_VARIABLES,
                                "days": BIG_DAYS, "load": load, "queries": GET_QUERIES,
-                               "influx_requests": {k: _recorded_calls(env.settings, dev, v)[1]
-                                                   for k, v in GET_QUERIES.items()},
-                               "influx_requests_cold": {
-                                   k: _recorded_calls(env.settings, dev, v)[0]
-                                   for k, v in GET_QUERIES.items()},
+                               "influx_requests": {k: c[1] for k, c in recorded.items()},
+                               "influx_requests_cold": {k: c[0] for k, c in recorded.items()},
                                "ceiling": "the /query requests DataService.get sends for the "
                                           "same GET once it has read it before (recorded "
                                           "in-process), replayed in order straight to "

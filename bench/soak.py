@@ -500,28 +500,25 @@ class Soak:
             log(f"InfluxDB back after {self.t_influx_back - self.t_outage_start:.0f} s; "
                 f"spooled: bridge {b[1]:,} points in {b[0]:,} records, API {a[1]:,} points")
         elif what == "bridge_kill":
-            pid = self.bridge.pid
-            _, hwm = proc_mem_kb(pid)
-            if self.sampler:
-                self.sampler.note("bridge_hwm_kb", hwm)
-            ev.update(pid=pid, hwm_kb=hwm, backlog_bytes=spool_disk(self.bridge_spool)[1])
-            self.bridge.kill()
-            t = self.now()
-            self.bridge.start()
-            ev["restart_s"] = round(self.now() - t, 2)
+            self._kill_and_restart(ev, self.bridge, self.bridge_spool, "bridge_hwm_kb")
         elif what == "api_kill":
-            pid = self.api.pid
-            _, hwm = proc_mem_kb(pid)
-            if self.sampler:
-                self.sampler.note("api_hwm_kb", hwm)
-            ev.update(pid=pid, hwm_kb=hwm, backlog_bytes=spool_disk(self.api_spool)[1])
-            self.api.kill()
-            t = self.now()
-            self.api.start()
-            ev["restart_s"] = round(self.now() - t, 2)
+            self._kill_and_restart(ev, self.api, self.api_spool, "api_hwm_kb")
         self.events.append(ev)
         log(f"t={ev['at_s']:7.1f}s {what}" + (f" (restarted in {ev['restart_s']} s)"
                                              if "restart_s" in ev else ""))
+
+    def _kill_and_restart(self, ev: dict[str, Any], child: Bridge | ApiProc, spool: Path,
+                          hwm_key: str) -> None:
+        """SIGKILL ``child`` (its peak RSS and spool backlog noted first), start it again."""
+        pid = child.pid
+        _, hwm = proc_mem_kb(pid)
+        if self.sampler:
+            self.sampler.note(hwm_key, hwm)
+        ev.update(pid=pid, hwm_kb=hwm, backlog_bytes=spool_disk(spool)[1])
+        child.kill()
+        t = self.now()
+        child.start()
+        ev["restart_s"] = round(self.now() - t, 2)
 
     def check_children(self) -> None:
         """A bridge or API that died without being killed by us is a finding: record it

@@ -139,9 +139,10 @@ async def newest_per_variable(store: InfluxStore, device_id: str, q: DataQuery,
                 found.append(row)
 
     rows = [row for s in series for row in s.rows]
-    too_full = (whole and len(rows) > HINTED_ROWS) or (hint is not None and hint[1])
-    if not (whole and too_full):
+    overflowed = whole and len(rows) > HINTED_ROWS  # the window was not read whole
+    if not overflowed:
         take(rows)
+    too_full = overflowed or (hint is not None and hint[1])
     for lower in bounds[1:]:
         if not missing:
             break
