@@ -188,8 +188,7 @@ async def variables(request: Request) -> Response:
     await _existing_device(state, device_id)
     points = await state.service.get(device_id, DataQuery(kind="last_item"))
     assert isinstance(points, list)
-    points.sort(key=lambda p: p["variable"])
-    return success(points)
+    return success(sorted(points, key=lambda p: p["variable"]))
 
 
 async def series(request: Request) -> Response:

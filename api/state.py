@@ -58,7 +58,8 @@ async def lifespan(app: Starlette, settings: Settings,
     reg = registry if registry is not None else open_registry(settings.registry_location)
     metrics = Metrics()
     try:
-        async with open_pipeline(settings, f"api-{settings.http_port}", metrics) as pipe:
+        async with open_pipeline(settings, f"api-{settings.http_port}", metrics, reg,
+                                 serves_reads=True) as pipe:
             state = AppState(
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),

@@ -150,3 +150,19 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
             writer.close()
 
     return await asyncio.start_server(handle, host, port)
+
+
+def describe_reads(metrics: Metrics, versions: Any, answers: Any) -> None:
+    """Kept answers (``AnswerCache``) and failed data-version bumps (``DataVersions``)."""
+    if versions is not None:
+        metrics.counter("devicedata_data_version_bump_failures",
+                        "Writes whose data version could not be bumped in the registry.",
+                        lambda: float(versions.bump_failures))
+    if answers is not None:
+        metrics.counter("devicedata_read_cache_hits", "GETs answered from kept answers.",
+                        lambda: float(answers.hits))
+        metrics.counter("devicedata_read_cache_misses",
+                        "Cacheable GETs that had to ask InfluxDB.",
+                        lambda: float(answers.misses))
+        metrics.gauge("devicedata_read_cache_points", "Points held in kept answers.",
+                      lambda: float(answers.points))

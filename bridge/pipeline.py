@@ -9,13 +9,16 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from bridge.answers import AnswerCache
 from bridge.batcher import Batcher
-from bridge.metrics import Metrics, describe_sink
+from bridge.metrics import Metrics, describe_reads, describe_sink
+from bridge.registry import Registry
 from bridge.service import DataService
 from bridge.settings import Settings
 from bridge.spool import Spool
 from bridge.spooling import SpoolingSink
 from bridge.store import InfluxStore
+from bridge.versions import DataVersions
 
 log = logging.getLogger("devicedata.pipeline")
 
@@ -29,10 +32,19 @@ class Pipeline:
 
 
 @contextlib.asynccontextmanager
-async def open_pipeline(settings: Settings, process: str,
-                        metrics: Metrics | None = None) -> AsyncIterator[Pipeline]:
-    """``process`` names this process's own spool directory (``api-8888``...)."""
-    store = InfluxStore(settings)
+async def open_pipeline(settings: Settings, process: str, metrics: Metrics | None = None,
+                        registry: Registry | None = None,
+                        serves_reads: bool = False) -> AsyncIterator[Pipeline]:
+    """``process`` names this process's own spool directory (``api-8888``...). With a
+    ``registry``, every write bumps the data versions there, and a process that
+    ``serves_reads`` may answer them from its AnswerCache (``DEVICEDATA_READ_CACHE_*``)."""
+    versions = answers = None
+    if registry is not None:
+        if serves_reads and settings.read_cache_seconds > 0:
+            answers = AnswerCache(max_age=settings.read_cache_seconds,
+                                  max_points=settings.read_cache_points)
+        versions = DataVersions(registry, on_bump_failed=answers.clear if answers else None)
+    store = InfluxStore(settings, on_change=versions.bump if versions else None)
     try:
         await store.start()
     except Exception as exc:  # InfluxDB may come up later; the spool covers the meantime
@@ -50,10 +62,12 @@ async def open_pipeline(settings: Settings, process: str,
                       on_written=metrics.observe_batch if metrics else None)
     if metrics is not None:
         describe_sink(metrics, sink)
+        describe_reads(metrics, versions, answers)
     await batcher.start()
     try:
         yield Pipeline(store, sink, batcher,
-                       DataService(store, batcher, max_points=settings.max_points))
+                       DataService(store, batcher, max_points=settings.max_points,
+                                   versions=versions, answers=answers))
     finally:
         await batcher.close()
         await sink.close()

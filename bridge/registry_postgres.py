@@ -147,6 +147,13 @@ class PostgresRegistry(SQLRegistry):
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield _Cursor(cur)
 
+    @contextmanager
+    def _write_unsynced(self) -> Iterator[_Cursor]:
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            # The commit returns before its WAL record is flushed to disk.
+            cur.execute("SET LOCAL synchronous_commit = off")
+            yield _Cursor(cur)
+
     # schema
 
     def _migrate(self) -> None:

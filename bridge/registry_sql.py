@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
@@ -49,9 +49,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX tokens_device ON tokens(device_id)",
         "CREATE INDEX tokens_prefix ON tokens(prefix)",
     ),
+    (
+        # Bumped by every writer once its data is visible in InfluxDB; readers compare it
+        # with the version a kept answer was read at (bridge/versions.py).
+        "ALTER TABLE devices ADD COLUMN data_version {int} NOT NULL DEFAULT 0",
+    ),
 ]
 
 MAX_NAME = 100
+_IDS_PER_STATEMENT = 500  # below SQLite's oldest bound-parameter limit (999)
 MAX_TOKEN_LEN = 512
 _TOKEN_COLUMNS = "hash, prefix, device_id, permission, name, created_ns, expires_ns, revoked_ns"
 _TOKEN_BY_HASH = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = ?"
@@ -122,6 +128,12 @@ class SQLRegistry:
     def _write(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
 
+    def _write_unsynced(self) -> AbstractContextManager[Cursor]:
+        """A transaction that may be lost in a power failure (no fsync at commit): for
+        data versions, bumped on every write batch, where an fsync would cost more than
+        the batch and a lost bump only lets a kept answer live until its max age."""
+        return self._write()
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -174,6 +186,21 @@ class SQLRegistry:
             cur.run("UPDATE devices SET last_input_ns = ? WHERE id = ? "
                     "AND (last_input_ns IS NULL OR last_input_ns < ?)",
                     (at_ns, device_id, at_ns))
+
+    def bump_data_versions(self, device_ids: Collection[str]) -> None:
+        """Count one more change to each device's data; unknown ids are ignored."""
+        ids = sorted(device_ids)  # one lock order, so two bumpers cannot deadlock
+        with self._write_unsynced() as cur:
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start:start + _IDS_PER_STATEMENT]
+                cur.run("UPDATE devices SET data_version = data_version + 1 WHERE id IN ("
+                        + ", ".join("?" * len(chunk)) + ")", chunk)
+
+    def data_version(self, device_id: str) -> int | None:
+        """How many changes the device's data has seen; None for an unknown device."""
+        with self._read() as cur:
+            rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
+        return int(rows[0]["data_version"]) if rows else None
 
     # tokens
 

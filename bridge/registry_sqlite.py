@@ -63,18 +63,26 @@ class SQLiteRegistry(SQLRegistry):
                 raise RegistryError(f"registry error: {exc}") from exc
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, synchronous: str = "FULL") -> Iterator[sqlite3.Connection]:
         """One write transaction. IMMEDIATE takes the write lock up front, so two
-        processes cannot both read-then-write and deadlock on the upgrade."""
+        processes cannot both read-then-write and deadlock on the upgrade. In WAL mode
+        ``synchronous = NORMAL`` skips the commit's fsync (a power failure may lose the
+        transaction, never corrupt the file)."""
         with self._locked() as db:
-            db.execute("BEGIN IMMEDIATE")
+            if synchronous != "FULL":
+                db.execute(f"PRAGMA synchronous = {synchronous}")
             try:
-                yield db
-            except BaseException:
-                if db.in_transaction:  # some errors already rolled back by themselves
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:  # some errors already rolled back by themselves
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if synchronous != "FULL":
+                    db.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def _read(self) -> Iterator[_Cursor]:
@@ -84,6 +92,11 @@ class SQLiteRegistry(SQLRegistry):
     @contextmanager
     def _write(self) -> Iterator[_Cursor]:
         with self._tx() as db:
+            yield _Cursor(db)
+
+    @contextmanager
+    def _write_unsynced(self) -> Iterator[_Cursor]:
+        with self._tx("NORMAL") as db:
             yield _Cursor(db)
 
     def _migrate(self) -> None:

@@ -36,7 +36,8 @@ async def run(settings: Settings, stopping: asyncio.Event,
     registry = open_registry(settings.registry_location)
     metrics = Metrics()
     try:
-        async with open_pipeline(settings, f"bridge-{settings.mqtt_client_id}", metrics) as pipe:
+        async with open_pipeline(settings, f"bridge-{settings.mqtt_client_id}", metrics,
+                                 registry) as pipe:
             return await _serve(settings, registry, pipe, metrics, stopping, ready)
     finally:
         registry.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bridge.answers import Answer, AnswerCache
 from bridge.batcher import Batcher
 from bridge.errors import FieldError, NotFound, ValidationError
 from bridge.points import Point, PointUpdate, validate_points, validate_update
@@ -37,16 +38,21 @@ from bridge.schema import (
 )
 from bridge.store import InfluxStore, Series
 from bridge.timeparse import format_iso_ms, now_ns
-
-Result = list[dict[str, Any]] | float | int
+from bridge.versions import DataVersions
 
 
 class DataService:
-    def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int) -> None:
+    def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int,
+                 versions: DataVersions | None = None,
+                 answers: AnswerCache | None = None) -> None:
+        """With ``versions`` and ``answers``, reads without a time bound are answered
+        from ``answers`` while the device's data version is unchanged."""
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
         self.hints = WindowHints()
+        self.versions = versions
+        self.answers = answers
 
     def prepare(self, device_id: str, payload: Any, received_ns: int | None = None) -> list[Point]:
         return validate_points(payload, device_id=device_id,
@@ -59,7 +65,22 @@ class DataService:
             await self.batcher.submit(encode_points(points), len(points))
         return len(points)
 
-    async def get(self, device_id: str, q: DataQuery) -> Result:
+    async def get(self, device_id: str, q: DataQuery) -> Answer:
+        # A relative bound ("1 day") moves with the clock, so only unbounded reads are kept.
+        if (self.answers is None or self.versions is None
+                or q.start_ns is not None or q.end_ns is not None):
+            return await self._read(device_id, q)
+        version = await self.versions.current(device_id)  # before the read: see versions.py
+        if version is None:
+            return await self._read(device_id, q)
+        key = repr(q)
+        answer = self.answers.get(device_id, key, version)
+        if answer is None:
+            answer = await self._read(device_id, q)
+            self.answers.put(device_id, key, version, answer)
+        return answer
+
+    async def _read(self, device_id: str, q: DataQuery) -> Answer:
         if q.kind in NUMBER_KINDS:
             (series,) = await self.store.query([number_statement(device_id, q)])
             return _single_number(series)
@@ -100,7 +121,10 @@ class DataService:
         else:
             rows = await self._list_rows(device_id, q)
         if rows:
-            await self.store.query([_delete_statement(device_id, r) for r in rows])
+            try:
+                await self.store.query([_delete_statement(device_id, r) for r in rows])
+            finally:
+                await self.store.changed((device_id,))
         return len(rows)
 
     async def edit(self, device_id: str, payload: Any) -> int:
@@ -133,7 +157,10 @@ class DataService:
         if deletes:
             # A field that disappears (a number turned string) would linger if merely
             # overwritten, so those points are removed before they are written again.
-            await self.store.query(deletes)
+            try:
+                await self.store.query(deletes)
+            finally:
+                await self.store.changed((device_id,))
         await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines))
         return len(found)
 
@@ -143,8 +170,11 @@ class DataService:
 
 async def delete_device_points(store: InfluxStore, device_id: str) -> None:
     """Remove every stored point of one device (when the device itself is deleted)."""
-    await store.query(
-        [f"DELETE FROM {quote_ident(MEASUREMENT)} WHERE \"device\" = {quote_string(device_id)}"])
+    try:
+        await store.query([f"DELETE FROM {quote_ident(MEASUREMENT)} "
+                           f"WHERE \"device\" = {quote_string(device_id)}"])
+    finally:
+        await store.changed((device_id,))
 
 
 def _row_is(row: dict[str, Any], point_id: str) -> bool:

@@ -65,6 +65,12 @@ class Settings:
         "Largest spool on disk; when full, HTTP answers 503 and the bridge stops acknowledging."))
     token_cache_seconds: float = field(default=2.0, metadata=_doc(
         "How long a token look-up is cached per process (bounds revocation delay)."))
+    read_cache_seconds: float = field(default=60.0, metadata=_doc(
+        "Longest an answer to a repeated GET without start/end date is served from memory; "
+        "any write to the device ends it sooner. 0 turns the cache off."))
+    read_cache_points: int = field(default=50_000, metadata=_doc(
+        "Most points kept in answers per API process; a larger answer than a tenth of this "
+        "is not kept."))
     mqtt_host: str = field(default="127.0.0.1", metadata=_doc("Broker host for the bridge."))
     mqtt_port: int = field(default=1883, metadata=_doc("Broker port for the bridge."))
     mqtt_username: str = field(default="devicedata-bridge", metadata=_doc(

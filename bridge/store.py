@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from bridge.errors import StoreRejected, StoreUnavailable
-from bridge.schema import quote_ident
+from bridge.schema import devices_in, quote_ident
 from bridge.settings import Settings
 from bridge.write_client import WireError, WireResponse, WriteClient, basic_auth
 
@@ -35,8 +35,14 @@ class Series:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
+ChangeHook = Callable[[Collection[str]], Awaitable[None]]
+
+
 class InfluxStore:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, on_change: ChangeHook | None = None):
+        """``on_change`` hears which devices' data a write or delete may have changed,
+        after InfluxDB answered and before the caller learns the outcome."""
+        self._on_change = on_change
         self._db = settings.influx_db
         self._rp = settings.influx_rp
         self._create_db = settings.influx_create_db
@@ -93,7 +99,17 @@ class InfluxStore:
             # The database vanished (a wiped or replaced InfluxDB): recreate it once.
             await self.start()
             status, headers, content = await self._post_write(body)
-        _check(status, headers, content)
+        try:
+            _check(status, headers, content)
+        finally:
+            # Even a refused write may have stored part of its lines (a partial write).
+            if self._on_change is not None:
+                await self._on_change(devices_in(body))
+
+    async def changed(self, device_ids: Collection[str]) -> None:
+        """Report a change made by a query (DELETE), as ``write`` reports its own."""
+        if self._on_change is not None:
+            await self._on_change(device_ids)
 
     async def _post_write(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
         if self._writer is None:

@@ -22,6 +22,7 @@ from bridge.registry import Permission
 from bridge.registry_sqlite import SQLiteRegistry
 from bridge.settings import Settings
 from devicedata.procs import free_port
+from devicedata.servers import InfluxServer
 
 
 @dataclass
@@ -55,9 +56,25 @@ class ApiServer:
     def state(self) -> Any:
         return self.app.state.devicedata
 
+    def statements_during(self, read: Callable[[], Any]) -> tuple[Any, int]:
+        """``read()``'s result and how many InfluxQL statements this API sent meanwhile."""
+        before = self.state.store.statements_run
+        result = read()
+        return result, self.state.store.statements_run - before
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=15)
+
+
+def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
+    """The device's points as InfluxDB itself counts them: what is stored, acknowledged
+    or not (the API may answer a repeated read from a kept answer)."""
+    escaped = device_id.replace("'", "\\'")
+    result = influx.query(f"SELECT count(\"created\") FROM \"data\" WHERE \"device\" = "
+                          f"'{escaped}'", db=api.settings.influx_db)
+    series = result["results"][0].get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0
 
 
 def start_api(settings: Settings, registry: SQLiteRegistry) -> ApiServer:

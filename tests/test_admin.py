@@ -13,7 +13,7 @@ import pytest
 from bridge.devices import ADMIN_TOKEN_NAME
 from bridge.timeparse import format_iso_ms
 from devicedata.servers import InfluxServer
-from fixtures_api import ApiServer
+from fixtures_api import ApiServer, stored_points
 from mqtt_helpers import connect_when_allowed, wait_refused
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'; DROP TABLE devices;-- ü 🌡️"
@@ -47,12 +47,6 @@ def new_device(admin: httpx.Client, name: str = "") -> dict[str, Any]:
     return created
 
 
-def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
-    escaped = device_id.replace("'", "\\'")
-    result = influx.query(f"SELECT count(\"created\") FROM \"data\" WHERE \"device\" = "
-                          f"'{escaped}'", db=api.settings.influx_db)
-    series = result["results"][0].get("series", [])
-    return int(series[0]["values"][0][1]) if series else 0
 
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from bridge.settings import Settings
 from devicedata.servers import InfluxServer, MosquittoServer
-from fixtures_api import ApiServer
+from fixtures_api import ApiServer, stored_points
 from influx_proxy import HoldingProxy
 from mqtt_helpers import BridgeProcess, connect_when_allowed, wait_until
 from test_bridge import count
@@ -36,7 +36,8 @@ def handled(process: BridgeProcess) -> int:
 
 
 def test_redelivery_after_a_kill_between_write_and_ack_makes_no_duplicates(
-        api: ApiServer, stack_settings: Settings, device: tuple[str, str], log_dir: Path) -> None:
+        api: ApiServer, influx: InfluxServer, stack_settings: Settings, device: tuple[str, str],
+        log_dir: Path) -> None:
     device_id, token = device
     proxy = HoldingProxy(stack_settings.influx_url)
     proxy.hold_writes.set()
@@ -48,11 +49,14 @@ def test_redelivery_after_a_kill_between_write_and_ack_makes_no_duplicates(
                   for i in range(5)] + [{"variable": "r", "value": 9,
                                          "time": "2024-01-01T00:00:00Z"}]
         client.publish(f"devices/{device_id}/data", json.dumps(points), qos=1, wait=False)
-        wait_until(lambda: count(api, token) == 6, what="the write to land in InfluxDB")
+        wait_until(lambda: stored_points(influx, api, device_id) == 6,
+                   what="the write to land in InfluxDB")
         wait_until(lambda: proxy.writes_held >= 1, what="the proxy to hold the answer")
         first.stop(signal.SIGKILL)  # written, never acknowledged
         client.close()
     finally:
+        if first.running():  # a failed wait above: never leave it holding the spool dir
+            first.stop(signal.SIGKILL)
         proxy.close()
     second = BridgeProcess(stack_settings, log_dir / "second.log").start()
     time.sleep(2)  # the broker redelivers on session resume, well within this

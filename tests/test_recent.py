@@ -10,14 +10,22 @@ import pytest
 
 from bridge.query import DataQuery
 from bridge.recent import HINTED_ROWS, WindowHints
-from fixtures_api import ApiServer
+from fixtures_api import ApiServer, MakeApi
 from test_api_data import get, post
 
 MIN = 60_000  # ms
 
 
 @pytest.fixture
-def history(api: ApiServer) -> tuple[Any, str, list[int]]:
+def uncached(make_api: MakeApi) -> ApiServer:
+    """An API that reads InfluxDB every time: the window hints are what is tested here
+    (the answer cache would serve the repeated reads without a query)."""
+    return make_api(read_cache_seconds=0)
+
+
+@pytest.fixture
+def history(uncached: ApiServer) -> tuple[Any, str, list[int]]:
+    api = uncached
     _device_id, token = api.device()
     now_ms = time.time_ns() // 1_000_000
     times = ([now_ms - i * MIN for i in range(1, 6)]            # the last hour
@@ -43,11 +51,9 @@ def test_pages_equal_the_unbounded_query(history: Any, qty: int, skip: int) -> N
 
 def test_a_full_recent_page_needs_one_statement(history: Any) -> None:
     api, token, _ = history
-    store = api.state.store
-    before = store.statements_run
     with api.client(token) as c:
-        assert len(get(c, {"qty": 3})) == 3
-    assert store.statements_run - before == 1
+        page, statements = api.statements_during(lambda: get(c, {"qty": 3}))
+    assert len(page) == 3 and statements == 1
 
 
 def test_last_value_finds_variables_last_seen_long_ago(history: Any) -> None:
@@ -68,18 +74,12 @@ def test_start_date_narrower_than_a_window_is_respected(history: Any) -> None:
         assert sorted(p["value"] for p in recent) == [0, 1, 2, 3, 4, 10]
 
 
-def _statements(api: ApiServer, read: Any) -> tuple[Any, int]:
-    before = api.state.store.statements_run
-    result = read()
-    return result, api.state.store.statements_run - before
-
-
 def test_a_repeated_read_starts_from_where_the_last_answer_began(history: Any) -> None:
     api, token, _ = history
     with api.client(token) as c:
         # 6 points in the last hour, the rest 3 days ago: hour, day, then week.
-        first, cold = _statements(api, lambda: get(c, {"qty": 8}))
-        again, warm = _statements(api, lambda: get(c, {"qty": 8}))
+        first, cold = api.statements_during(lambda: get(c, {"qty": 8}))
+        again, warm = api.statements_during(lambda: get(c, {"qty": 8}))
         everything = get(c, {"qty": 100})
     assert first == again == everything[:8]
     assert (cold, warm) == (3, 1)
@@ -92,7 +92,7 @@ def test_a_hint_whose_rows_were_deleted_still_gives_the_exact_answer(history: An
         oldest_two = [p["id"] for p in get(c, {"qty": 8})[-2:]]
         removed = c.delete("/data", params=[("ids", i) for i in oldest_two])
         assert removed.json() == {"status": True, "result": "2 Data Removed"}
-        page, statements = _statements(api, lambda: get(c, {"qty": 8}))
+        page, statements = api.statements_during(lambda: get(c, {"qty": 8}))
         everything = get(c, {"qty": 100})
     assert page == everything[:8]
     assert statements > 1  # the hint window now holds 6 rows: it was widened
@@ -101,8 +101,8 @@ def test_a_hint_whose_rows_were_deleted_still_gives_the_exact_answer(history: An
 def test_last_value_needs_one_request_once_it_knows_where_to_look(history: Any) -> None:
     api, token, times = history
     with api.client(token) as c:
-        _, cold = _statements(api, lambda: get(c, {"query": "last_value"}))
-        last, warm = _statements(api, lambda: get(c, {"query": "last_value"}))
+        _, cold = api.statements_during(lambda: get(c, {"query": "last_value"}))
+        last, warm = api.statements_during(lambda: get(c, {"query": "last_value"}))
         newest_t = get(c, {"query": "last_item", "variables": "t"})[0]
         c.delete("/data", params={"ids": newest_t["id"]})
         after_delete = {p["variable"]: p["value"] for p in get(c, {"query": "last_value"})}
@@ -123,14 +123,15 @@ def test_window_hints_keep_only_the_most_recently_used() -> None:
 
 
 def test_a_hinted_window_too_full_to_read_whole_falls_back_to_grouped_reads(
-        api: ApiServer) -> None:
+        uncached: ApiServer) -> None:
+    api = uncached
     _device, token = api.device()
     two_days_ago = time.time_ns() // 1_000_000 - 2 * 1440 * MIN
     busy = [{"variable": "busy", "value": i} for i in range(HINTED_ROWS + 100)]
     with api.client(token) as c:
         assert post(c, [*busy, {"variable": "rare", "value": -1, "time": two_days_ago}]
                     ).status_code == 200
-        reads = [_statements(api, lambda: get(c, {"query": "last_value"})) for _ in range(3)]
+        reads = [api.statements_during(lambda: get(c, {"query": "last_value"})) for _ in range(3)]
     answers = [{p["variable"]: p["value"] for p in result} for result, _ in reads]
     assert answers == [{"busy": HINTED_ROWS + 99, "rare": -1}] * 3
     # cold: index + hour + day + week; then the hinted window read whole is too full and

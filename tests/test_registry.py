@@ -262,6 +262,33 @@ def test_touch_only_moves_forward(registry: Registry) -> None:
     registry.touch("0" * 24, 5000)  # a device deleted meanwhile: ignored
 
 
+def test_data_versions_count_changes_per_device(registry: Registry,
+                                               open_backend: Callable[[], Registry]) -> None:
+    a, b = registry.create_device("a"), registry.create_device("b")
+    assert (registry.data_version(a.id), registry.data_version(b.id)) == (0, 0)
+    registry.bump_data_versions({a.id})
+    registry.bump_data_versions([a.id, b.id, "0" * 24])  # an unknown id is ignored
+    assert (registry.data_version(a.id), registry.data_version(b.id)) == (2, 1)
+    assert registry.data_version("0" * 24) is None
+    registry.bump_data_versions([])
+    second = open_backend()  # another process's handle sees the same counters
+    try:
+        second.bump_data_versions({b.id})
+    finally:
+        second.close()
+    assert registry.data_version(b.id) == 2
+    registry.delete_device(b.id)
+    assert registry.data_version(b.id) is None
+
+
+def test_data_versions_of_many_devices_at_once(registry: Registry) -> None:
+    """More ids than one statement takes (SQLite's oldest limit is 999 parameters)."""
+    ids = [registry.create_device(f"d{i}").id for i in range(1203)]
+    registry.bump_data_versions(ids)
+    registry.bump_data_versions(ids[::2])
+    assert [registry.data_version(i) for i in ids] == [2, 1] * 601 + [2]
+
+
 def test_broker_credentials(registry: Registry) -> None:
     now = time.time_ns()
     a = registry.create_device("a")
@@ -328,6 +355,7 @@ def test_concurrent_use_from_threads(registry: Registry) -> None:
                 issued = registry.create_token(dev.id, "write")
                 found.append(registry.authenticate(issued.token))
                 registry.touch(dev.id, n * 1000 + i)
+                registry.bump_data_versions([dev.id])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -339,6 +367,7 @@ def test_concurrent_use_from_threads(registry: Registry) -> None:
     assert errors == []
     assert len(found) == 160 and all(f is not None for f in found)
     assert registry.get_device(dev.id).last_input_ns == 7019
+    assert registry.data_version(dev.id) == 160  # no bump lost to a race
 
 
 def test_ping(registry: Registry) -> None:
@@ -403,6 +432,23 @@ def test_sqlite_migrations_are_idempotent(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"devices", "tokens"} <= tables
+
+
+def test_sqlite_registry_of_the_first_release_upgrades_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0]:
+            db.execute(statement.format(int="INTEGER"))
+        db.execute("INSERT INTO devices (id, name, created_ns) VALUES ('ab', 'old', 1)")
+        db.execute("PRAGMA user_version = 1")
+    reg = SQLiteRegistry(path)
+    try:
+        assert reg.schema_version == len(MIGRATIONS)
+        assert reg.get_device("ab").name == "old" and reg.data_version("ab") == 0
+        reg.bump_data_versions(["ab"])
+        assert reg.data_version("ab") == 1
+    finally:
+        reg.close()
 
 
 def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
