@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,7 +28,9 @@ log = logging.getLogger("devicedata.batcher")
 
 
 class Sink(Protocol):
-    async def write(self, body: bytes) -> None: ...
+    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+        """``devices``: whose lines ``body`` holds, when every submitter said so (the
+        sink would otherwise read them from the lines)."""
 
 
 Done = Callable[[BaseException | None], None]
@@ -39,6 +41,7 @@ class _Submission:
     body: bytes
     count: int
     done: Done
+    device: str | None
 
 
 class Batcher:
@@ -73,9 +76,10 @@ class Batcher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batcher")
 
-    async def submit(self, body: bytes, count: int) -> None:
-        """Wait until ``body`` is written. Raises what the sink raised for it, or
-        ``Overloaded`` at once when too much is already waiting."""
+    async def submit(self, body: bytes, count: int, device: str | None = None) -> None:
+        """Wait until ``body`` (all lines of ``device``, when given) is written. Raises
+        what the sink raised for it, or ``Overloaded`` at once when too much is already
+        waiting."""
         if self._pending and self._pending_points + count > self._max_pending:
             raise Overloaded(f"{self._pending_points} points are waiting to be written")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -88,18 +92,18 @@ class Batcher:
             else:
                 done.set_exception(exc)
 
-        self.enqueue(body, count, settle)
+        self.enqueue(body, count, settle, device)
         # A cancelled waiter (client gone) cancels ``done``; settle() then ignores it and
         # the submission is still written with its batch.
         await done
 
-    def enqueue(self, body: bytes, count: int, done: Done) -> None:
+    def enqueue(self, body: bytes, count: int, done: Done, device: str | None = None) -> None:
         """Queue ``body`` without waiting; ``done(None)`` once written, ``done(exc)`` if not.
         No overload check: callers that use this bound their own intake (the MQTT bridge
         stops reading instead)."""
         if self._closing or self._task is None:
             raise Overloaded("the writer is shutting down", retry_after=5.0)
-        self._pending.append(_Submission(body, count, done))
+        self._pending.append(_Submission(body, count, done, device))
         self._pending_points += count
         self._wakeup.set()
         if self._pending_points >= self._max_points:
@@ -155,7 +159,10 @@ class Batcher:
     async def _flush(self, batch: list[_Submission]) -> None:
         started = time.perf_counter()
         try:
-            await self._sink.write(b"\n".join(s.body for s in batch))
+            devices = {s.device for s in batch if s.device is not None}
+            unnamed = any(s.device is None for s in batch)
+            await self._sink.write(b"\n".join(s.body for s in batch),
+                                   None if unnamed else devices)
         except StoreRejected as exc:
             if len(batch) == 1:
                 batch[0].done(exc)

@@ -203,7 +203,7 @@ class Ingest:
 
     def _write(self, pending: _Pending) -> None:
         self.batcher.enqueue(pending.body, pending.count,
-                             lambda exc: self._written(pending, exc))
+                             lambda exc: self._written(pending, exc), pending.device_id)
         conn = self.conn
         if conn is not None and not conn.paused and self.batcher.pending_points > self.high_water:
             # The store is slower than the inflow: stop reading rather than grow. The

@@ -103,6 +103,19 @@ def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type
         record(number)
 
 
+def bump_versions(cur: Cursor, device_ids: Collection[str]) -> None:
+    ids = sorted(device_ids)  # one lock order, so two bumpers cannot deadlock
+    for start in range(0, len(ids), _IDS_PER_STATEMENT):
+        chunk = ids[start:start + _IDS_PER_STATEMENT]
+        cur.run("UPDATE devices SET data_version = data_version + 1 WHERE id IN ("
+                + ", ".join("?" * len(chunk)) + ")", chunk)
+
+
+def read_version(cur: Cursor, device_id: str) -> int | None:
+    rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
+    return int(rows[0]["data_version"]) if rows else None
+
+
 def _device(row: Row) -> Device:
     return Device(id=row["id"], name=row["name"], created_ns=row["created_ns"],
                   last_input_ns=row["last_input_ns"])
@@ -187,20 +200,22 @@ class SQLRegistry:
                     "AND (last_input_ns IS NULL OR last_input_ns < ?)",
                     (at_ns, device_id, at_ns))
 
-    def bump_data_versions(self, device_ids: Collection[str]) -> None:
-        """Count one more change to each device's data; unknown ids are ignored."""
-        ids = sorted(device_ids)  # one lock order, so two bumpers cannot deadlock
+    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
+        """Count one more change to each device's data; unknown ids are ignored. With
+        ``wait=False``, raise BlockingIOError rather than wait for a lock or a server
+        (here always: a network round trip is a wait), so the caller can go off its loop."""
+        if not wait:
+            raise BlockingIOError("this registry is reached over the network")
         with self._write_unsynced() as cur:
-            for start in range(0, len(ids), _IDS_PER_STATEMENT):
-                chunk = ids[start:start + _IDS_PER_STATEMENT]
-                cur.run("UPDATE devices SET data_version = data_version + 1 WHERE id IN ("
-                        + ", ".join("?" * len(chunk)) + ")", chunk)
+            bump_versions(cur, device_ids)
 
-    def data_version(self, device_id: str) -> int | None:
-        """How many changes the device's data has seen; None for an unknown device."""
+    def data_version(self, device_id: str, wait: bool = True) -> int | None:
+        """How many changes the device's data has seen; None for an unknown device.
+        ``wait`` as for ``bump_data_versions``."""
+        if not wait:
+            raise BlockingIOError("this registry is reached over the network")
         with self._read() as cur:
-            rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
-        return int(rows[0]["data_version"]) if rows else None
+            return read_version(cur, device_id)
 
     # tokens
 

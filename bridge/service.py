@@ -62,7 +62,7 @@ class DataService:
         """Validate (all or nothing) and return once every point is durably written."""
         points = self.prepare(device_id, payload, received_ns)
         if points:
-            await self.batcher.submit(encode_points(points), len(points))
+            await self.batcher.submit(encode_points(points), len(points), device_id)
         return len(points)
 
     async def get(self, device_id: str, q: DataQuery) -> Answer:
@@ -161,7 +161,7 @@ class DataService:
                 await self.store.query(deletes)
             finally:
                 await self.store.changed((device_id,))
-        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines))
+        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines), device_id)
         return len(found)
 
     async def delete_device(self, device_id: str) -> None:

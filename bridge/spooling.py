@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
@@ -67,10 +68,10 @@ class SpoolingSink:
             self._task = None
         await asyncio.to_thread(self.spool.close)
 
-    async def write(self, body: bytes) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
         if not self._spooling:
             try:
-                await self.store.write(body)
+                await self.store.write(body, devices)
                 return
             except StoreUnavailable as exc:
                 log.warning("event=spooling_started reason=%s", exc)

@@ -90,8 +90,9 @@ class InfluxStore:
         if response.status_code != 204:
             raise StoreUnavailable(f"InfluxDB ping answered {response.status_code}")
 
-    async def write(self, body: bytes) -> None:
-        """Write newline-separated line protocol at nanosecond precision."""
+    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+        """Write newline-separated line protocol at nanosecond precision. ``devices``
+        (whose lines these are) spares reading them from the lines for ``on_change``."""
         if not body:
             return
         status, headers, content = await self._post_write(body)
@@ -104,7 +105,7 @@ class InfluxStore:
         finally:
             # Even a refused write may have stored part of its lines (a partial write).
             if self._on_change is not None:
-                await self._on_change(devices_in(body))
+                await self._on_change(devices_in(body) if devices is None else devices)
 
     async def changed(self, device_ids: Collection[str]) -> None:
         """Report a change made by a query (DELETE), as ``write`` reports its own."""

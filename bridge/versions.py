@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 from bridge.errors import DeviceDataError
 from bridge.registry import Registry
@@ -22,6 +23,7 @@ from bridge.registry import Registry
 log = logging.getLogger("devicedata.versions")
 
 WARN_EVERY_SECONDS = 60.0
+T = TypeVar("T")
 
 
 class DataVersions:
@@ -39,7 +41,7 @@ class DataVersions:
         if not device_ids:
             return
         try:
-            await asyncio.to_thread(self._registry.bump_data_versions, device_ids)
+            await _without_waiting(self._registry.bump_data_versions, device_ids)
         except DeviceDataError as exc:
             self.bump_failures += 1
             if self._on_bump_failed is not None:
@@ -53,6 +55,16 @@ class DataVersions:
     async def current(self, device_id: str) -> int | None:
         """The device's version, or None when unknown or unreadable (then keep nothing)."""
         try:
-            return await asyncio.to_thread(self._registry.data_version, device_id)
+            return await _without_waiting(self._registry.data_version, device_id)
         except DeviceDataError:
             return None
+
+
+async def _without_waiting(call: Callable[..., T], arg: Any) -> T:
+    """``call(arg)`` on the loop when the registry can answer at once (SQLite, lock free:
+    tens of µs), else in a thread. A thread hop costs about 0.2 ms of CPU here, more than
+    the bump itself, and it would be paid on every write batch."""
+    try:
+        return call(arg, wait=False)
+    except BlockingIOError:
+        return await asyncio.to_thread(call, arg)

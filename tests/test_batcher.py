@@ -4,7 +4,7 @@ exercised end to end in test_api_data and test_store)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pytest
 
@@ -18,8 +18,10 @@ class RecordingSink:
         self.delay = delay
         self.fail_with: Exception | None = None
         self.reject_containing: bytes | None = None
+        self.devices: list[Collection[str] | None] = []
 
-    async def write(self, body: bytes) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+        self.devices.append(devices)
         await asyncio.sleep(self.delay)
         if self.fail_with is not None:
             raise self.fail_with
@@ -34,6 +36,22 @@ async def test_size_trigger_flushes_before_linger() -> None:
     await batcher.start()
     await asyncio.wait_for(asyncio.gather(*(batcher.submit(b"p%d" % i, 1) for i in range(4))), 5)
     assert sink.bodies == [b"p0\np1\np2\np3"]
+    await batcher.close()
+
+
+async def test_the_sink_learns_whose_lines_a_batch_holds() -> None:
+    sink = RecordingSink()
+    batcher = Batcher(sink, max_points=3, linger=30.0)
+    await batcher.start()
+    await asyncio.wait_for(asyncio.gather(batcher.submit(b"a", 1, "dev-a"),
+                                          batcher.submit(b"b", 1, "dev-b"),
+                                          batcher.submit(b"c", 1, "dev-a")), 5)
+    # One submission that does not say: the sink must read the devices from the lines.
+    await asyncio.wait_for(asyncio.gather(batcher.submit(b"d", 1, "dev-a"),
+                                          batcher.submit(b"e", 1),
+                                          batcher.submit(b"f", 1, "dev-c")), 5)
+    assert sink.bodies == [b"a\nb\nc", b"d\ne\nf"]
+    assert sink.devices == [{"dev-a", "dev-b"}, None]
     await batcher.close()
 
 
@@ -91,7 +109,7 @@ class GatedSink(RecordingSink):
         self.started: list[bytes] = []
         self.gates: list[asyncio.Event] = []
 
-    async def write(self, body: bytes) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
         gate = asyncio.Event()
         self.started.append(body)
         self.gates.append(gate)

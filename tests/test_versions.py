@@ -148,10 +148,17 @@ def test_points_drained_from_the_spool_end_kept_answers(api: ApiServer,
 class _Unreachable:
     """A registry that fails like a PostgreSQL registry whose server went away."""
 
-    def bump_data_versions(self, device_ids: Collection[str]) -> None:
-        raise RegistryError("PostgreSQL registry postgresql://x@h:5432/d: connection refused")
+    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
+        self._fail(wait)
 
-    def data_version(self, device_id: str) -> int | None:
+    def data_version(self, device_id: str, wait: bool = True) -> int | None:
+        self._fail(wait)
+        return None
+
+    @staticmethod
+    def _fail(wait: bool) -> None:
+        if not wait:  # as PostgresRegistry: never on the event loop
+            raise BlockingIOError("this registry is reached over the network")
         raise RegistryError("PostgreSQL registry postgresql://x@h:5432/d: connection refused")
 
 
