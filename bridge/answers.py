@@ -48,11 +48,18 @@ class AnswerCache:
         self.hits = 0
         self.misses = 0
 
+    def version_of(self, device_id: str, key: str) -> int | None:
+        """The version the kept answer was read at, if one is kept and not too old."""
+        kept = self._kept.get((device_id, key))
+        if kept is None or self._clock() - kept.stored_at >= self.max_age:
+            return None
+        return kept.version
+
     def get(self, device_id: str, key: str, version: int) -> Answer | None:
+        """The kept answer if it was read at ``version`` and is not too old (a hit)."""
         kept = self._kept.get((device_id, key))
         if (kept is None or kept.version != version
                 or self._clock() - kept.stored_at >= self.max_age):
-            self.misses += 1
             return None
         self._kept.move_to_end((device_id, key))
         self.hits += 1

@@ -155,6 +155,9 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
 def describe_reads(metrics: Metrics, versions: Any, answers: Any) -> None:
     """Kept answers (``AnswerCache``) and failed data-version bumps (``DataVersions``)."""
     if versions is not None:
+        metrics.counter("devicedata_data_version_bumps",
+                        "Writes that ended a watched device's kept answers.",
+                        lambda: float(versions.bumps))
         metrics.counter("devicedata_data_version_bump_failures",
                         "Writes whose data version could not be bumped in the registry.",
                         lambda: float(versions.bump_failures))

@@ -53,6 +53,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Bumped by every writer once its data is visible in InfluxDB; readers compare it
         # with the version a kept answer was read at (bridge/versions.py).
         "ALTER TABLE devices ADD COLUMN data_version {int} NOT NULL DEFAULT 0",
+        # 1 while some process keeps an answer read at the current version.
+        "ALTER TABLE devices ADD COLUMN data_watched {int} NOT NULL DEFAULT 0",
     ),
 ]
 
@@ -103,17 +105,12 @@ def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type
         record(number)
 
 
-def bump_versions(cur: Cursor, device_ids: Collection[str]) -> None:
-    ids = sorted(device_ids)  # one lock order, so two bumpers cannot deadlock
-    for start in range(0, len(ids), _IDS_PER_STATEMENT):
-        chunk = ids[start:start + _IDS_PER_STATEMENT]
-        cur.run("UPDATE devices SET data_version = data_version + 1 WHERE id IN ("
-                + ", ".join("?" * len(chunk)) + ")", chunk)
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[i:i + _IDS_PER_STATEMENT] for i in range(0, len(ids), _IDS_PER_STATEMENT)]
 
 
-def read_version(cur: Cursor, device_id: str) -> int | None:
-    rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
-    return int(rows[0]["data_version"]) if rows else None
+def _marks(chunk: list[str]) -> str:
+    return ", ".join("?" * len(chunk))
 
 
 def _device(row: Row) -> Device:
@@ -200,22 +197,56 @@ class SQLRegistry:
                     "AND (last_input_ns IS NULL OR last_input_ns < ?)",
                     (at_ns, device_id, at_ns))
 
-    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
-        """Count one more change to each device's data; unknown ids are ignored. With
-        ``wait=False``, raise BlockingIOError rather than wait for a lock or a server
-        (here always: a network round trip is a wait), so the caller can go off its loop."""
+    # data versions (bridge/versions.py says why and how they are used)
+
+    def _versions_read(self, wait: bool) -> AbstractContextManager[Cursor]:
+        """With ``wait=False``, raise BlockingIOError rather than wait for a lock or a
+        server, so the caller can try on its event loop and go to a thread only if it
+        must. Here always: a network round trip is a wait."""
         if not wait:
             raise BlockingIOError("this registry is reached over the network")
-        with self._write_unsynced() as cur:
-            bump_versions(cur, device_ids)
+        return self._read()
+
+    def _versions_write(self, wait: bool) -> AbstractContextManager[Cursor]:
+        if not wait:
+            raise BlockingIOError("this registry is reached over the network")
+        return self._write_unsynced()
 
     def data_version(self, device_id: str, wait: bool = True) -> int | None:
-        """How many changes the device's data has seen; None for an unknown device.
-        ``wait`` as for ``bump_data_versions``."""
-        if not wait:
-            raise BlockingIOError("this registry is reached over the network")
-        with self._read() as cur:
-            return read_version(cur, device_id)
+        """How many changes the device's data has seen (that anyone was watching); None
+        for an unknown device."""
+        with self._versions_read(wait) as cur:
+            rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
+        return int(rows[0]["data_version"]) if rows else None
+
+    def watch_data_version(self, device_id: str, wait: bool = True) -> int | None:
+        """Mark the device watched and return its version: from now on the next write to
+        it bumps the version."""
+        with self._versions_write(wait) as cur:
+            cur.run("UPDATE devices SET data_watched = 1 WHERE id = ? AND data_watched = 0",
+                    (device_id,))
+            rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
+        return int(rows[0]["data_version"]) if rows else None
+
+    def watched_devices(self, device_ids: Collection[str], wait: bool = True) -> set[str]:
+        """Which of these devices are watched (unknown ids are not)."""
+        ids = sorted(device_ids)
+        found: set[str] = set()
+        with self._versions_read(wait) as cur:
+            for chunk in _chunks(ids):
+                found.update(str(r["id"]) for r in cur.rows(
+                    f"SELECT id FROM devices WHERE data_watched = 1 AND id IN ({_marks(chunk)})",
+                    chunk))
+        return found
+
+    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
+        """Count one more change to each watched device's data and unwatch it (until a
+        reader watches again, further writes need no bump). Unknown ids are ignored."""
+        ids = sorted(device_ids)  # one lock order, so two bumpers cannot deadlock
+        with self._versions_write(wait) as cur:
+            for chunk in _chunks(ids):
+                cur.run("UPDATE devices SET data_version = data_version + 1, data_watched = 0 "
+                        f"WHERE data_watched = 1 AND id IN ({_marks(chunk)})", chunk)
 
     # tokens
 

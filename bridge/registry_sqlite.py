@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bridge.errors import RegistryError
-from bridge.registry_sql import (
-    MIGRATIONS,
-    Row,
-    SQLRegistry,
-    bump_versions,
-    check_name,
-    migrate,
-    read_version,
-)
+from bridge.registry_sql import MIGRATIONS, Row, SQLRegistry, check_name, migrate
 
 __all__ = ["MIGRATIONS", "SQLiteRegistry", "check_name"]
 
@@ -46,7 +38,6 @@ class SQLiteRegistry(SQLRegistry):
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._versions_lock = threading.Lock()
         self._versions_db: sqlite3.Connection | None = None
-        self._versions_wait = True  # whether that connection's busy_timeout is set
         self._db = self._connect(self._busy_timeout_ms)
         try:
             with self._locked():
@@ -78,18 +69,26 @@ class SQLiteRegistry(SQLRegistry):
                 raise RegistryError(f"registry error: {exc}") from exc
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, synchronous: str = "FULL") -> Iterator[sqlite3.Connection]:
         """One write transaction. IMMEDIATE takes the write lock up front, so two
-        processes cannot both read-then-write and deadlock on the upgrade."""
+        processes cannot both read-then-write and deadlock on the upgrade. In WAL mode
+        ``synchronous = NORMAL`` skips the commit's fsync: a power failure may lose the
+        transaction, never corrupt the file."""
         with self._locked() as db:
-            db.execute("BEGIN IMMEDIATE")
+            if synchronous != "FULL":
+                db.execute(f"PRAGMA synchronous = {synchronous}")
             try:
-                yield db
-            except BaseException:
-                if db.in_transaction:  # some errors already rolled back by themselves
-                    db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:  # some errors already rolled back by themselves
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if synchronous != "FULL":
+                    db.execute("PRAGMA synchronous = FULL")
 
     @contextmanager
     def _read(self) -> Iterator[_Cursor]:
@@ -101,57 +100,34 @@ class SQLiteRegistry(SQLRegistry):
         with self._tx() as db:
             yield _Cursor(db)
 
-    # data versions: a connection of their own
+    # data versions
 
-    def _versions(self, wait: bool) -> AbstractContextManager[sqlite3.Connection]:
-        """The data-version connection, locked. Its commits skip the fsync (WAL with
-        ``synchronous = NORMAL``: a power failure may lose a bump, never corrupt the file),
-        and with ``wait=False`` nothing waits: a lock held by another thread or another
-        process raises BlockingIOError, so the event loop can call this directly and go to
-        a thread only when it must."""
-        if not self._versions_lock.acquire(blocking=wait):
+    @contextmanager
+    def _write_unsynced(self) -> Iterator[_Cursor]:
+        with self._tx(synchronous="NORMAL") as db:
+            yield _Cursor(db)
+
+    @contextmanager
+    def _versions_read(self, wait: bool) -> Iterator[_Cursor]:
+        """``wait=False`` reads on a connection of their own that never waits (a WAL
+        reader does not wait for writers; in the rare case it must, BlockingIOError sends
+        the caller to a thread), so the event loop can read a version in about 20 µs."""
+        if wait:
+            with self._read() as cur:
+                yield cur
+            return
+        if not self._versions_lock.acquire(blocking=False):
             raise BlockingIOError("the data-version connection is in use")
         try:
             if self._versions_db is None:
-                self._versions_db = self._connect(self._busy_timeout_ms)
-                self._versions_db.execute("PRAGMA synchronous = NORMAL")
-                self._versions_wait = True
-            db = self._versions_db
-            if wait != self._versions_wait:
-                db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms if wait else 0}")
-                self._versions_wait = wait
-        except BaseException:
-            self._versions_lock.release()
-            raise
-        return self._held_versions(db)
-
-    @contextmanager
-    def _held_versions(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        try:
-            yield db
+                self._versions_db = self._connect(busy_timeout_ms=0)
+            yield _Cursor(self._versions_db)
         except sqlite3.OperationalError as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise BlockingIOError(str(exc)) from None
-            raise RegistryError(f"registry error: {exc}") from exc
+            raise BlockingIOError(str(exc)) from None
         except sqlite3.Error as exc:
             raise RegistryError(f"registry error: {exc}") from exc
         finally:
             self._versions_lock.release()
-
-    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
-        if not device_ids:
-            return
-        with self._versions(wait) as db:
-            db.execute("BEGIN IMMEDIATE")
-            bump_versions(_Cursor(db), device_ids)
-            db.execute("COMMIT")
-
-    def data_version(self, device_id: str, wait: bool = True) -> int | None:
-        # A WAL reader never waits for a writer, so only the lock above can block.
-        with self._versions(wait) as db:
-            return read_version(_Cursor(db), device_id)
 
     def _migrate(self) -> None:
         with self._tx() as db:

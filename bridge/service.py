@@ -70,13 +70,16 @@ class DataService:
         if (self.answers is None or self.versions is None
                 or q.start_ns is not None or q.end_ns is not None):
             return await self._read(device_id, q)
-        version = await self.versions.current(device_id)  # before the read: see versions.py
-        if version is None:
-            return await self._read(device_id, q)
         key = repr(q)
-        answer = self.answers.get(device_id, key, version)
-        if answer is None:
-            answer = await self._read(device_id, q)
+        kept = self.answers.version_of(device_id, key)
+        if kept is not None and await self.versions.current(device_id) == kept:
+            answer = self.answers.get(device_id, key, kept)
+            if answer is not None:
+                return answer
+        self.answers.misses += 1
+        version = await self.versions.watch(device_id)  # before the query: see versions.py
+        answer = await self._read(device_id, q)
+        if version is not None:
             self.answers.put(device_id, key, version, answer)
         return answer
 

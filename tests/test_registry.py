@@ -262,21 +262,28 @@ def test_touch_only_moves_forward(registry: Registry) -> None:
     registry.touch("0" * 24, 5000)  # a device deleted meanwhile: ignored
 
 
-def test_data_versions_count_changes_per_device(registry: Registry,
+def test_data_versions_move_only_while_watched(registry: Registry,
                                                open_backend: Callable[[], Registry]) -> None:
     a, b = registry.create_device("a"), registry.create_device("b")
     assert (registry.data_version(a.id), registry.data_version(b.id)) == (0, 0)
-    registry.bump_data_versions({a.id})
-    registry.bump_data_versions([a.id, b.id, "0" * 24])  # an unknown id is ignored
-    assert (registry.data_version(a.id), registry.data_version(b.id)) == (2, 1)
-    assert registry.data_version("0" * 24) is None
-    registry.bump_data_versions([])
-    second = open_backend()  # another process's handle sees the same counters
+    registry.bump_data_versions([a.id, b.id])  # nobody watches: nothing to tell
+    assert registry.watched_devices([a.id, b.id, "0" * 24]) == set()
+    assert (registry.data_version(a.id), registry.data_version(b.id)) == (0, 0)
+    assert registry.watch_data_version(a.id) == 0
+    assert registry.watch_data_version(a.id) == 0  # watching twice changes nothing
+    assert registry.watched_devices([a.id, b.id, "0" * 24]) == {a.id}
+    second = open_backend()  # another process's handle sees the same flags and counters
     try:
-        second.bump_data_versions({b.id})
+        assert second.watched_devices([a.id, b.id]) == {a.id}
+        second.bump_data_versions([a.id, b.id, "0" * 24])  # an unknown id is ignored
     finally:
         second.close()
-    assert registry.data_version(b.id) == 2
+    assert (registry.data_version(a.id), registry.data_version(b.id)) == (1, 0)
+    assert registry.watched_devices([a.id]) == set()  # a bump ends the watch
+    registry.bump_data_versions([a.id])
+    assert registry.data_version(a.id) == 1
+    assert registry.watch_data_version("0" * 24) is None
+    assert registry.data_version("0" * 24) is None
     registry.delete_device(b.id)
     assert registry.data_version(b.id) is None
 
@@ -284,9 +291,28 @@ def test_data_versions_count_changes_per_device(registry: Registry,
 def test_data_versions_of_many_devices_at_once(registry: Registry) -> None:
     """More ids than one statement takes (SQLite's oldest limit is 999 parameters)."""
     ids = [registry.create_device(f"d{i}").id for i in range(1203)]
+    for device_id in ids[::2]:
+        registry.watch_data_version(device_id)
+    assert registry.watched_devices(ids) == set(ids[::2])
     registry.bump_data_versions(ids)
-    registry.bump_data_versions(ids[::2])
-    assert [registry.data_version(i) for i in ids] == [2, 1] * 601 + [2]
+    assert [registry.data_version(i) for i in ids] == [1, 0] * 601 + [1]
+
+
+def test_data_versions_can_be_read_without_waiting(registry: Registry) -> None:
+    """SQLite answers reads at once; PostgreSQL always says it would have to wait (a
+    network round trip), and the caller goes to a thread."""
+    dev = registry.create_device("d")
+    registry.watch_data_version(dev.id)
+    try:
+        version, watched = (registry.data_version(dev.id, wait=False),
+                            registry.watched_devices([dev.id], wait=False))
+    except BlockingIOError:
+        assert not isinstance(registry, SQLiteRegistry)
+        return
+    assert isinstance(registry, SQLiteRegistry)
+    assert (version, watched) == (0, {dev.id})
+    with pytest.raises(BlockingIOError):
+        registry.bump_data_versions([dev.id], wait=False)  # writes never on the loop
 
 
 def test_broker_credentials(registry: Registry) -> None:
@@ -355,6 +381,7 @@ def test_concurrent_use_from_threads(registry: Registry) -> None:
                 issued = registry.create_token(dev.id, "write")
                 found.append(registry.authenticate(issued.token))
                 registry.touch(dev.id, n * 1000 + i)
+                registry.watch_data_version(dev.id)
                 registry.bump_data_versions([dev.id])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
@@ -367,7 +394,9 @@ def test_concurrent_use_from_threads(registry: Registry) -> None:
     assert errors == []
     assert len(found) == 160 and all(f is not None for f in found)
     assert registry.get_device(dev.id).last_input_ns == 7019
-    assert registry.data_version(dev.id) == 160  # no bump lost to a race
+    # Each thread watches, then bumps: between 20 (every bump of a round but one found
+    # the watch already ended by another thread's) and 160 bumps, never more.
+    assert 20 <= (registry.data_version(dev.id) or 0) <= 160
 
 
 def test_ping(registry: Registry) -> None:
@@ -445,6 +474,7 @@ def test_sqlite_registry_of_the_first_release_upgrades_in_place(tmp_path: Path) 
     try:
         assert reg.schema_version == len(MIGRATIONS)
         assert reg.get_device("ab").name == "old" and reg.data_version("ab") == 0
+        assert reg.watch_data_version("ab") == 0
         reg.bump_data_versions(["ab"])
         assert reg.data_version("ab") == 1
     finally:

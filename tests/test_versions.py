@@ -148,10 +148,15 @@ def test_points_drained_from_the_spool_end_kept_answers(api: ApiServer,
 class _Unreachable:
     """A registry that fails like a PostgreSQL registry whose server went away."""
 
-    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
+    def watched_devices(self, device_ids: Collection[str], wait: bool = True) -> set[str]:
         self._fail(wait)
+        return set()
 
     def data_version(self, device_id: str, wait: bool = True) -> int | None:
+        self._fail(wait)
+        return None
+
+    def watch_data_version(self, device_id: str, wait: bool = True) -> int | None:
         self._fail(wait)
         return None
 
@@ -167,12 +172,12 @@ def test_an_unreachable_registry_never_fails_a_write_and_keeps_nothing(
     dropped: list[bool] = []
     versions = DataVersions(_Unreachable(), on_bump_failed=lambda: dropped.append(True))  # type: ignore[arg-type]
 
-    async def run() -> int | None:
+    async def run() -> tuple[int | None, int | None]:
         await versions.bump({"a"})
         await versions.bump({"b"})
-        return await versions.current("a")
+        return await versions.current("a"), await versions.watch("a")
 
-    assert asyncio.run(run()) is None  # so the reader goes to InfluxDB
+    assert asyncio.run(run()) == (None, None)  # so the reader keeps nothing
     assert dropped == [True, True] and versions.bump_failures == 2
     warned = [r for r in caplog.records if "data_version_not_bumped" in r.getMessage()]
     assert len(warned) == 1  # once a minute, not once a write
