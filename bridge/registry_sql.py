@@ -53,6 +53,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # Bumped by every writer once its data is visible in InfluxDB; readers compare it
         # with the version a kept answer was read at (bridge/versions.py).
         "ALTER TABLE devices ADD COLUMN data_version {int} NOT NULL DEFAULT 0",
+    ),
+    (
         # 1 while some process keeps an answer read at the current version.
         "ALTER TABLE devices ADD COLUMN data_watched {int} NOT NULL DEFAULT 0",
     ),
