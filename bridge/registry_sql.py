@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
 from bridge import tokens
 from bridge.errors import Conflict, FieldError, NotFound, RegistryError, ValidationError
 from bridge.registry import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
+from bridge.registry_versions import DataVersionQueries
 from bridge.tokens import MIN_PREFIX_LEN, PREFIX_LEN, hashes_equal, mosquitto_hash, token_hash
 
 # Append-only: entry N brings a registry from schema version N to N+1. Never edit a
@@ -61,7 +62,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 MAX_NAME = 100
-_IDS_PER_STATEMENT = 500  # below SQLite's oldest bound-parameter limit (999)
 MAX_TOKEN_LEN = 512
 _TOKEN_COLUMNS = "hash, prefix, device_id, permission, name, created_ns, expires_ns, revoked_ns"
 _TOKEN_BY_HASH = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = ?"
@@ -107,14 +107,6 @@ def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type
         record(number)
 
 
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i:i + _IDS_PER_STATEMENT] for i in range(0, len(ids), _IDS_PER_STATEMENT)]
-
-
-def _marks(chunk: list[str]) -> str:
-    return ", ".join("?" * len(chunk))
-
-
 def _device(row: Row) -> Device:
     return Device(id=row["id"], name=row["name"], created_ns=row["created_ns"],
                   last_input_ns=row["last_input_ns"])
@@ -131,7 +123,7 @@ def _not_found(device_id: str) -> NotFound:
     return NotFound(f"device {device_id!r} not found")
 
 
-class SQLRegistry:
+class SQLRegistry(DataVersionQueries):
     """Every ``Registry`` method, on whatever ``_read``/``_write`` connect to."""
 
     def _read(self) -> AbstractContextManager[Cursor]:
@@ -142,8 +134,8 @@ class SQLRegistry:
 
     def _write_unsynced(self) -> AbstractContextManager[Cursor]:
         """A transaction that may be lost in a power failure (no fsync at commit): for
-        data versions, bumped on every write batch, where an fsync would cost more than
-        the batch and a lost bump only lets a kept answer live until its max age."""
+        data versions (watch, bump), which need no fsync: a lost bump only lets a kept
+        answer live until its max age."""
         return self._write()
 
     def close(self) -> None:
@@ -198,57 +190,6 @@ class SQLRegistry:
             cur.run("UPDATE devices SET last_input_ns = ? WHERE id = ? "
                     "AND (last_input_ns IS NULL OR last_input_ns < ?)",
                     (at_ns, device_id, at_ns))
-
-    # data versions (bridge/versions.py says why and how they are used)
-
-    def _versions_read(self, wait: bool) -> AbstractContextManager[Cursor]:
-        """With ``wait=False``, raise BlockingIOError rather than wait for a lock or a
-        server, so the caller can try on its event loop and go to a thread only if it
-        must. Here always: a network round trip is a wait."""
-        if not wait:
-            raise BlockingIOError("this registry is reached over the network")
-        return self._read()
-
-    def _versions_write(self, wait: bool) -> AbstractContextManager[Cursor]:
-        if not wait:
-            raise BlockingIOError("this registry is reached over the network")
-        return self._write_unsynced()
-
-    def data_version(self, device_id: str, wait: bool = True) -> int | None:
-        """How many changes the device's data has seen (that anyone was watching); None
-        for an unknown device."""
-        with self._versions_read(wait) as cur:
-            rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
-        return int(rows[0]["data_version"]) if rows else None
-
-    def watch_data_version(self, device_id: str, wait: bool = True) -> int | None:
-        """Mark the device watched and return its version: from now on the next write to
-        it bumps the version."""
-        with self._versions_write(wait) as cur:
-            cur.run("UPDATE devices SET data_watched = 1 WHERE id = ? AND data_watched = 0",
-                    (device_id,))
-            rows = cur.rows("SELECT data_version FROM devices WHERE id = ?", (device_id,))
-        return int(rows[0]["data_version"]) if rows else None
-
-    def watched_devices(self, device_ids: Collection[str], wait: bool = True) -> set[str]:
-        """Which of these devices are watched (unknown ids are not)."""
-        ids = sorted(device_ids)
-        found: set[str] = set()
-        with self._versions_read(wait) as cur:
-            for chunk in _chunks(ids):
-                found.update(str(r["id"]) for r in cur.rows(
-                    f"SELECT id FROM devices WHERE data_watched = 1 AND id IN ({_marks(chunk)})",
-                    chunk))
-        return found
-
-    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None:
-        """Count one more change to each watched device's data and unwatch it (until a
-        reader watches again, further writes need no bump). Unknown ids are ignored."""
-        ids = sorted(device_ids)  # one lock order, so two bumpers cannot deadlock
-        with self._versions_write(wait) as cur:
-            for chunk in _chunks(ids):
-                cur.run("UPDATE devices SET data_version = data_version + 1, data_watched = 0 "
-                        f"WHERE data_watched = 1 AND id IN ({_marks(chunk)})", chunk)
 
     # tokens
 
