@@ -36,8 +36,9 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
                         registry: Registry | None = None,
                         serves_reads: bool = False) -> AsyncIterator[Pipeline]:
     """``process`` names this process's own spool directory (``api-8888``...). With a
-    ``registry``, every write bumps the data versions there, and a process that
-    ``serves_reads`` may answer them from its AnswerCache (``DEVICEDATA_READ_CACHE_*``)."""
+    ``registry``, every write bumps the data versions of the devices readers watch
+    (``bridge/versions.py``), and a process that ``serves_reads`` may answer repeated
+    reads from its AnswerCache (``DEVICEDATA_READ_CACHE_*``)."""
     versions = answers = None
     if registry is not None:
         if serves_reads and settings.read_cache_seconds > 0:

@@ -45,8 +45,9 @@ class DataService:
     def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int,
                  versions: DataVersions | None = None,
                  answers: AnswerCache | None = None) -> None:
-        """With ``versions`` and ``answers``, reads without a time bound are answered
-        from ``answers`` while the device's data version is unchanged."""
+        """With ``versions`` and ``answers``, a read without a time bound is answered
+        from ``answers`` while the device's data version is what it was when the answer
+        was read (``bridge/versions.py``)."""
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
