@@ -228,6 +228,42 @@ def test_revocation_reaches_every_api_and_the_broker(cluster: Cluster) -> None:
     print("revocation took " + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(took.items())))
 
 
+def _cache_hits(cluster: Cluster, i: int) -> float:
+    text = httpx.get(cluster.apis[i].url + "/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("devicedata_read_cache_hits_total "))
+
+
+def test_kept_answers_end_across_instances_on_postgresql(cluster: Cluster) -> None:
+    """API 0 keeps an answer; a write through API 1, or through any of the three bridges,
+    ends it at once (the data version lives in PostgreSQL)."""
+    device_id, token = cluster.device(f"kept-{secrets.token_hex(3)}")
+    broker_sync.sync(cluster.settings, cluster.registry)
+    now_ms = time.time_ns() // 1_000_000
+
+    def last(i: int) -> dict[str, Any]:
+        return {p["variable"]: p["value"] for p in _count(cluster, i, token,
+                                                           query="last_value")}
+
+    with cluster.http(1, token) as http:
+        assert http.post("/data", json={"variable": "t", "value": 1,
+                                        "time": now_ms}).status_code == 200
+    hits = _cache_hits(cluster, 0)
+    assert last(0) == last(0) == {"t": 1}
+    assert _cache_hits(cluster, 0) - hits == 1  # the second read was the kept answer
+    with cluster.http(1, token) as http:
+        assert http.post("/data", json={"variable": "t", "value": 2,
+                                        "time": now_ms + 1}).status_code == 200
+    assert last(0) == {"t": 2}
+    client = connect_when_allowed(cluster.settings, device_id, token)
+    try:
+        assert not client.publish(f"devices/{device_id}/data", json.dumps(
+            {"variable": "t", "value": 3, "time": now_ms + 2})).is_failure
+        wait_until(lambda: last(0) == {"t": 3}, timeout=15, what="the bridges' write")
+    finally:
+        client.close()
+
+
 # -- docker-compose.scale.yml, read statically (no Docker engine here) -------------------
 
 
