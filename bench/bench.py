@@ -824,9 +824,71 @@ FIGURES["get"] = fig_get
 
 
 
+# ---------------------------------------------------------------------------------------
+# Paced load: what a steady, sub-ceiling stream costs (a regression guard, no bar)
+# ---------------------------------------------------------------------------------------
+
+PACED_RATE = 2000  # msg/s: the issue's outage scenario rate, far below every ceiling
+PACED_SECONDS = 15
+
+
+def _influx_write_requests(env: Env) -> int:
+    """InfluxDB's own count of /write requests served (``SHOW STATS``, module httpd)."""
+    assert env.influx is not None
+    res = env.influx.query("SHOW STATS FOR 'httpd'")
+    series = res["results"][0]["series"][0]
+    return int(series["values"][0][series["columns"].index("writeReq")])
+
+
+def fig_paced(args: argparse.Namespace) -> None:
+    """QoS 1 single-point messages at a steady PACED_RATE for PACED_SECONDS: how many
+    InfluxDB writes the bridge makes and what CPU it and InfluxDB spend. A full-speed
+    figure hides a batching rule that writes too often (session 2's group commit made
+    1,211 writes/s here); the linger bounds it at 1 / linger = 200 batches/s."""
+    runs = []
+    with Env("paced") as env:
+        assert env.influx is not None
+        for rep in range(args.reps):
+            lib.wait_quiet()
+            lib.purge_session(env, env.settings.mqtt_client_id)
+            n = PACED_RATE * PACED_SECONDS
+            base = lib.fresh_base_ms()
+            with Bridge(env, f"paced-{rep}") as bridge:
+                pids = {"bridge": bridge.pid, "influxd": env.influx.pid}
+                cpu0 = {k: lib.cpu_seconds(p) for k, p in pids.items()}
+                writes0 = _influx_write_requests(env)
+                t0 = time.monotonic()
+                pub = lib.cpub(env, n, 1, 1, base_ms=base, rate=PACED_RATE)
+                stored, _ = lib.wait_for_points(env, lib.ns_window(base), n, pub)
+                lib.cpub_result(pub)
+                wall = time.monotonic() - t0
+                writes = _influx_write_requests(env) - writes0
+                share = {k: (lib.cpu_seconds(p) - cpu0[k]) / wall for k, p in pids.items()}
+            r = {"rep": rep, "messages": n, "stored": stored, "lost": n - stored,
+                 "seconds": wall, "influx_writes_per_s": writes / wall,
+                 "points_per_write": stored / max(1, writes),
+                 "bridge_cpu_share": share["bridge"], "influxd_cpu_share": share["influxd"],
+                 "bridge_cpu_us_per_msg": 1e6 * share["bridge"] * wall / max(1, stored)}
+            runs.append(r)
+            log(f"paced rep {rep}: {n:,} msgs at {PACED_RATE}/s, lost {r['lost']}; "
+                f"{r['influx_writes_per_s']:.0f} InfluxDB writes/s "
+                f"({r['points_per_write']:.1f} points each); CPU bridge "
+                f"{r['bridge_cpu_share']:.2f} ({r['bridge_cpu_us_per_msg']:.0f} µs/msg), "
+                f"influxd {r['influxd_cpu_share']:.2f}")
+    lib.save("paced", {"rate": PACED_RATE, "seconds": PACED_SECONDS,
+                       "writes_per_s_bound": 1000 / env.settings.batch_linger_ms,
+                       **{k: summary([r[k] for r in runs]) for k in (
+                           "lost", "influx_writes_per_s", "points_per_write",
+                           "bridge_cpu_share", "influxd_cpu_share", "bridge_cpu_us_per_msg")},
+                       "runs": runs})
+
+
+FIGURES["paced"] = fig_paced
+
+
 def fig_all(args: argparse.Namespace) -> None:
     """Every figure in turn, then the plots."""
-    for name in ("influx", "mqtt", "http", "get", "peer", "profile"):
+    for name in ("influx", "mqtt", "http", "get", "peer", "paced", "profile"):
         t = time.monotonic()
         log(f"== {name}")
         FIGURES[name](args)
