@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,20 +48,19 @@ class AnswerCache:
         self.hits = 0
         self.misses = 0
 
-    def version_of(self, device_id: str, key: str) -> int | None:
-        """The version the kept answer was read at, if one is kept and not too old."""
-        kept = self._kept.get((device_id, key))
-        if kept is None or self._clock() - kept.stored_at >= self.max_age:
+    async def lookup(self, device_id: str, key: str,
+                     current: Callable[[str], Awaitable[int | None]]) -> Answer | None:
+        """The kept answer (a copy) if it is not too old and the device's data version,
+        ``await current(device_id)``, is still the one it was read at. ``current`` is
+        asked only when an answer is kept. Counts a hit or a miss."""
+        slot = (device_id, key)
+        kept = self._kept.get(slot)
+        if (kept is None or self._clock() - kept.stored_at >= self.max_age
+                or await current(device_id) != kept.version):
+            self.misses += 1
             return None
-        return kept.version
-
-    def get(self, device_id: str, key: str, version: int) -> Answer | None:
-        """The kept answer if it was read at ``version`` and is not too old (a hit)."""
-        kept = self._kept.get((device_id, key))
-        if (kept is None or kept.version != version
-                or self._clock() - kept.stored_at >= self.max_age):
-            return None
-        self._kept.move_to_end((device_id, key))
+        if self._kept.get(slot) is kept:  # a put may have replaced it during the await
+            self._kept.move_to_end(slot)
         self.hits += 1
         return _copy(kept.answer)
 

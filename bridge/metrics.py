@@ -15,6 +15,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bridge.answers import AnswerCache
+from bridge.versions import DataVersions
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Reading = Callable[[], float]
 
@@ -152,7 +155,8 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
     return await asyncio.start_server(handle, host, port)
 
 
-def describe_reads(metrics: Metrics, versions: Any, answers: Any) -> None:
+def describe_reads(metrics: Metrics, versions: DataVersions | None,
+                   answers: AnswerCache | None) -> None:
     """Kept answers (``AnswerCache``) and failed data-version bumps (``DataVersions``)."""
     if versions is not None:
         metrics.counter("devicedata_data_version_bumps",

@@ -54,7 +54,7 @@ class DataVersionQueries:
 
     def watched_devices(self, device_ids: Collection[str], wait: bool = True) -> set[str]:
         """Which of these devices are watched (unknown ids are not)."""
-        ids = sorted(device_ids)
+        ids = list(device_ids)
         found: set[str] = set()
         with self._versions_read(wait) as cur:
             for chunk in _chunks(ids):

@@ -72,12 +72,9 @@ class DataService:
                 or q.start_ns is not None or q.end_ns is not None):
             return await self._read(device_id, q)
         key = repr(q)
-        kept = self.answers.version_of(device_id, key)
-        if kept is not None and await self.versions.current(device_id) == kept:
-            answer = self.answers.get(device_id, key, kept)
-            if answer is not None:
-                return answer
-        self.answers.misses += 1
+        answer = await self.answers.lookup(device_id, key, self.versions.current)
+        if answer is not None:
+            return answer
         version = await self.versions.watch(device_id)  # before the query: see versions.py
         answer = await self._read(device_id, q)
         if version is not None:

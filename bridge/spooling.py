@@ -17,7 +17,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
-from bridge.spool import Spool, SpoolFull
+from bridge.schema import devices_in
+from bridge.spool import Cursor, Spool, SpoolFull
 from bridge.store import InfluxStore
 
 log = logging.getLogger("devicedata.spool")
@@ -103,15 +104,20 @@ class SpoolingSink:
                 delay = min(delay * 2, self._retry_max)
                 self._wake.set()
 
+    def _read_chunk(self) -> tuple[list[bytes], bytes, set[str], Cursor]:
+        """In a worker thread: a chunk of the spool, joined, and whose lines it holds (a
+        pass over up to 8 MiB that would otherwise hold up the event loop in the store)."""
+        records, cursor = self.spool.read(self._drain_records, self._drain_bytes)
+        body = b"\n".join(records)
+        return records, body, devices_in(body), cursor
+
     async def _drain(self) -> None:
         while not self.spool.empty:
-            records, cursor = await asyncio.to_thread(
-                self.spool.read, self._drain_records, self._drain_bytes)
+            records, body, devices, cursor = await asyncio.to_thread(self._read_chunk)
             if not records:
                 break
-            body = b"\n".join(records)
             try:
-                await self.store.write(body)
+                await self.store.write(body, devices)
             except StoreRejected as exc:
                 await self._isolate(records, str(exc))
             await asyncio.to_thread(self.spool.commit, cursor)

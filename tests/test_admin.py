@@ -47,10 +47,6 @@ def new_device(admin: httpx.Client, name: str = "") -> dict[str, Any]:
     return created
 
 
-
-
-
-
 def test_admin_token_is_generated_once_and_private(api: ApiServer) -> None:
     path = api.settings.data_dir / ADMIN_TOKEN_NAME
     assert path.read_text().strip() == api.state.admin_token

@@ -3,7 +3,9 @@ real services is in test_versions.py)."""
 
 from __future__ import annotations
 
-from bridge.answers import AnswerCache
+import asyncio
+
+from bridge.answers import Answer, AnswerCache
 
 
 class Clock:
@@ -14,6 +16,17 @@ class Clock:
         return self.now
 
 
+def get(cache: AnswerCache, device_id: str, key: str, version: int,
+        asked: list[str] | None = None) -> Answer | None:
+    """``cache.lookup`` with the device's data version now being ``version``."""
+    async def current(device: str) -> int | None:
+        if asked is not None:
+            asked.append(device)
+        return version
+
+    return asyncio.run(cache.lookup(device_id, key, current))
+
+
 def points(n: int, tag: str = "") -> list[dict[str, object]]:
     return [{"variable": f"v{i}", "value": tag} for i in range(n)]
 
@@ -21,12 +34,15 @@ def points(n: int, tag: str = "") -> list[dict[str, object]]:
 def test_an_answer_is_served_only_at_the_version_it_was_read_at() -> None:
     cache = AnswerCache(max_age=60, max_points=1000)
     cache.put("dev", "q", 7, points(2, "old"))
-    assert cache.get("dev", "q", 7) == points(2, "old")
-    assert cache.get("dev", "q", 8) is None
-    assert cache.get("dev", "other query", 7) is None
-    assert cache.get("other device", "q", 7) is None
-    assert cache.hits == 1
-    assert cache.version_of("dev", "q") == 7 and cache.version_of("dev", "other query") is None
+    assert get(cache, "dev", "q", 7) == points(2, "old")
+    assert get(cache, "dev", "q", 8) is None
+    assert get(cache, "dev", "other query", 7) is None
+    assert get(cache, "other device", "q", 7) is None
+    assert (cache.hits, cache.misses) == (1, 3)
+    asked: list[str] = []
+    get(cache, "dev", "other query", 7, asked)
+    get(cache, "dev", "q", 7, asked)
+    assert asked == ["dev"]  # the registry is asked only where an answer is kept
 
 
 def test_an_answer_expires_at_its_max_age() -> None:
@@ -34,15 +50,16 @@ def test_an_answer_expires_at_its_max_age() -> None:
     cache = AnswerCache(max_age=5, max_points=1000, clock=clock)
     cache.put("dev", "q", 1, 42)
     clock.now += 4.9
-    assert cache.get("dev", "q", 1) == 42
+    assert get(cache, "dev", "q", 1) == 42
     clock.now += 0.1
-    assert cache.get("dev", "q", 1) is None and cache.version_of("dev", "q") is None
+    asked: list[str] = []
+    assert get(cache, "dev", "q", 1, asked) is None and asked == []  # too old: not even asked
 
 
 def test_a_zero_max_age_keeps_nothing() -> None:
     cache = AnswerCache(max_age=0, max_points=1000)
     cache.put("dev", "q", 1, points(1))
-    assert len(cache) == 0 and cache.get("dev", "q", 1) is None
+    assert len(cache) == 0 and get(cache, "dev", "q", 1) is None
 
 
 def test_least_recently_used_answers_go_first_when_over_the_point_budget() -> None:
@@ -50,21 +67,21 @@ def test_least_recently_used_answers_go_first_when_over_the_point_budget() -> No
     for key in "abcdefghij":
         cache.put("dev", key, 1, points(10))
     assert cache.points == 100 and len(cache) == 10  # exactly the budget: all kept
-    assert cache.get("dev", "a", 1) is not None  # now "b" is the least recently used
+    assert get(cache, "dev", "a", 1) is not None  # now "b" is the least recently used
     cache.put("dev", "k", 1, points(10))
     assert cache.points == 100
-    assert cache.get("dev", "b", 1) is None
-    assert cache.get("dev", "a", 1) is not None
+    assert get(cache, "dev", "b", 1) is None
+    assert get(cache, "dev", "a", 1) is not None
     cache.put("dev", "l", 1, points(10))
-    assert cache.get("dev", "c", 1) is None and cache.get("dev", "k", 1) is not None
+    assert get(cache, "dev", "c", 1) is None and get(cache, "dev", "k", 1) is not None
 
 
 def test_an_answer_over_a_tenth_of_the_budget_is_not_kept() -> None:
     cache = AnswerCache(max_age=60, max_points=100)
     cache.put("dev", "big", 1, points(11))
     cache.put("dev", "fits", 1, points(10))
-    assert cache.get("dev", "big", 1) is None
-    assert cache.get("dev", "fits", 1) is not None
+    assert get(cache, "dev", "big", 1) is None
+    assert get(cache, "dev", "fits", 1) is not None
 
 
 def test_replacing_an_answer_counts_its_points_once() -> None:
@@ -72,9 +89,9 @@ def test_replacing_an_answer_counts_its_points_once() -> None:
     cache.put("dev", "q", 1, points(5))
     cache.put("dev", "q", 2, points(3, "new"))
     assert cache.points == 3 and len(cache) == 1
-    assert cache.get("dev", "q", 2) == points(3, "new")
+    assert get(cache, "dev", "q", 2) == points(3, "new")
     cache.clear()
-    assert cache.points == 0 and cache.get("dev", "q", 2) is None
+    assert cache.points == 0 and get(cache, "dev", "q", 2) is None
 
 
 def test_a_caller_reordering_its_answer_does_not_change_the_kept_one() -> None:
@@ -82,7 +99,7 @@ def test_a_caller_reordering_its_answer_does_not_change_the_kept_one() -> None:
     answer = points(3)
     cache.put("dev", "q", 1, answer)
     answer.reverse()
-    served = cache.get("dev", "q", 1)
+    served = get(cache, "dev", "q", 1)
     assert isinstance(served, list)
     served.sort(key=lambda p: str(p["variable"]), reverse=True)
-    assert cache.get("dev", "q", 1) == points(3)
+    assert get(cache, "dev", "q", 1) == points(3)
