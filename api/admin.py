@@ -1,7 +1,7 @@
 """``/admin/...``: devices and tokens for operators, and what the Data page shows.
 
 Guarded by the admin token (``admin-token`` header, or ``authorization: Bearer``). The
-operations are ``bridge.devices``, the same code as ``devicedata device|token``; registry
+operations are ``bridge.registry.devices``, the same code as ``devicedata device|token``; registry
 and broker-sync calls are blocking, so each runs in a worker thread.
 """
 
@@ -21,12 +21,12 @@ from starlette.routing import Route
 from api.data import read_body
 from api.responses import success
 from api.state import AppState
-from bridge.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
 from bridge.errors import AuthorizationDenied, FieldError, StoreError, ValidationError
-from bridge.points import decode_json
-from bridge.query import DataQuery
-from bridge.schema import MEASUREMENT, quote_ident
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.influx.schema import MEASUREMENT, quote_ident
+from bridge.model.points import decode_json
+from bridge.model.query import DataQuery
+from bridge.model.timeparse import format_iso_ms, now_ns
+from bridge.registry.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
 
 log = logging.getLogger("devicedata.api")
 

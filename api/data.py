@@ -13,9 +13,9 @@ from api.params import query_lists
 from api.responses import success
 from api.state import AppState
 from bridge.errors import PayloadTooLarge
-from bridge.points import decode_json
-from bridge.query import parse_data_query
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.model.points import decode_json
+from bridge.model.query import parse_data_query
+from bridge.model.timeparse import format_iso_ms, now_ns
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -14,16 +14,16 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from bridge.activity import LastInput, save_periodically
-from bridge.batcher import Batcher
+from bridge.influx.store import InfluxStore
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
+from bridge.registry.activity import LastInput, save_periodically
+from bridge.registry.tokens import TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
-from bridge.spooling import SpoolingSink
-from bridge.store import InfluxStore
-from bridge.tokens import TokenCache
+from bridge.write.batcher import Batcher
+from bridge.write.sink import SpoolingSink
 
 log = logging.getLogger("devicedata.api")
 T = TypeVar("T")

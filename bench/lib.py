@@ -33,8 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E40
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
-from bridge import broker_sync  # noqa: E402
-from bridge.registry import open_registry  # noqa: E402
+from bridge.registry import broker_sync, open_registry  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
 from devicedata import procs, servers  # noqa: E402
 from mqtt_helpers import BridgeProcess  # noqa: E402

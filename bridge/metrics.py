@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bridge.answers import AnswerCache
-from bridge.versions import DataVersions
+from bridge.readcache.answers import AnswerCache
+from bridge.readcache.versions import DataVersions
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Reading = Callable[[], float]

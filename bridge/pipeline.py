@@ -9,16 +9,16 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from bridge.answers import AnswerCache
-from bridge.batcher import Batcher
+from bridge.influx.store import InfluxStore
 from bridge.metrics import Metrics, describe_reads, describe_sink
+from bridge.readcache.answers import AnswerCache
+from bridge.readcache.versions import DataVersions
 from bridge.registry import Registry
 from bridge.service import DataService
 from bridge.settings import Settings
-from bridge.spool import Spool
-from bridge.spooling import SpoolingSink
-from bridge.store import InfluxStore
-from bridge.versions import DataVersions
+from bridge.write.batcher import Batcher
+from bridge.write.sink import SpoolingSink
+from bridge.write.spool import Spool
 
 log = logging.getLogger("devicedata.pipeline")
 
@@ -37,7 +37,7 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
                         serves_reads: bool = False) -> AsyncIterator[Pipeline]:
     """``process`` names this process's own spool directory (``api-8888``...). With a
     ``registry``, every write bumps the data versions of the devices readers watch
-    (``bridge/versions.py``), and a process that ``serves_reads`` may answer repeated
+    (``bridge/readcache/versions.py``), and a process that ``serves_reads`` may answer repeated
     reads from its AnswerCache (``DEVICEDATA_READ_CACHE_*``)."""
     versions = answers = None
     if registry is not None:

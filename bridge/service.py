@@ -9,22 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.answers import Answer, AnswerCache
-from bridge.batcher import Batcher
 from bridge.errors import FieldError, NotFound, ValidationError
-from bridge.points import Point, PointUpdate, validate_points, validate_update
-from bridge.query import (
-    EDGE_KINDS,
-    NUMBER_KINDS,
-    DataQuery,
-    aggregate_statement,
-    edge_statement,
-    list_statements,
-    number_statement,
-    select_exact,
-)
-from bridge.recent import WindowHints, newest_per_variable, newest_rows
-from bridge.schema import (
+from bridge.influx.schema import (
     MEASUREMENT,
     encode_point,
     encode_points,
@@ -36,9 +22,23 @@ from bridge.schema import (
     row_to_stored,
     variable_from_tag,
 )
-from bridge.store import InfluxStore, Series
-from bridge.timeparse import format_iso_ms, now_ns
-from bridge.versions import DataVersions
+from bridge.influx.store import InfluxStore, Series
+from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
+from bridge.model.points import Point, PointUpdate, validate_points, validate_update
+from bridge.model.query import (
+    EDGE_KINDS,
+    NUMBER_KINDS,
+    DataQuery,
+    aggregate_statement,
+    edge_statement,
+    list_statements,
+    number_statement,
+    select_exact,
+)
+from bridge.model.timeparse import format_iso_ms, now_ns
+from bridge.readcache.answers import Answer, AnswerCache
+from bridge.readcache.versions import DataVersions
+from bridge.write.batcher import Batcher
 
 
 class DataService:
@@ -47,7 +47,7 @@ class DataService:
                  answers: AnswerCache | None = None) -> None:
         """With ``versions`` and ``answers``, a read without a time bound is answered
         from ``answers`` while the device's data version is what it was when the answer
-        was read (``bridge/versions.py``)."""
+        was read (``bridge/readcache/versions.py``)."""
         self.store = store
         self.batcher = batcher
         self.max_points = max_points

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bridge import broker_sync
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import STACK_ENV, Settings
 from devicedata import procs, servers
 

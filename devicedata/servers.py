@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from bridge import broker_sync
+from bridge.registry import broker_sync
 from devicedata.procs import (
     ProcessError,
     chown_tree,
@@ -27,9 +27,9 @@ from devicedata.procs import (
     write_pid,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO_TEMPLATE = REPO_ROOT / "mosquitto" / "mosquitto.conf.template"
-INFLUX_TEMPLATE = REPO_ROOT / "influxdb" / "influxdb.conf.template"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
+MOSQUITTO_TEMPLATE = TEMPLATES / "mosquitto.conf.template"
+INFLUX_TEMPLATE = TEMPLATES / "influxdb.conf.template"
 MOSQUITTO_USER = "mosquitto"  # Debian's broker drops to this user when started as root
 
 

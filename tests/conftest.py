@@ -11,7 +11,7 @@ temporary directory, and is stopped at the end even when tests fail):
   ``.start()`` (same port, persistence kept) and ``.kill()``.
 - ``stack_settings``: a ``Settings`` pointing at both, with a fresh data dir (registry),
   its own InfluxDB database, ``mosquitto_dir``/``mosquitto_pid_file`` set so
-  ``bridge.broker_sync.sync`` reaches the test broker, the bridge's broker user in place,
+  ``bridge.registry.broker_sync.sync`` reaches the test broker, the bridge's broker user in place,
   and a free ``http_port``. Share it; create your own devices and topics per test.
 
 The servers run in pytest's process group (not a new session), so killing the test run's
@@ -30,8 +30,7 @@ from typing import TypeVar
 
 import pytest
 
-from bridge import broker_sync
-from bridge.registry import open_registry
+from bridge.registry import broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
 

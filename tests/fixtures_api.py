@@ -17,9 +17,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from bridge import broker_sync
-from bridge.registry import Permission
-from bridge.registry_sqlite import SQLiteRegistry
+from bridge.registry import Permission, broker_sync
+from bridge.registry.sqlite import SQLiteRegistry
 from bridge.settings import Settings
 from devicedata.procs import free_port
 from devicedata.servers import InfluxServer

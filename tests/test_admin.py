@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.devices import ADMIN_TOKEN_NAME
-from bridge.timeparse import format_iso_ms
+from bridge.model.timeparse import format_iso_ms
+from bridge.registry.devices import ADMIN_TOKEN_NAME
 from devicedata.servers import InfluxServer
 from fixtures_api import ApiServer, stored_points
 from mqtt_helpers import connect_when_allowed, wait_refused

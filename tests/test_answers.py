@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.answers import Answer, AnswerCache
+from bridge.readcache.answers import Answer, AnswerCache
 
 
 class Clock:

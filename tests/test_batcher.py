@@ -8,8 +8,8 @@ from collections.abc import Callable, Collection
 
 import pytest
 
-from bridge.batcher import Batcher
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
+from bridge.write.batcher import Batcher
 
 
 class RecordingSink:

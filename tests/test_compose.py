@@ -5,7 +5,7 @@ This machine has no Docker engine, so no container runs here. These tests check 
 - statically, that every service, port, volume, bind-mounted file, ``DEVICEDATA_*`` variable,
   command and health check in the compose file and the Dockerfile exists and agrees with
   the settings the code reads, with the Mosquitto and InfluxDB templates, and with the
-  Grafana provisioning (whose dashboard queries may name only what bridge/schema.py writes);
+  Grafana provisioning (whose dashboard queries may name only what bridge/influx/schema.py writes);
 - by running, what can run without containers: the Mosquitto entrypoint with its reload
   loop (under ``sh`` and BusyBox ``ash`` when BusyBox is installed) on the local broker, the
   ``init`` script, ``devicedata bridge``, the CLI, the health check script, all wired
@@ -38,9 +38,9 @@ import httpx
 import pytest
 import yaml
 
-from bridge import broker_sync
-from bridge.points import Point
-from bridge.schema import MEASUREMENT, encode_point
+from bridge.influx.schema import MEASUREMENT, encode_point
+from bridge.model.points import Point
+from bridge.registry import broker_sync
 from bridge.settings import Settings, describe
 from devicedata import procs
 from devicedata.cli import build_parser
@@ -462,7 +462,7 @@ def test_mosquitto_runs_the_reload_entrypoint() -> None:
 
 
 def test_the_bridge_may_drain_before_it_is_killed() -> None:
-    from bridge.runner import DRAIN_TIMEOUT
+    from bridge.mqtt.runner import DRAIN_TIMEOUT
 
     grace = service("bridge")["stop_grace_period"]
     assert grace.endswith("s") and int(grace[:-1]) > DRAIN_TIMEOUT
@@ -503,22 +503,23 @@ def test_compose_commands_are_real_cli_commands() -> None:
         assert args.command == name
 
 
-def test_image_installs_the_source_tree_in_place() -> None:
-    """broker_sync reads mosquitto/acl.template next to the ``bridge`` package: the image
-    must run the packages from the copied tree (editable install), not from site-packages."""
-    assert broker_sync.ACL_TEMPLATE == ROOT / "mosquitto" / "acl.template"
+def test_image_installs_the_package_with_its_data() -> None:
+    """The ACL template broker_sync reads is package data: the image installs the copied
+    tree as a regular package (its templates travel into site-packages with it)."""
+    assert broker_sync.ACL_TEMPLATE == ROOT / "bridge" / "registry" / "acl.template"
     base = image_copies_repo_to()
     assert base == image_workdir() == "/app"
     runs = " ".join(instructions("RUN"))
-    assert re.search(rf"pip install [^&]*-e {re.escape(base)}\b", runs), runs
-    assert image_file(f"{base}/mosquitto/acl.template") == broker_sync.ACL_TEMPLATE
+    assert re.search(rf"pip install [^&]*{re.escape(base)}\b", runs), runs
+    assert image_file(f"{base}/bridge/registry/acl.template") == broker_sync.ACL_TEMPLATE
 
 
 def test_dockerignore_keeps_what_the_image_needs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = ["pyproject.toml", pyproject["project"]["readme"], "mosquitto/acl.template",
+    needed = ["pyproject.toml", pyproject["project"]["readme"], "bridge/registry/acl.template",
               "docker/app/init.py", "docker/app/healthcheck.py"]
-    for package in pyproject["tool"]["setuptools"]["packages"]:
+    includes = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in [name for name in includes if "." not in name]:
         needed += [str(p.relative_to(ROOT)) for p in (ROOT / package).rglob("*")
                    if p.is_file() and "__pycache__" not in p.parts]
     kept = [path for path in needed if dockerignored(path)]

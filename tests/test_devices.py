@@ -1,4 +1,4 @@
-"""bridge.devices directly: the registry + broker-sync operations behind the CLI and the
+"""bridge.registry.devices directly: the registry + broker-sync operations behind the CLI and the
 admin API, against the session's registry and Mosquitto."""
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import devices
-from bridge.devices import DeviceAdmin
 from bridge.errors import NotFound, RegistryError, ValidationError
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, devices, open_registry
+from bridge.registry.devices import DeviceAdmin
 from bridge.settings import Settings
 from mqtt_helpers import connect_when_allowed, wait_refused
 

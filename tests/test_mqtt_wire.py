@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import mqtt_wire as wire
+from bridge.mqtt import wire
 
 
 def publish_from_broker(topic: str, payload: bytes, qos: int, mid: int,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright import sync_api
 
-from bridge.timeparse import format_iso_ms
+from bridge.model.timeparse import format_iso_ms
 from fixtures_api import ApiServer
 
 CHROMIUM = os.environ.get("DEVICEDATA_CHROMIUM", "/usr/bin/chromium")

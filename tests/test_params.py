@@ -6,8 +6,8 @@ import pytest
 
 from api.params import query_lists
 from bridge.errors import ValidationError
-from bridge.query import parse_data_query
-from bridge.timeparse import parse_duration
+from bridge.model.query import parse_data_query
+from bridge.model.timeparse import parse_duration
 
 NOW = 1_700_000_000 * 10**9
 

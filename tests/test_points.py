@@ -1,4 +1,4 @@
-"""bridge.points: JSON decoding and the SPEC section 2 rules for POST/MQTT and PUT."""
+"""bridge.model.points: JSON decoding and the SPEC section 2 rules for POST/MQTT and PUT."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bridge import points as points_module
 from bridge.errors import PayloadTooLarge, ValidationError
-from bridge.points import (
+from bridge.model import points as points_module
+from bridge.model.points import (
     Point,
     PointUpdate,
     decode_json,
@@ -21,7 +21,7 @@ from bridge.points import (
     validate_points,
     validate_update,
 )
-from bridge.timeparse import MAX_NS
+from bridge.model.timeparse import MAX_NS
 
 DEV = "dev-1"
 RECV = 1_800_000_000_123_456_789  # received time, deliberately unlike any input time

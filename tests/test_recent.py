@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bridge.query import DataQuery
-from bridge.recent import HINTED_ROWS, WindowHints
+from bridge.influx.windows import HINTED_ROWS, WindowHints
+from bridge.model.query import DataQuery
 from fixtures_api import ApiServer, MakeApi
 from test_api_data import get, post
 

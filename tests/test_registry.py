@@ -14,11 +14,10 @@ from pathlib import Path
 import pg_helpers
 import pytest
 
-from bridge import tokens
 from bridge.errors import Conflict, NotFound, RegistryError, ValidationError
-from bridge.registry import Registry, TokenInfo, open_registry
-from bridge.registry_sql import SQLRegistry
-from bridge.registry_sqlite import MIGRATIONS, SQLiteRegistry
+from bridge.registry import Registry, TokenInfo, open_registry, tokens
+from bridge.registry.sql import SQLRegistry
+from bridge.registry.sqlite import MIGRATIONS, SQLiteRegistry
 
 BACKENDS = ["sqlite", "postgresql"]
 HOUR = 3600 * 10**9

@@ -214,7 +214,7 @@ def test_token_create_list_revoke(cli: Cli) -> None:
 
 
 def test_ambiguous_prefix_is_an_error(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bridge import tokens
+    from bridge.registry import tokens
 
     queue = ["abcdef01" + "1" * 32, "abcdef02" + "2" * 32]
     monkeypatch.setattr(tokens, "new_token", lambda: queue.pop(0))
@@ -253,10 +253,10 @@ def test_unreachable_postgresql_is_a_clear_error_without_the_password(cli: Cli) 
 
 def _fake_broker_sync(monkeypatch: pytest.MonkeyPatch,
                       sync: Callable[[Settings, Registry], None]) -> None:
-    module = types.ModuleType("bridge.broker_sync")
-    module.__spec__ = importlib.machinery.ModuleSpec("bridge.broker_sync", None)
+    module = types.ModuleType("bridge.registry.broker_sync")
+    module.__spec__ = importlib.machinery.ModuleSpec("bridge.registry.broker_sync", None)
     module.sync = sync  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bridge.broker_sync", module)
+    monkeypatch.setitem(sys.modules, "bridge.registry.broker_sync", module)
 
 
 def test_hook_calls_broker_sync_when_present(tmp_path: Path,
@@ -272,7 +272,7 @@ def test_hook_calls_broker_sync_when_present(tmp_path: Path,
 
 def test_hook_is_a_no_op_without_broker_sync(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "bridge.broker_sync", raising=False)
+    monkeypatch.delitem(sys.modules, "bridge.registry.broker_sync", raising=False)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     settings = Settings(data_dir=tmp_path)
     reg = open_registry(settings.registry_location)

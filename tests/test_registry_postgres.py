@@ -13,8 +13,8 @@ import pytest
 
 from bridge.errors import RegistryError
 from bridge.registry import open_registry
-from bridge.registry_postgres import PostgresRegistry
-from bridge.registry_sql import MIGRATIONS
+from bridge.registry.postgres import PostgresRegistry
+from bridge.registry.sql import MIGRATIONS
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ import pytest
 import yaml
 from test_durability import ApiProcess
 
-from bridge import broker_sync
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import Settings, describe
 from devicedata.procs import free_port
 from mqtt_helpers import (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.spool import MAGIC, Spool, SpoolError, SpoolFull
+from bridge.write.spool import MAGIC, Spool, SpoolError, SpoolFull
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = 12
@@ -281,7 +281,8 @@ def test_second_spool_on_same_dir_is_refused(tmp_path: Path) -> None:
             Spool(d, max_bytes=1000).open()
         child = subprocess.run(
             [sys.executable, "-c",
-             "import sys; from pathlib import Path; from bridge.spool import Spool, SpoolError\n"
+             "import sys; from pathlib import Path\n"
+             "from bridge.write.spool import Spool, SpoolError\n"
              "try: Spool(Path(sys.argv[1]), max_bytes=1000).open()\n"
              "except SpoolError as e: print(e); sys.exit(3)\n",
              str(d)],
@@ -350,7 +351,7 @@ SIZE = "lambda i, j: 4_000_000 if i % 7 == 6 and j == 0 else (i * 7 + j) % 900"
 CHILD = f"""
 import sys
 from pathlib import Path
-from bridge.spool import Spool
+from bridge.write.spool import Spool
 size = {SIZE}
 s = Spool(Path(sys.argv[1]), max_bytes=1 << 30, segment_bytes=20_000)
 s.open()

@@ -1,5 +1,5 @@
 """`devicedata stack` end to end, and the broker configuration and credential sync it ships
-(mosquitto/*.template, bridge/broker_sync.py) against the real Mosquitto."""
+(mosquitto/*.template, bridge/registry/broker_sync.py) against the real Mosquitto."""
 
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bridge import broker_sync
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
 

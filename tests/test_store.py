@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.schema import parse_point_id
+from bridge.influx.schema import parse_point_id
 from fixtures_api import ApiServer
 from test_api_data import get, post
 

@@ -1,4 +1,4 @@
-"""bridge.timeparse: ISO 8601 in, integer nanoseconds out, ISO with milliseconds back."""
+"""bridge.model.timeparse: ISO 8601 in, integer nanoseconds out, ISO with milliseconds back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bridge.timeparse import MAX_NS, MIN_NS, format_iso_ms, now_ns, parse_date_only, parse_iso
+from bridge.model.timeparse import MAX_NS, MIN_NS, format_iso_ms, now_ns, parse_date_only, parse_iso
 
 S = 1_000_000_000
 DAY = 86_400 * S

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bridge.model.timeparse import parse_duration
 from bridge.registry import TokenInfo
-from bridge.registry_sqlite import SQLiteRegistry
-from bridge.timeparse import parse_duration
-from bridge.tokens import (
+from bridge.registry.sqlite import SQLiteRegistry
+from bridge.registry.tokens import (
     TokenCache,
     hashes_equal,
     mosquitto_hash,

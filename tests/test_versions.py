@@ -15,9 +15,9 @@ import pytest
 from test_metrics import samples, value
 
 from bridge.errors import RegistryError
-from bridge.registry_sqlite import SQLiteRegistry
+from bridge.readcache.versions import DataVersions
+from bridge.registry.sqlite import SQLiteRegistry
 from bridge.settings import Settings
-from bridge.versions import DataVersions
 from devicedata.procs import free_port
 from devicedata.servers import InfluxServer
 from fixtures_api import ApiServer, start_api

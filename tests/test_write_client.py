@@ -1,4 +1,4 @@
-"""Writes through ``InfluxStore``'s own HTTP/1.1 client (bridge.write_client): against the
+"""Writes through ``InfluxStore``'s own HTTP/1.1 client (bridge.influx.client): against the
 real InfluxDB for what a user sees, and against a scripted socket server for the parts of
 HTTP a healthy InfluxDB rarely shows (chunked errors, closed keep-alive connections,
 silence, garbage)."""
@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from bridge.errors import StoreRejected, StoreUnavailable
+from bridge.influx.store import InfluxStore
 from bridge.settings import Settings
-from bridge.store import InfluxStore
 from devicedata import procs, servers
 
 

@@ -4,7 +4,7 @@ later, reconnect with capped backoff.
 QoS 1 messages are acknowledged only when ``ack`` is called (after the write), so the
 broker keeps every message the bridge has not stored. Neither aiomqtt 2.5 (it acks on
 receipt) nor paho (fast enough for devices, not for the bridge's inflow) fit, so the few
-packets a subscriber needs are read and written by ``bridge.mqtt_wire``. PUBACKs produced
+packets a subscriber needs are read and written by ``bridge.mqtt.wire``. PUBACKs produced
 in one turn of the event loop leave in one socket write.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge import mqtt_wire as wire
+from bridge.mqtt import wire
 
 log = logging.getLogger("devicedata.mqtt")
 

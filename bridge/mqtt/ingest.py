@@ -18,8 +18,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from bridge.activity import LastInput
-from bridge.batcher import Batcher
 from bridge.errors import (
     DeviceDataError,
     FieldError,
@@ -27,12 +25,14 @@ from bridge.errors import (
     StoreRejected,
     ValidationError,
 )
+from bridge.influx.schema import encode_points
 from bridge.metrics import Metrics
-from bridge.points import decode_json
+from bridge.model.points import decode_json
+from bridge.model.timeparse import format_iso_ms, now_ns
 from bridge.registry import Registry
-from bridge.schema import encode_points
+from bridge.registry.activity import LastInput
 from bridge.service import DataService
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.write.batcher import Batcher
 
 log = logging.getLogger("devicedata.bridge")
 

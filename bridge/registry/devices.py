@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge import broker_sync, keyfile
+from bridge import keyfile
 from bridge.errors import DeviceDataError, FieldError, ValidationError
-from bridge.registry import Device, IssuedToken, Permission, Registry, TokenInfo
+from bridge.model.timeparse import format_iso_ms, parse_duration
+from bridge.registry import Device, IssuedToken, Permission, Registry, TokenInfo, broker_sync
 from bridge.settings import Settings
-from bridge.timeparse import format_iso_ms, parse_duration
 
 log = logging.getLogger("devicedata.devices")
 

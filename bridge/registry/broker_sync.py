@@ -38,15 +38,15 @@ from pathlib import Path
 
 from bridge import keyfile
 from bridge.registry import Registry
+from bridge.registry.tokens import mosquitto_hash, mosquitto_verify
 from bridge.settings import Settings
-from bridge.tokens import mosquitto_hash, mosquitto_verify
 
 log = logging.getLogger(__name__)
 
 PASSWD_NAME = "passwd"
 ACL_NAME = "acl"
 BRIDGE_PASSWORD_NAME = "mqtt-bridge-password"
-ACL_TEMPLATE = Path(__file__).resolve().parent.parent / "mosquitto" / "acl.template"
+ACL_TEMPLATE = Path(__file__).resolve().parent / "acl.template"  # package data
 BROKER_USER = "mosquitto"  # Debian's broker drops to this user when started as root
 _LOCK_NAME = ".sync.lock"
 _STATE_NAME = ".reloaded"  # "<pid> <digest>" of the last content the broker was told about

@@ -1,6 +1,6 @@
 """The data point (SPEC section 2) and the one validation path shared by HTTP and MQTT:
 ``validate_points`` (POST, MQTT) and ``validate_update`` (PUT), both all-or-nothing and
-both built on the per-field checkers of ``bridge.fields``."""
+both built on the per-field checkers of ``bridge.model.fields``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from bridge.errors import FieldError, PayloadTooLarge, ValidationError
-from bridge.fields import (
+from bridge.model.fields import (
     IMMUTABLE,
     MISSING,
     TYPE_NAMES,

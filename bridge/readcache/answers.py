@@ -1,5 +1,5 @@
 """Answers to repeated reads, kept per device and query while the device's data version
-(``bridge/versions.py``) is unchanged, so a dashboard or device polling ``last_value``
+(``bridge/readcache/versions.py``) is unchanged, so a dashboard or device polling ``last_value``
 between writes is answered without InfluxDB.
 
 Bounded three ways: an answer lives at most ``max_age`` seconds (the backstop for a

@@ -17,9 +17,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
-from bridge.schema import devices_in
-from bridge.spool import Cursor, Spool, SpoolFull
-from bridge.store import InfluxStore
+from bridge.influx.schema import devices_in
+from bridge.influx.store import InfluxStore
+from bridge.write.spool import Cursor, Spool, SpoolFull
 
 log = logging.getLogger("devicedata.spool")
 

@@ -88,7 +88,7 @@ def open_registry(url: str) -> Registry:
             raise ValueError(f"DEVICEDATA_REGISTRY_URL: expected sqlite:///path, got {url!r}")
         from pathlib import Path
 
-        from bridge.registry_sqlite import SQLiteRegistry
+        from bridge.registry.sqlite import SQLiteRegistry
 
         path = Path(rest[1:])
         try:
@@ -98,7 +98,7 @@ def open_registry(url: str) -> Registry:
         return SQLiteRegistry(path)
     if sep and (scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+")):
         try:
-            from bridge.registry_postgres import PostgresRegistry
+            from bridge.registry.postgres import PostgresRegistry
         except ImportError as exc:  # psycopg is an optional dependency (the postgres extra)
             raise RegistryError("a PostgreSQL registry needs psycopg: "
                                 "pip install 'devicedata[postgres]'") from exc

@@ -32,7 +32,7 @@ class ProtocolError(Exception):
 
 @dataclass(slots=True)
 class Message:
-    """An incoming PUBLISH: what ``bridge.ingest`` reads of it."""
+    """An incoming PUBLISH: what ``bridge.mqtt.ingest`` reads of it."""
 
     topic: str
     payload: bytes

@@ -19,16 +19,16 @@ import dataclasses
 from collections import OrderedDict
 from typing import Any
 
-from bridge.query import (
+from bridge.influx.schema import variable_from_tag
+from bridge.influx.store import InfluxStore
+from bridge.model.query import (
     DataQuery,
     edge_statement,
     list_statements,
     newest_matching_statement,
     variables_statement,
 )
-from bridge.schema import variable_from_tag
-from bridge.store import InfluxStore
-from bridge.timeparse import now_ns
+from bridge.model.timeparse import now_ns
 
 _S = 10**9
 # A hinted last_* window is read whole (newest first) when it holds at most this many

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bridge.errors import FieldError, ValidationError
-from bridge.schema import (
+from bridge.influx.schema import (
     MEASUREMENT,
     equals,
     parse_point_id,
@@ -20,7 +20,7 @@ from bridge.schema import (
     quote_string,
     variable_tag,
 )
-from bridge.timeparse import parse_date_only, parse_duration, parse_iso
+from bridge.model.timeparse import parse_date_only, parse_duration, parse_iso
 
 MAX_QTY = 10_000
 LIST_KINDS = ("default",)

@@ -24,7 +24,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
 from bridge.errors import RegistryError
-from bridge.registry_sql import Row, SQLRegistry, migrate
+from bridge.registry.sql import Row, SQLRegistry, migrate
 
 POOL_SIZE = 8
 POOL_WAIT_SECONDS = 30.0

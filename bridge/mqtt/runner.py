@@ -10,15 +10,14 @@ import asyncio
 import contextlib
 import logging
 
-from bridge import broker_sync
-from bridge.activity import save_periodically
 from bridge.errors import DeviceDataError
-from bridge.ingest import DATA_TOPIC, Ingest, KnownDevices
 from bridge.metrics import Metrics
 from bridge.metrics import serve as serve_metrics
-from bridge.mqtt import ConnectionOptions, MqttConnection
+from bridge.mqtt.connection import ConnectionOptions, MqttConnection
+from bridge.mqtt.ingest import DATA_TOPIC, Ingest, KnownDevices
 from bridge.pipeline import Pipeline, open_pipeline
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_sync, open_registry
+from bridge.registry.activity import save_periodically
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.bridge")

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bridge import timeparse
+from bridge.model import timeparse
 
 Value = float | int | str | bool
 

@@ -18,11 +18,16 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
-from bridge import tokens
 from bridge.errors import Conflict, FieldError, NotFound, RegistryError, ValidationError
-from bridge.registry import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
-from bridge.registry_versions import DataVersionQueries
-from bridge.tokens import MIN_PREFIX_LEN, PREFIX_LEN, hashes_equal, mosquitto_hash, token_hash
+from bridge.registry import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo, tokens
+from bridge.registry.tokens import (
+    MIN_PREFIX_LEN,
+    PREFIX_LEN,
+    hashes_equal,
+    mosquitto_hash,
+    token_hash,
+)
+from bridge.registry.versions import DataVersionQueries
 
 # Append-only: entry N brings a registry from schema version N to N+1. Never edit a
 # released entry; add a new one, so existing registries upgrade in place. ``{int}`` is the
@@ -52,7 +57,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     (
         # Bumped by every writer once its data is visible in InfluxDB; readers compare it
-        # with the version a kept answer was read at (bridge/versions.py).
+        # with the version a kept answer was read at (bridge/readcache/versions.py).
         "ALTER TABLE devices ADD COLUMN data_version {int} NOT NULL DEFAULT 0",
     ),
     (

@@ -1,7 +1,7 @@
 """InfluxDB through its v1 HTTP API: line-protocol ``/write`` and InfluxQL ``/query``.
 
 1.x serves this API natively and 2.x/3.x as their v1-compatible API, so one client covers
-them all. Writes to an ``http://`` URL go through ``bridge.write_client`` (the hot path);
+them all. Writes to an ``http://`` URL go through ``bridge.influx.client`` (the hot path);
 everything else through httpx. Their errors and InfluxDB's error statuses are converted
 here, and only here, into ``StoreUnavailable`` (retry later) or ``StoreRejected`` (the
 request itself is wrong).
@@ -19,9 +19,9 @@ import httpx
 import orjson
 
 from bridge.errors import StoreRejected, StoreUnavailable
-from bridge.schema import devices_in, quote_ident
+from bridge.influx.client import WireError, WireResponse, WriteClient, basic_auth
+from bridge.influx.schema import devices_in, quote_ident
 from bridge.settings import Settings
-from bridge.write_client import WireError, WireResponse, WriteClient, basic_auth
 
 log = logging.getLogger("devicedata.store")
 

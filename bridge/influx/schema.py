@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from bridge.points import Point
-from bridge.timeparse import format_iso_ms
+from bridge.model.points import Point
+from bridge.model.timeparse import format_iso_ms
 
 MEASUREMENT = "data"
 # Why a marker: InfluxDB 1.x cannot escape a backslash in a tag value (``a\ b`` breaks the

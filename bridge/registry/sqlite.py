@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import RegistryError
-from bridge.registry_sql import MIGRATIONS, Row, SQLRegistry, check_name, migrate
+from bridge.registry.sql import MIGRATIONS, Row, SQLRegistry, check_name, migrate
 
 __all__ = ["MIGRATIONS", "SQLiteRegistry", "check_name"]
 

@@ -4,9 +4,9 @@ Every batch of the bridge and the API goes through this one request, so its fixe
 paid per batch: measured under load, httpx's layers (request and response models, the
 connection pool's bookkeeping) took about half of it. This client sends a prebuilt request
 head plus the body and reads back the status, the few headers it needs and the body.
-Queries, pings and ``https://`` URLs stay on httpx (``bridge.store``).
+Queries, pings and ``https://`` URLs stay on httpx (``bridge.influx.store``).
 
-Failures are returned as ``OSError``/``TimeoutError``/``WireError`` for ``bridge.store``
+Failures are returned as ``OSError``/``TimeoutError``/``WireError`` for ``bridge.influx.store``
 to convert; a write is idempotent (the same points overwrite themselves), so a request
 that fails on a reused connection, which the server may have closed while idle, is sent
 once more on a fresh one.
