@@ -64,7 +64,7 @@ from lib import BIN, PY, RESULTS, ROOT, WORK, Env, log
 
 from bridge.settings import Settings
 from devicedata import procs
-from mqtt_helpers import BridgeProcess
+from support.mqtt import BridgeProcess
 
 VARIABLES = 25          # cpub's default --variables
 HTTP_VARIABLES = 4

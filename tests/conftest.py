@@ -35,7 +35,7 @@ from bridge.settings import Settings
 from devicedata import procs, servers
 
 # The API fixtures (``api``, ``client``, ``make_api``...) live in their own module.
-pytest_plugins = ["fixtures_api"]
+pytest_plugins = ["support.api"]
 
 S = TypeVar("S", bound=servers.Server)
 _started: list[servers.Server] = []

@@ -14,7 +14,7 @@
 #   entrypoint.sh               run the broker and the reload loop (the container's process)
 #   entrypoint.sh healthcheck   exit 0 when the broker listens on MOSQUITTO_PORT
 #
-# Plain POSIX sh (BusyBox ash in the image); `sh -n` and tests/test_compose.py check it.
+# Plain POSIX sh (BusyBox ash in the image); `sh -n` and tests/integration/test_compose.py check it.
 set -u
 
 CONFIG="${MOSQUITTO_CONFIG:-/mosquitto/config/mosquitto.conf}"

@@ -30,7 +30,7 @@ from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from bridge.influx.schema import parse_point_id
-from fixtures_api import ApiServer
-from test_api_data import get, post
+from support.api import ApiServer
+from support.http import get, post
 
 HOSTILE = [
     'quote " and \' both', "back\\slash \\", "comma, and space", "a=b", "new\nline",

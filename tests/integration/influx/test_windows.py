@@ -10,8 +10,8 @@ import pytest
 
 from bridge.influx.windows import HINTED_ROWS, WindowHints
 from bridge.model.query import DataQuery
-from fixtures_api import ApiServer, MakeApi
-from test_api_data import get, post
+from support.api import ApiServer, MakeApi
+from support.http import get, post
 
 MIN = 60_000  # ms
 

@@ -21,21 +21,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pg_helpers
 import pytest
 import yaml
-from test_durability import ApiProcess
 
 from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import Settings, describe
 from devicedata.procs import free_port
-from mqtt_helpers import (
+from support import postgres
+from support.mqtt import (
     BridgeProcess,
     DeviceClient,
     connect_when_allowed,
     signal,
     wait_until,
 )
+from support.processes import ApiProcess
 
 BASE_MS = 1_700_000_000_000
 MQTT_DEVICES = 4
@@ -44,7 +44,7 @@ POINTS = 4  # per message
 POSTS = 48  # per API, a multiple of MQTT_DEVICES
 POST_POINTS = 5
 REVOCATION_BOUND = 5.0
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -68,7 +68,7 @@ def cluster(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Cluster]:
     logs = tmp_path_factory.mktemp("scaling")
     tag = secrets.token_hex(4)
-    with pg_helpers.scratch_database("devicedata_test_scale") as url:
+    with postgres.scratch_database("devicedata_test_scale") as url:
         settings = stack_settings.replace(registry_url=url, mqtt_shared_group=f"scale-{tag}",
                                           admin_token=secrets.token_urlsafe(24))
         registry = open_registry(url)

@@ -13,8 +13,8 @@ import pytest
 from bridge.model.timeparse import format_iso_ms
 from bridge.registry.devices import ADMIN_TOKEN_NAME
 from devicedata.servers import InfluxServer
-from fixtures_api import ApiServer, stored_points
-from mqtt_helpers import connect_when_allowed, wait_refused
+from support.api import ApiServer, stored_points
+from support.mqtt import connect_when_allowed, wait_refused
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'; DROP TABLE devices;-- ü 🌡️"
 

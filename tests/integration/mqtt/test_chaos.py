@@ -14,10 +14,10 @@ import pytest
 
 from bridge.settings import Settings
 from devicedata.servers import InfluxServer, MosquittoServer
-from fixtures_api import ApiServer, stored_points
-from influx_proxy import HoldingProxy
-from mqtt_helpers import BridgeProcess, connect_when_allowed, wait_until
-from test_bridge import count
+from support.api import ApiServer, stored_points
+from support.http import count
+from support.influx_proxy import HoldingProxy
+from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
 
 
 @pytest.fixture

@@ -9,21 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from fixtures_api import ApiServer
+from support.api import ApiServer
+from support.http import get, post
 
 T0 = "2024-01-02T03:04:05.000Z"
-
-
-def post(client: httpx.Client, body: Any) -> httpx.Response:
-    return client.post("/data", json=body)
-
-
-def get(client: httpx.Client, params: Any = None) -> Any:
-    response = client.get("/data", params=params)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["status"] is True
-    return body["result"]
 
 
 def series(n: int, variable: str = "temperature", start_minute: int = 0) -> list[dict[str, Any]]:
@@ -337,7 +326,7 @@ def test_body_and_point_limits_give_413(make_api: Any) -> None:
 
 
 def test_store_down_gives_503_with_retry_after(make_api: Any) -> None:
-    from fixtures_api import free_port
+    from support.api import free_port
 
     server = make_api(influx_url=f"http://127.0.0.1:{free_port()}", influx_timeout=2.0,
                       spool_max_bytes=0)
@@ -392,7 +381,7 @@ def test_concurrent_posts_share_batches_and_are_all_readable(api: ApiServer) -> 
 
 
 def test_ready_names_an_unreachable_broker(make_api: Any) -> None:
-    from fixtures_api import free_port
+    from support.api import free_port
 
     server = make_api(mqtt_port=free_port())
     with server.client() as anon:

@@ -18,7 +18,7 @@ import pytest
 
 from bridge.write.spool import MAGIC, Spool, SpoolError, SpoolFull
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 HEADER = 12
 
 

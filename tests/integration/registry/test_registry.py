@@ -1,6 +1,6 @@
 """The device registry, written against the ``Registry`` protocol so every backend runs the
 same suite: SQLite in a temporary file, PostgreSQL in a throwaway database created for the
-session (``pg_helpers``) and emptied before each test."""
+session (``support.postgres``) and emptied before each test."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pg_helpers
 import pytest
 
 from bridge.errors import Conflict, NotFound, RegistryError, ValidationError
 from bridge.registry import Registry, TokenInfo, open_registry, tokens
 from bridge.registry.sql import SQLRegistry
 from bridge.registry.sqlite import MIGRATIONS, SQLiteRegistry
+from support import postgres
 
 BACKENDS = ["sqlite", "postgresql"]
 HOUR = 3600 * 10**9
@@ -38,7 +38,7 @@ HOSTILE_NAMES = [
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """One throwaway database for the session's PostgreSQL cases, schema in place."""
-    with pg_helpers.scratch_database() as url:
+    with postgres.scratch_database() as url:
         open_registry(url).close()
         yield url
 
@@ -50,7 +50,7 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[],
         return lambda: open_registry(f"sqlite:///{tmp_path / 'reg' / 'registry.sqlite3'}")
     if request.param == "postgresql":
         url: str = request.getfixturevalue("pg_url")
-        with pg_helpers.connect(url) as db:
+        with postgres.connect(url) as db:
             db.execute("TRUNCATE devices, tokens")
         return lambda: open_registry(url)
     raise AssertionError(request.param)

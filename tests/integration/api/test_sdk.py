@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from tagoio_sdk import Device
 
-from fixtures_api import ApiServer
+from support.api import ApiServer
 
 
 @pytest.fixture

@@ -6,25 +6,12 @@ import json
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.settings import Settings
 from devicedata.procs import free_port
-from fixtures_api import ApiServer
-from mqtt_helpers import BridgeProcess, connect_when_allowed, wait_until
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return out
-
-
-def value(all_samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
-    return all_samples.get((name, tuple(sorted(labels.items()))), 0.0)
+from support.api import ApiServer
+from support.metrics import samples, value
+from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
 
 
 def test_api_metrics_after_traffic(api: ApiServer) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from bridge.settings import Settings
-from fixtures_api import ApiServer
-from mqtt_helpers import (
+from support.api import ApiServer
+from support.http import count, read
+from support.mqtt import (
     BridgeProcess,
     DeviceClient,
     connect_when_allowed,
@@ -38,18 +39,6 @@ def mqtt_device(api: ApiServer, bridge: BridgeProcess) -> Iterator[tuple[str, st
     client = connect_when_allowed(api.settings, device_id, token)
     yield device_id, token, client
     client.close()
-
-
-def count(api: ApiServer, token: str, **params: Any) -> int:
-    with api.client(token) as c:
-        result: int = c.get("/data", params={"query": "count", **params}).json()["result"]
-        return result
-
-
-def read(api: ApiServer, token: str, **params: Any) -> list[dict[str, Any]]:
-    with api.client(token) as c:
-        result: list[dict[str, Any]] = c.get("/data", params=params).json()["result"]
-        return result
 
 
 def test_published_point_is_readable_over_http(api: ApiServer, mqtt_device: Any) -> None:

@@ -45,9 +45,9 @@ from bridge.settings import Settings, describe
 from devicedata import procs
 from devicedata.cli import build_parser
 from devicedata.servers import INFLUX_TEMPLATE, MOSQUITTO_TEMPLATE, InfluxServer
-from mqtt_helpers import BridgeProcess, DeviceClient, connect_when_allowed, wait_refused, wait_until
+from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_refused, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

@@ -15,7 +15,7 @@ from bridge.errors import NotFound, RegistryError, ValidationError
 from bridge.registry import Registry, devices, open_registry
 from bridge.registry.devices import DeviceAdmin
 from bridge.settings import Settings
-from mqtt_helpers import connect_when_allowed, wait_refused
+from support.mqtt import connect_when_allowed, wait_refused
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,45 +19,11 @@ import pytest
 from bridge.settings import Settings
 from devicedata.procs import free_port
 from devicedata.servers import InfluxServer
-from fixtures_api import ApiServer
-from influx_proxy import HoldingProxy
-from mqtt_helpers import BridgeProcess, connect_when_allowed, env_of, wait_until
-from test_bridge import count
-
-
-class ApiProcess:
-    """``devicedata api`` as a child process, so it can be SIGKILLed."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{settings.http_port}"
-
-    def start(self) -> ApiProcess:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "devicedata", "api"],
-                                         env=env_of(self.settings), stdout=out, stderr=out)
-
-        def up() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            try:
-                return httpx.get(self.url + "/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=20, what="the API to start")
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(30)
+from support.api import ApiServer
+from support.http import count
+from support.influx_proxy import HoldingProxy
+from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
+from support.processes import ApiProcess
 
 
 @pytest.fixture

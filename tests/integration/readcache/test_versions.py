@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_metrics import samples, value
 
 from bridge.errors import RegistryError
 from bridge.readcache.versions import DataVersions
@@ -20,9 +19,10 @@ from bridge.registry.sqlite import SQLiteRegistry
 from bridge.settings import Settings
 from devicedata.procs import free_port
 from devicedata.servers import InfluxServer
-from fixtures_api import ApiServer, start_api
-from mqtt_helpers import BridgeProcess, connect_when_allowed, wait_until
-from test_api_data import get, post
+from support.api import ApiServer, start_api
+from support.http import get, post
+from support.metrics import samples, value
+from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
 
 T0 = time.time_ns() // 1_000_000 - 3_600_000  # ms: recent, as a test may shorten retention
 

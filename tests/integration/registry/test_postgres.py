@@ -8,23 +8,23 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-import pg_helpers
 import pytest
 
 from bridge.errors import RegistryError
 from bridge.registry import open_registry
 from bridge.registry.postgres import PostgresRegistry
 from bridge.registry.sql import MIGRATIONS
+from support import postgres
 
 
 @pytest.fixture
 def url() -> Iterator[str]:
-    with pg_helpers.scratch_database() as url:
+    with postgres.scratch_database() as url:
         yield url
 
 
 def _applied(url: str) -> list[int]:
-    with pg_helpers.connect(url) as db:
+    with postgres.connect(url) as db:
         return [int(str(r[0])) for r in db.execute(
             "SELECT version FROM schema_version ORDER BY version").fetchall()]
 
@@ -71,7 +71,7 @@ def test_reopening_keeps_data_and_version(url: str) -> None:
 
 def test_refuses_a_newer_schema(url: str) -> None:
     PostgresRegistry(url).close()
-    with pg_helpers.connect(url) as db:
+    with postgres.connect(url) as db:
         db.execute("INSERT INTO schema_version VALUES (%s, 0)", (len(MIGRATIONS) + 1,))
     with pytest.raises(RegistryError, match="newer"):
         PostgresRegistry(url)
@@ -82,7 +82,7 @@ def test_stores_only_hashes(url: str) -> None:
         dev = reg.create_device("d")
         issued = [reg.create_token(dev.id, p) for p in ("read", "write", "full")]
         reg.revoke_token(issued[0].token)
-    with pg_helpers.connect(url) as db:
+    with postgres.connect(url) as db:
         dump = repr(db.execute("SELECT * FROM tokens").fetchall())
     for item in issued:
         assert item.token not in dump and item.token[:12] not in dump
@@ -118,7 +118,7 @@ def test_more_threads_than_connections(url: str) -> None:
 def test_recovers_when_the_server_drops_its_connections(url: str) -> None:
     with PostgresRegistry(url) as reg:
         dev = reg.create_device("d")
-        with pg_helpers.admin() as db:
+        with postgres.admin() as db:
             killed = db.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = %s AND application_name = 'devicedata'",

@@ -15,13 +15,14 @@ import pytest
 from playwright import sync_api
 
 from bridge.model.timeparse import format_iso_ms
-from fixtures_api import ApiServer
+from support.api import ApiServer
 
 CHROMIUM = os.environ.get("DEVICEDATA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = ROOT / "artifacts"
 HOSTILE = "<img src=x onerror=alert(1)>"
 PHONE = {"width": 375, "height": 740}
 
@@ -90,7 +91,7 @@ def test_page_and_static_files_are_served_safely(api: ApiServer) -> None:
     assert missing.status_code == 404 and missing.json()["status"] is False
     # Nothing on the page may come from anywhere but this server.
     for name in ("index.html", "app.js", "spark.js", "app.css"):
-        text = (Path(__file__).resolve().parent.parent / "api" / "static" / name).read_text()
+        text = (ROOT / "api" / "static" / name).read_text()
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
         assert "https://" not in text and "innerHTML" not in text
 
