@@ -692,7 +692,8 @@ def _variants(device: str) -> dict[str, str]:
     statement each (what the API sent before commit c137bf0 "newest-first reads look at
     recent windows first"), and the default read's last-hour statement cut down to one
     field, or to one of the 20 variables, to show where InfluxDB's time goes."""
-    from bridge.model.query import COLUMNS, DataQuery, edge_statement, list_statements
+    from bridge.influx.influxql import COLUMNS, edge_statement, list_statements
+    from bridge.model.query import DataQuery
     hour = DataQuery(start_ns=time.time_ns() - 3600 * 10**9)
     default_hour = list_statements(device, hour)[0]
     one_variable = list_statements(device, DataQuery(start_ns=hour.start_ns,

@@ -15,9 +15,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bridge.readcache.answers import AnswerCache
-from bridge.readcache.versions import DataVersions
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Reading = Callable[[], float]
 
@@ -115,19 +112,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def describe_sink(metrics: Metrics, sink: Any) -> None:
-    """Spool depth and drain progress of a ``SpoolingSink``."""
-    metrics.gauge("devicedata_spool_records", "Batches waiting in the on-disk spool.",
-                  lambda: float(sink.spool.records))
-    metrics.gauge("devicedata_spool_bytes", "Bytes waiting in the on-disk spool.",
-                  lambda: float(sink.spool.size_bytes))
-    metrics.counter("devicedata_spool_batches_drained", "Spooled batches written to InfluxDB.",
-                    lambda: float(sink.stats.batches_drained))
-    metrics.counter("devicedata_spool_lines_rejected",
-                    "Spooled lines InfluxDB refused (kept in rejected.lp).",
-                    lambda: float(sink.stats.lines_rejected))
-
-
 async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
     """A minimal HTTP endpoint for processes without a web app (the bridge):
     ``GET /metrics`` and ``GET /health``. Anything else is a 404."""
@@ -153,23 +137,3 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
             writer.close()
 
     return await asyncio.start_server(handle, host, port)
-
-
-def describe_reads(metrics: Metrics, versions: DataVersions | None,
-                   answers: AnswerCache | None) -> None:
-    """Kept answers (``AnswerCache``) and failed data-version bumps (``DataVersions``)."""
-    if versions is not None:
-        metrics.counter("devicedata_data_version_bumps",
-                        "Writes that ended a watched device's kept answers.",
-                        lambda: float(versions.bumps))
-        metrics.counter("devicedata_data_version_bump_failures",
-                        "Writes whose data version could not be bumped in the registry.",
-                        lambda: float(versions.bump_failures))
-    if answers is not None:
-        metrics.counter("devicedata_read_cache_hits", "GETs answered from kept answers.",
-                        lambda: float(answers.hits))
-        metrics.counter("devicedata_read_cache_misses",
-                        "Cacheable GETs that had to ask InfluxDB.",
-                        lambda: float(answers.misses))
-        metrics.gauge("devicedata_read_cache_points", "Points held in kept answers.",
-                      lambda: float(answers.points))

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from bridge.model.ids import point_id
 from bridge.model.points import Point
 from bridge.model.timeparse import format_iso_ms
 
@@ -25,9 +25,17 @@ MEASUREMENT = "data"
 # line), so such variables are stored base64-encoded behind a prefix no plain name uses.
 _ENCODED_PREFIX = "~b64~"
 _TAG_ESCAPE = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
-_ID_RE = re.compile(r"^([0-9a-f]{16})([0-9a-f]{8})([0-9a-f]{1,4})$")
 _MAX_EXACT_INT = 2**53
 _LINE_START = f"{MEASUREMENT},device=".encode()
+
+
+@dataclass(slots=True)
+class Series:
+    """One series of a query result; ``rows`` are dicts of column -> value, with tags merged in."""
+
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def variable_tag(variable: str) -> str:
@@ -43,29 +51,6 @@ def variable_from_tag(tag: str) -> str:
         raw = tag[len(_ENCODED_PREFIX):]
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
     return tag
-
-
-def _variable_hash(variable: str) -> int:
-    return int.from_bytes(hashlib.blake2b(variable.encode("utf-8"), digest_size=4).digest(), "big")
-
-
-def point_id(time_ns: int, variable: str, slot: int) -> str:
-    """The id is the storage key itself (time, a hash of the variable, slot): a lookup by
-    id is an exact-time query, never a scan of the device's history."""
-    return f"{time_ns:016x}{_variable_hash(variable):08x}{slot:x}"
-
-
-def parse_point_id(point_id_text: str) -> tuple[int, int, int]:
-    """(time_ns, variable hash, slot) from an id; ValueError when it is not one of ours."""
-    match = _ID_RE.match(point_id_text)
-    if match is None:
-        raise ValueError("not a data point id")
-    return int(match[1], 16), int(match[2], 16), int(match[3], 16)
-
-
-def id_matches(point_id_text: str, variable: str, slot: int) -> bool:
-    _, vhash, id_slot = parse_point_id(point_id_text)
-    return vhash == _variable_hash(variable) and id_slot == slot
 
 
 def _field_str(text: str) -> str:
@@ -176,37 +161,30 @@ def row_to_stored(row: dict[str, Any]) -> Point:
     )
 
 
-def quote_string(text: str) -> str:
-    """An InfluxQL string literal; the only way request text reaches a query."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+def number_from_series(series: list[Series]) -> float | int:
+    """The one number a count/sum/avg/min/max statement answered (0 when no row matched)."""
+    for s in series:
+        for row in s.rows:
+            for key, value in row.items():
+                if key != "time" and isinstance(value, int | float):
+                    return int(value) if float(value).is_integer() else value
+    return 0
 
 
-def equals(column: str, text: str, cast: str = "") -> str:
-    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return
-    cannot appear in an InfluxQL string literal (the parser refuses it, escaped or not), so
-    such text is matched with an anchored regular expression, which can spell it ``\\r``."""
-    ident = quote_ident(column) + (f"::{cast}" if cast else "")
-    if "\r" not in text:
-        return f"{ident} = {quote_string(text)}"
-    return f"{ident} =~ /^{_regex_literal(text)}$/"
-
-
-_REGEX_SPECIAL = set("\\.+*?()|[]{}^$/")
-
-
-def _regex_literal(text: str) -> str:
-    out = []
-    for char in text:
-        if char == "\r":
-            out.append("\\r")
-        elif char == "\n":
-            out.append("\\n")
-        elif char in _REGEX_SPECIAL:
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def aggregate_points(series: list[Series], device_id: str,
+                     ascending: bool) -> list[dict[str, Any]]:
+    """One point per interval and variable, from an aggregate statement's series."""
+    points = []
+    for s in series:
+        variable = variable_from_tag(s.tags.get("variable", ""))
+        for row in s.rows:
+            value = row.get("value")
+            if value is None:
+                continue
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            points.append({"variable": variable, "value": value,
+                           "time": format_iso_ms(int(row["time"])),
+                           "device": device_id, "origin": device_id})
+    points.sort(key=lambda p: (p["time"], p["variable"]), reverse=not ascending)
+    return points

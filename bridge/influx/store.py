@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,19 +19,11 @@ import orjson
 
 from bridge.errors import StoreRejected, StoreUnavailable
 from bridge.influx.client import WireError, WireResponse, WriteClient, basic_auth
-from bridge.influx.schema import devices_in, quote_ident
+from bridge.influx.influxql import create_database_statement
+from bridge.influx.schema import Series, devices_in
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.store")
-
-
-@dataclass(slots=True)
-class Series:
-    """One series of a query result; ``rows`` are dicts of column -> value, with tags merged in."""
-
-    name: str
-    tags: dict[str, str] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 ChangeHook = Callable[[Collection[str]], Awaitable[None]]
@@ -76,7 +67,7 @@ class InfluxStore:
         if not self._create_db:
             return
         try:
-            await self._post_query(f"CREATE DATABASE {quote_ident(self._db)}", db=None)
+            await self._post_query(create_database_statement(self._db), db=None)
         except StoreRejected as exc:
             log.warning("event=create_database_refused db=%s reason=%s", self._db, exc)
 

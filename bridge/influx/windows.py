@@ -19,15 +19,15 @@ import dataclasses
 from collections import OrderedDict
 from typing import Any
 
-from bridge.influx.schema import variable_from_tag
-from bridge.influx.store import InfluxStore
-from bridge.model.query import (
-    DataQuery,
+from bridge.influx.influxql import (
     edge_statement,
     list_statements,
     newest_matching_statement,
     variables_statement,
 )
+from bridge.influx.schema import variable_from_tag
+from bridge.influx.store import InfluxStore
+from bridge.model.query import DataQuery
 from bridge.model.timeparse import now_ns
 
 _S = 10**9

@@ -1,25 +1,14 @@
-"""GET/DELETE /data parameters (TagoIO's names and aliases) and the InfluxQL they become.
-
-Every piece of request text reaches InfluxQL only through ``schema.quote_string``; numbers
-are formatted by Python from parsed values. So no parameter can change the statement's
-shape, only the literals inside it.
-"""
+"""GET/DELETE /data parameters: TagoIO's names, aliases and list forms, parsed into a
+``DataQuery`` with every bad parameter reported at once. ``bridge.influx.influxql`` turns a
+``DataQuery`` into statements."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bridge.errors import FieldError, ValidationError
-from bridge.influx.schema import (
-    MEASUREMENT,
-    equals,
-    parse_point_id,
-    quote_ident,
-    quote_string,
-    variable_tag,
-)
+from bridge.model.ids import parse_point_id
 from bridge.model.timeparse import parse_date_only, parse_duration, parse_iso
 
 MAX_QTY = 10_000
@@ -28,8 +17,7 @@ EDGE_KINDS = ("last_item", "last_value", "last_location",
               "first_item", "first_value", "first_location")
 NUMBER_KINDS = ("count", "sum", "avg", "min", "max")
 KINDS = (*LIST_KINDS, *EDGE_KINDS, *NUMBER_KINDS, "aggregate")
-# TagoIO function name -> InfluxQL function; count counts points, not numeric values.
-FUNCTIONS = {"avg": "mean", "sum": "sum", "min": "min", "max": "max", "count": "count"}
+FUNCTIONS = ("avg", "sum", "min", "max", "count")  # of query=aggregate
 
 _ALIASES = {
     "variables": ("variables", "variable"),
@@ -158,115 +146,3 @@ def parse_data_query(params: Mapping[str, list[str]], *, now_ns: int) -> DataQue
     if errors:
         raise ValidationError("Invalid query parameters", errors)
     return q
-
-
-def _or(conditions: list[str]) -> str:
-    return conditions[0] if len(conditions) == 1 else "(" + " OR ".join(conditions) + ")"
-
-
-def where(device_id: str, q: DataQuery, *, extra: tuple[str, ...] = ()) -> str:
-    parts = [f'"device" = {quote_string(device_id)}']
-    if q.variables:
-        parts.append(_or([f'"variable" = {quote_string(variable_tag(v))}' for v in q.variables]))
-    if q.groups:
-        parts.append(_or([equals("group", g, "string") for g in q.groups]))
-    if q.values:
-        parts.append(_or([c for v in q.values for c in _value_conditions(v)]))
-    if q.start_ns is not None:
-        parts.append(f"time >= {q.start_ns}")
-    if q.end_ns is not None:
-        parts.append(f"time <= {q.end_ns}")
-    parts.extend(extra)
-    return " AND ".join(parts)
-
-
-def _value_conditions(text: str) -> list[str]:
-    conditions = [equals("value_str", text, "string")]
-    try:
-        number = float(text)
-        if math.isfinite(number):
-            conditions.append(f'"value"::float = {number!r}')
-    except ValueError:
-        pass
-    if text.lower() in ("true", "false"):
-        conditions.append(f'"value_bool"::boolean = {text.lower()}')
-    return conditions
-
-
-def _from() -> str:
-    return f"FROM {quote_ident(MEASUREMENT)}"
-
-
-# Every column with its type spelled out: a field that some outside writer gave another
-# type in one shard would otherwise make InfluxDB return nulls for ours in every shard.
-COLUMNS = ", ".join([
-    '"created"::integer', '"value"::float', '"value_str"::string', '"value_bool"::boolean',
-    '"value_type"::string', '"unit"::string', '"group"::string', '"lat"::float',
-    '"lng"::float', '"metadata"::string', '"device"::tag', '"variable"::tag', '"slot"::tag',
-])
-
-
-def select_exact(device_id: str, time_ns: int) -> str:
-    """The rows of one device at one instant: what a lookup by id reads."""
-    return (f"SELECT {COLUMNS} {_from()} WHERE \"device\" = {quote_string(device_id)} "
-            f"AND time = {time_ns}")
-
-
-def list_statements(device_id: str, q: DataQuery) -> list[str]:
-    """Statements for kind=default; with ids, one exact-time statement per id."""
-    order = "ASC" if q.ascending else "DESC"
-    if q.ids:
-        return [f"SELECT {COLUMNS} {_from()} WHERE "
-                f"{where(device_id, q, extra=(f'time = {parse_point_id(i)[0]}',))}"
-                for i in q.ids]
-    return [f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} "
-            f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}"]
-
-
-def variables_statement(device_id: str) -> str:
-    """Every variable a device has, from InfluxDB's index (no data is read)."""
-    return (f'SHOW TAG VALUES {_from()} WITH KEY = "variable" '
-            f'WHERE "device" = {quote_string(device_id)}')
-
-
-def _edge_condition(kind: str) -> tuple[str, ...]:
-    if kind.endswith("_value"):
-        return ("\"value_type\"::string != ''",)
-    if kind.endswith("_location"):
-        return ('"lat"::float >= -90',)
-    return ()
-
-
-def edge_statement(device_id: str, q: DataQuery) -> str:
-    """One row per variable: newest (last_*) or oldest (first_*) matching the kind."""
-    order = "DESC" if q.kind.startswith("last") else "ASC"
-    return (f"SELECT {COLUMNS} {_from()} WHERE "
-            f"{where(device_id, q, extra=_edge_condition(q.kind))} "
-            f'GROUP BY "variable" ORDER BY time {order} LIMIT 1')
-
-
-def newest_matching_statement(device_id: str, q: DataQuery, limit: int) -> str:
-    """Every row matching a last_* kind, newest first, at most ``limit``: in a narrow
-    window InfluxDB answers this much sooner than the per-variable ``GROUP BY``."""
-    return (f"SELECT {COLUMNS} {_from()} WHERE "
-            f"{where(device_id, q, extra=_edge_condition(q.kind))} "
-            f"ORDER BY time DESC LIMIT {limit}")
-
-
-def number_statement(device_id: str, q: DataQuery) -> str:
-    function = FUNCTIONS[q.kind]
-    column = '"created"::integer' if q.kind == "count" else '"value"::float'
-    extra = () if q.kind == "count" else ("\"value_type\"::string = 'number'",)
-    return f"SELECT {function}({column}) {_from()} WHERE {where(device_id, q, extra=extra)}"
-
-
-def aggregate_statement(device_id: str, q: DataQuery) -> str:
-    function = FUNCTIONS[q.function]
-    column = '"created"::integer' if q.function == "count" else '"value"::float'
-    extra = () if q.function == "count" else ("\"value_type\"::string = 'number'",)
-    order = "ASC" if q.ascending else "DESC"
-    seconds = q.interval_ns // 10**9
-    return (f"SELECT {function}({column}) AS \"value\" {_from()} "
-            f"WHERE {where(device_id, q, extra=extra)} "
-            f'GROUP BY time({seconds}s), "variable" fill(none) '
-            f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}")

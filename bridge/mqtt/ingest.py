@@ -25,19 +25,18 @@ from bridge.errors import (
     StoreRejected,
     ValidationError,
 )
-from bridge.influx.schema import encode_points
 from bridge.metrics import Metrics
 from bridge.model.points import decode_json
 from bridge.model.timeparse import format_iso_ms, now_ns
-from bridge.registry import Registry
-from bridge.registry.activity import LastInput
-from bridge.service import DataService
+from bridge.mqtt.devices import KnownDevices
+from bridge.service import Accepted, DataService
 from bridge.write.batcher import Batcher
 
 log = logging.getLogger("devicedata.bridge")
 
 DATA_TOPIC = "devices/+/data"
 LOG_EVERY = 60.0  # seconds between log lines about one device's rejected messages
+MAX_WAITING = 10_000  # messages held while their unknown device ids are looked up
 RETRY_MAX = 10.0
 
 
@@ -70,8 +69,7 @@ class _Pending:
     generation: int
     device_id: str
     topic: str
-    body: bytes
-    count: int
+    accepted: Accepted | None = None
     attempts: int = 0
 
 
@@ -88,49 +86,6 @@ class Connection(Protocol):
     def paused(self) -> bool: ...
 
 
-class KnownDevices:
-    """Which devices exist, answered from memory: the whole id set is reloaded from the
-    registry in a worker thread every ``ttl`` seconds (``refresh_forever``), so the event
-    loop never waits on the registry (PostgreSQL may be across a network). An id not in
-    the set, such as a device created since the last reload, is looked up directly, at
-    most once per ``ttl`` per id."""
-
-    def __init__(self, registry: Registry, ttl: float) -> None:
-        self._registry = registry
-        self._ttl = ttl
-        self._ids: frozenset[str] = frozenset()
-        self._unknown: dict[str, float] = {}
-
-    def exists(self, device_id: str) -> bool:
-        if device_id in self._ids:
-            return True
-        now = time.monotonic()
-        if self._unknown.get(device_id, 0.0) > now:
-            return False
-        try:
-            self._registry.get_device(device_id)
-        except DeviceDataError:
-            if len(self._unknown) > 100_000:
-                self._unknown.clear()
-            self._unknown[device_id] = now + self._ttl
-            return False
-        self._ids = self._ids | {device_id}
-        return True
-
-    def reload(self) -> None:
-        ids = frozenset(d.id for d in self._registry.list_devices())
-        self._ids = ids  # one assignment: readers see the old set or the new one
-        self._unknown.clear()
-
-    async def refresh_forever(self) -> None:
-        while True:
-            try:
-                await asyncio.to_thread(self.reload)
-            except DeviceDataError as exc:
-                log.warning("event=device_list_failed reason=%s", exc)
-            await asyncio.sleep(self._ttl)
-
-
 class Ingest:
     def __init__(self, service: DataService, batcher: Batcher, devices: KnownDevices,
                  *, max_payload: int, high_water: int, metrics: Metrics | None = None) -> None:
@@ -141,13 +96,14 @@ class Ingest:
         self.high_water = high_water
         self.stats = BridgeStats()
         self.metrics = metrics or Metrics()
-        self._accepted = self.metrics.points_accepted.labels("mqtt")
         self._by_qos = [self.metrics.mqtt_messages.labels(str(q)) for q in range(3)]
         self._counted = [0, 0, 0]  # per QoS, not yet added to the Prometheus counters
-        self._accepted_uncounted = 0
         self.metrics.before_scrape(self._flush_counts)
-        self.last_input = LastInput()
         self.inflight = 0
+        # Messages of ids being looked up in the registry, in arrival order per id.
+        self._waiting: dict[str, list[tuple[_Pending, bytes]]] = {}
+        self._waiting_count = 0
+        self._lookups: set[asyncio.Task[None]] = set()
         self.conn: Connection | None = None
         self._logged: dict[str, tuple[float, int]] = {}  # device -> (last line, not logged)
 
@@ -158,7 +114,7 @@ class Ingest:
         self.stats.messages += 1
         self._counted[message.qos] += 1
         topic: str = message.topic
-        pending = _Pending(message.mid, message.qos, conn.generation, "", topic, b"", 0)
+        pending = _Pending(message.mid, message.qos, conn.generation, "", topic)
         device_id = device_from_topic(topic)
         if device_id is None:
             self._reject(pending, "bad_topic", "not a devices/{id}/data topic", [])
@@ -169,41 +125,82 @@ class Ingest:
             self._reject(pending, "too_large", f"payload of {len(payload)} bytes is over the "
                          f"limit of {self.max_payload}", [])
             return
-        if not self.devices.exists(device_id):
-            self._reject(pending, "unknown_device", "unknown device", [])
+        if not payload:
+            # Clearing a retained message publishes an empty payload: nothing to store,
+            # and nothing to complain about.
+            self._ack(pending)
             return
-        received = now_ns()
+        known = self.devices.known(device_id)
+        if known is None:
+            self._wait_for_lookup(pending, payload)
+        elif known:
+            self._accept(pending, payload)
+        else:
+            self._reject(pending, "unknown_device", "unknown device", [])
+
+    def _accept(self, pending: _Pending, payload: bytes) -> None:
         try:
-            points = self.service.prepare(device_id, decode_json(payload), received)
+            accepted = self.service.accept(pending.device_id, decode_json(payload),
+                                           source="mqtt", received_ns=now_ns())
         except ValidationError as exc:
             self._reject(pending, "invalid", exc.message, exc.errors)
             return
         except PayloadTooLarge as exc:
             self._reject(pending, "too_large", str(exc), [])
             return
-        if not points:
+        if not accepted.count:
             self._ack(pending)
             return
-        pending.body = encode_points(points)
-        pending.count = len(points)
-        self.stats.points_accepted += pending.count
-        self._accepted_uncounted += pending.count
-        self.last_input.note(device_id, received)
+        pending.accepted = accepted
+        self.stats.points_accepted += accepted.count
         self.inflight += 1
         self._write(pending)
+
+    def _wait_for_lookup(self, pending: _Pending, payload: bytes) -> None:
+        """An id the bridge has not seen: ask the registry off the event loop while the
+        other devices' messages flow on. Later messages of the same id wait behind it."""
+        if self._waiting_count >= MAX_WAITING:
+            self._reject(pending, "unknown_device", "unknown device (too many look-ups "
+                         "pending)", [])
+            return
+        waiting = self._waiting.get(pending.device_id)
+        self._waiting_count += 1
+        self.inflight += 1
+        if waiting is not None:
+            waiting.append((pending, payload))
+            return
+        self._waiting[pending.device_id] = [(pending, payload)]
+        task = asyncio.create_task(self._look_up(pending.device_id),
+                                   name=f"device-lookup-{pending.device_id[:32]}")
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _look_up(self, device_id: str) -> None:
+        known = await self.devices.lookup(device_id)
+        waiting = self._waiting.pop(device_id, [])
+        self._waiting_count -= len(waiting)
+        for pending, payload in waiting:
+            self.inflight -= 1
+            if pending.generation != self._generation():
+                continue  # the broker resends it on the new connection
+            if known:
+                self._accept(pending, payload)
+            else:
+                self._reject(pending, "unknown_device", "unknown device", [])
+        self._resume_if_drained()
+
+    def _generation(self) -> int:
+        return self.conn.generation if self.conn is not None else -1
 
     def _flush_counts(self) -> None:
         counted, self._counted = self._counted, [0, 0, 0]
         for qos, n in enumerate(counted):
             if n:
                 self._by_qos[qos].inc(n)
-        accepted, self._accepted_uncounted = self._accepted_uncounted, 0
-        if accepted:
-            self._accepted.inc(accepted)
 
     def _write(self, pending: _Pending) -> None:
-        self.batcher.enqueue(pending.body, pending.count,
-                             lambda exc: self._written(pending, exc), pending.device_id)
+        assert pending.accepted is not None
+        self.service.write_later(pending.accepted, lambda exc: self._written(pending, exc))
         conn = self.conn
         if conn is not None and not conn.paused and self.batcher.pending_points > self.high_water:
             # The store is slower than the inflow: stop reading rather than grow. The
@@ -214,7 +211,8 @@ class Ingest:
 
     def _written(self, pending: _Pending, exc: BaseException | None) -> None:
         if exc is None:
-            self.stats.points_written += pending.count
+            assert pending.accepted is not None
+            self.stats.points_written += pending.accepted.count
             self._ack(pending)
             self._done()
         elif isinstance(exc, StoreRejected):
@@ -239,6 +237,9 @@ class Ingest:
 
     def _done(self) -> None:
         self.inflight -= 1
+        self._resume_if_drained()
+
+    def _resume_if_drained(self) -> None:
         conn = self.conn
         if conn is not None and conn.paused and self.batcher.pending_points <= self.high_water // 2:
             conn.resume_reading()
@@ -253,7 +254,7 @@ class Ingest:
                 errors: list[FieldError]) -> None:
         """Never fatal: count, tell the device, log (rarely), acknowledge."""
         self.stats.rejected[reason] += 1
-        self.metrics.child(self.metrics.points_rejected, "mqtt", reason).inc()
+        self.service.rejected("mqtt", reason)
         if pending.device_id:
             body = {"status": False, "message": message,
                     "errors": [e.as_dict() for e in errors], "topic": pending.topic,

@@ -14,10 +14,10 @@ from bridge.errors import DeviceDataError
 from bridge.metrics import Metrics
 from bridge.metrics import serve as serve_metrics
 from bridge.mqtt.connection import ConnectionOptions, MqttConnection
-from bridge.mqtt.ingest import DATA_TOPIC, Ingest, KnownDevices
+from bridge.mqtt.devices import KnownDevices
+from bridge.mqtt.ingest import DATA_TOPIC, Ingest
 from bridge.pipeline import Pipeline, open_pipeline
 from bridge.registry import Registry, broker_sync, open_registry
-from bridge.registry.activity import save_periodically
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.bridge")
@@ -62,12 +62,10 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
                   lambda: float(conn.paused))
     metrics.gauge("devicedata_mqtt_inflight", "Messages read but not yet acknowledged.",
                   lambda: float(ingest.inflight))
-    metrics.track_last_seen(ingest.last_input.snapshot)
     server = await _metrics_server(settings, metrics)
-    saver = asyncio.create_task(save_periodically(ingest.last_input, registry))
-    syncer = asyncio.create_task(_sync_broker(settings, registry))
-    refresher = asyncio.create_task(devices.refresh_forever())
-    connection = asyncio.create_task(conn.run(stopping))
+    syncer = asyncio.create_task(_sync_broker(settings, registry), name="broker-sync")
+    refresher = asyncio.create_task(devices.refresh_forever(), name="device-list")
+    connection = asyncio.create_task(conn.run(stopping), name="mqtt-connection")
     if ready is not None:
         await conn.connected.wait()
         ready.set()
@@ -82,11 +80,10 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
                     ingest.inflight)
     await conn.disconnect()
     await connection
-    for task in (saver, syncer, refresher):
+    for task in (syncer, refresher):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await asyncio.to_thread(ingest.last_input.save, registry)
     if server is not None:
         server.close()
         await server.wait_closed()

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.metrics import Metrics
+
 Answer = list[dict[str, Any]] | float | int
 
 
@@ -73,6 +75,15 @@ class AnswerCache:
         self._points += size
         while self._points > self.max_points:
             self._drop(next(iter(self._kept)))
+
+    def describe(self, metrics: Metrics) -> None:
+        metrics.counter("devicedata_read_cache_hits", "GETs answered from kept answers.",
+                        lambda: float(self.hits))
+        metrics.counter("devicedata_read_cache_misses",
+                        "Cacheable GETs that had to ask InfluxDB.",
+                        lambda: float(self.misses))
+        metrics.gauge("devicedata_read_cache_points", "Points held in kept answers.",
+                      lambda: float(self.points))
 
     def clear(self) -> None:
         self._kept.clear()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from bridge.errors import DeviceDataError
+from bridge.metrics import Metrics
 from bridge.registry import Registry
 
 log = logging.getLogger("devicedata.versions")
@@ -44,6 +45,14 @@ class DataVersions:
         self._warned = -WARN_EVERY_SECONDS
         self.bump_failures = 0
         self.bumps = 0
+
+    def describe(self, metrics: Metrics) -> None:
+        metrics.counter("devicedata_data_version_bumps",
+                        "Writes that ended a watched device's kept answers.",
+                        lambda: float(self.bumps))
+        metrics.counter("devicedata_data_version_bump_failures",
+                        "Writes whose data version could not be bumped in the registry.",
+                        lambda: float(self.bump_failures))
 
     async def bump(self, device_ids: Collection[str]) -> None:
         """Never raises: the data is already stored, so the write must still succeed."""

@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from bridge.errors import DeviceDataError
-from bridge.registry import Registry
+from bridge.registry.interface import Registry
 
 log = logging.getLogger("devicedata.activity")
 

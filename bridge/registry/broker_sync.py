@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bridge import keyfile
-from bridge.registry import Registry
+from bridge.registry.interface import Registry
 from bridge.registry.tokens import mosquitto_hash, mosquitto_verify
 from bridge.settings import Settings
 

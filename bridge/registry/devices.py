@@ -18,7 +18,8 @@ from typing import Any
 from bridge import keyfile
 from bridge.errors import DeviceDataError, FieldError, ValidationError
 from bridge.model.timeparse import format_iso_ms, parse_duration
-from bridge.registry import Device, IssuedToken, Permission, Registry, TokenInfo, broker_sync
+from bridge.registry import broker_sync
+from bridge.registry.interface import Device, IssuedToken, Permission, Registry, TokenInfo
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.devices")

@@ -19,7 +19,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
 from bridge.errors import Conflict, FieldError, NotFound, RegistryError, ValidationError
-from bridge.registry import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo, tokens
+from bridge.registry import tokens
+from bridge.registry.interface import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
 from bridge.registry.tokens import (
     MIN_PREFIX_LEN,
     PREFIX_LEN,

@@ -70,6 +70,10 @@ class Batcher:
         self.points_written = 0
 
     @property
+    def sink(self) -> Sink:
+        return self._sink
+
+    @property
     def pending_points(self) -> int:
         return self._pending_points
 

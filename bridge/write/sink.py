@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
 from bridge.influx.schema import devices_in
 from bridge.influx.store import InfluxStore
+from bridge.metrics import Metrics
 from bridge.write.spool import Cursor, Spool, SpoolFull
 
 log = logging.getLogger("devicedata.spool")
@@ -46,6 +47,19 @@ class SpoolingSink:
         self._appending = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def describe(self, metrics: Metrics) -> None:
+        """Spool depth and drain progress, read at scrape time."""
+        metrics.gauge("devicedata_spool_records", "Batches waiting in the on-disk spool.",
+                      lambda: float(self.spool.records))
+        metrics.gauge("devicedata_spool_bytes", "Bytes waiting in the on-disk spool.",
+                      lambda: float(self.spool.size_bytes))
+        metrics.counter("devicedata_spool_batches_drained",
+                        "Spooled batches written to InfluxDB.",
+                        lambda: float(self.stats.batches_drained))
+        metrics.counter("devicedata_spool_lines_rejected",
+                        "Spooled lines InfluxDB refused (kept in rejected.lp).",
+                        lambda: float(self.stats.lines_rejected))
 
     @property
     def spooling(self) -> bool:

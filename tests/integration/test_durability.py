@@ -60,7 +60,7 @@ def test_influxdb_outage_loses_no_acknowledged_point(
                 assert response.status_code == 200, response.text
                 posted += 2
         assert acked == 200
-        assert api.state.sink.spool.records > 0  # the API's share is on disk
+        assert api.sink.spool.records > 0  # the API's share is on disk
         wait_until(lambda: "event=spooling_started" in bridge.text(), what="the bridge to spool")
     finally:
         influx.start()
@@ -71,7 +71,7 @@ def test_influxdb_outage_loses_no_acknowledged_point(
         values = [p["value"] for p in http.get("/data", params={
             "variables": "m", "qty": 500, "ordination": "asc"}).json()["result"]]
     assert values == list(range(200))
-    assert api.state.sink.spool.empty
+    assert api.sink.spool.empty
 
 
 def test_sigkilled_api_replays_its_spool(
@@ -186,7 +186,7 @@ def test_poisoned_spooled_batch_is_isolated(
             assert response.status_code == 200
     finally:
         influx.start()
-    sink = api.state.sink
+    sink = api.sink
     wait_until(lambda: sink.spool.empty and not sink.spooling, timeout=30, what="the drain")
     with api.client(token) as http:
         names = sorted(p["variable"] for p in http.get(

@@ -55,11 +55,24 @@ class ApiServer:
     def state(self) -> Any:
         return self.app.state.devicedata
 
+    # The API itself reaches storage only through its DataService; tests look deeper.
+    @property
+    def store(self) -> Any:
+        return self.state.service.store
+
+    @property
+    def batcher(self) -> Any:
+        return self.state.service.batcher
+
+    @property
+    def sink(self) -> Any:
+        return self.state.service.batcher.sink
+
     def statements_during(self, read: Callable[[], Any]) -> tuple[Any, int]:
         """``read()``'s result and how many InfluxQL statements this API sent meanwhile."""
-        before = self.state.store.statements_run
+        before = self.store.statements_run
         result = read()
-        return result, self.state.store.statements_run - before
+        return result, self.store.statements_run - before
 
     def stop(self) -> None:
         self._server.should_exit = True

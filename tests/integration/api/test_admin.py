@@ -112,9 +112,9 @@ def test_the_new_device_can_send_and_is_counted(api: ApiServer, admin: httpx.Cli
         ok(device.post("/data", json={"variable": "old", "value": 1,
                                       "time": "2020-01-01T00:00:00Z"}))
     others = [new_device(admin) for _ in range(2)]
-    before = api.state.store.statements_run
+    before = api.store.statements_run
     listed = {d["id"]: d for d in ok(admin.get("/admin/devices"))}
-    assert api.state.store.statements_run - before == 1  # one query for every device
+    assert api.store.statements_run - before == 1  # one query for every device
     assert listed[created["id"]]["points_last_hour"] == 7
     assert listed[created["id"]]["last_input"] is not None
     assert all(listed[o["id"]]["points_last_hour"] == 0 for o in others)

@@ -366,7 +366,7 @@ def test_cors_is_open_for_data(api: ApiServer) -> None:
 
 def test_concurrent_posts_share_batches_and_are_all_readable(api: ApiServer) -> None:
     _, token = api.device()
-    batches_before = api.state.batcher.batches_written
+    batches_before = api.batcher.batches_written
 
     def send(i: int) -> int:
         with api.client(token) as c:
@@ -375,7 +375,7 @@ def test_concurrent_posts_share_batches_and_are_all_readable(api: ApiServer) -> 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         codes = list(pool.map(send, range(64)))
     assert codes == [200] * 64
-    assert api.state.batcher.batches_written - batches_before < 64
+    assert api.batcher.batches_written - batches_before < 64
     with api.client(token) as c:
         assert get(c, {"query": "count"}) == 64
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.influx.schema import parse_point_id
+from bridge.model.ids import parse_point_id
 from support.api import ApiServer
 from support.http import get, post
 
@@ -110,7 +110,7 @@ def test_id_lookups_touch_only_that_point_at_its_exact_time(
         client: httpx.Client, api: ApiServer, device: tuple[str, str]) -> None:
     post(client, [{"variable": "h", "value": i, "time": i * 1000} for i in range(50)])
     target = get(client, {"qty": 50})[25]
-    store = api.state.store
+    store = api.store
     statements: list[str] = []
     original = store.query
 
