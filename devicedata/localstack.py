@@ -126,13 +126,7 @@ def _check_ports(ports: list[tuple[int, str, str]]) -> None:
 
 
 def bridge_wanted(args: argparse.Namespace) -> bool:
-    if args.no_bridge or os.environ.get("DEVICEDATA_STACK_BRIDGE") == "0":
-        return False
-    try:
-        from devicedata import serve
-    except ImportError:
-        return False
-    return getattr(serve, "BRIDGE_AVAILABLE", False) is True
+    return not (args.no_bridge or os.environ.get("DEVICEDATA_STACK_BRIDGE") == "0")
 
 
 def _demo_token(registry: Registry) -> tuple[str, str]:

@@ -13,7 +13,6 @@ from bridge import logs
 from bridge.influx.store import InfluxStore
 from bridge.settings import Settings
 
-BRIDGE_AVAILABLE = True
 SettingsLoader = Callable[[], Settings]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bridge.influx.influxql import create_database_statement
 from bridge.registry import broker_sync
 from devicedata.procs import (
     ProcessError,
@@ -138,7 +139,7 @@ class InfluxServer(Server):
         return result
 
     def create_database(self, name: str) -> None:
-        self.query(f'CREATE DATABASE "{name}"')
+        self.query(create_database_statement(name))
 
 
 class MosquittoServer(Server):

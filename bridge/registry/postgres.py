@@ -24,7 +24,8 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
 from bridge.errors import RegistryError
-from bridge.registry.sql import Row, SQLRegistry, migrate
+from bridge.registry.sql import SQLRegistry
+from bridge.registry.tables import Row, migrate
 
 POOL_SIZE = 8
 POOL_WAIT_SECONDS = 30.0

@@ -1,5 +1,5 @@
-"""What the SQL registry backends share: the schema migrations, name validation, row
-mapping and every query. A backend (``registry_sqlite``, ``registry_postgres``) only says
+"""What the SQL registry backends share: name validation, row mapping and every query (the
+tables themselves are built in ``tables.py``). A backend (``sqlite.py``, ``postgres.py``) only says
 how to reach its database: ``_read`` and ``_write`` hand out a ``Cursor`` outside and
 inside a transaction.
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, Self
+from typing import Self
 
-from bridge.errors import Conflict, FieldError, NotFound, RegistryError, ValidationError
+from bridge.errors import Conflict, FieldError, NotFound, ValidationError
 from bridge.registry import tokens
 from bridge.registry.interface import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
+from bridge.registry.tables import Cursor, Row
 from bridge.registry.tokens import (
     MIN_PREFIX_LEN,
     PREFIX_LEN,
@@ -30,58 +30,10 @@ from bridge.registry.tokens import (
 )
 from bridge.registry.versions import DataVersionQueries
 
-# Append-only: entry N brings a registry from schema version N to N+1. Never edit a
-# released entry; add a new one, so existing registries upgrade in place. ``{int}`` is the
-# 64-bit integer type (nanosecond times overflow PostgreSQL's 32-bit INTEGER); SQLite's
-# INTEGER is already 64-bit, and keeping that word there keeps its released text unchanged.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE devices (
-            id            TEXT PRIMARY KEY,
-            name          TEXT NOT NULL,
-            created_ns    {int} NOT NULL,
-            last_input_ns {int}
-        )""",
-        """CREATE TABLE tokens (
-            hash       TEXT PRIMARY KEY,
-            prefix     TEXT NOT NULL,
-            device_id  TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-            permission TEXT NOT NULL CHECK (permission IN ('read', 'write', 'full')),
-            name       TEXT NOT NULL DEFAULT '',
-            created_ns {int} NOT NULL,
-            expires_ns {int},
-            revoked_ns {int},
-            mqtt_hash  TEXT NOT NULL
-        )""",
-        "CREATE INDEX tokens_device ON tokens(device_id)",
-        "CREATE INDEX tokens_prefix ON tokens(prefix)",
-    ),
-    (
-        # Bumped by every writer once its data is visible in InfluxDB; readers compare it
-        # with the version a kept answer was read at (bridge/readcache/versions.py).
-        "ALTER TABLE devices ADD COLUMN data_version {int} NOT NULL DEFAULT 0",
-    ),
-    (
-        # 1 while some process keeps an answer read at the current version.
-        "ALTER TABLE devices ADD COLUMN data_watched {int} NOT NULL DEFAULT 0",
-    ),
-]
-
 MAX_NAME = 100
 MAX_TOKEN_LEN = 512
 _TOKEN_COLUMNS = "hash, prefix, device_id, permission, name, created_ns, expires_ns, revoked_ns"
 _TOKEN_BY_HASH = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = ?"
-
-Row = dict[str, Any]
-
-
-class Cursor(Protocol):
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Execute; the number of rows changed."""
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Execute a query; its rows by column name."""
-
 
 def check_name(name: str, *, field: str = "name", allow_empty: bool = False) -> str:
     """1..100 characters (0 allowed for optional names), no control characters."""
@@ -97,20 +49,6 @@ def check_name(name: str, *, field: str = "name", allow_empty: bool = False) -> 
     if problem:
         raise ValidationError(f"{field} {problem}", [FieldError(field, problem)])
     return name
-
-
-def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type: str,
-            where: str) -> None:
-    """Apply the migrations after ``current``, calling ``record`` after each; the caller
-    holds the transaction (and whatever lock keeps other processes out meanwhile)."""
-    if current > len(MIGRATIONS):
-        raise RegistryError(
-            f"registry {where} has schema version {current}, newer than this program "
-            f"knows ({len(MIGRATIONS)}); upgrade devicedata")
-    for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
-        for statement in statements:
-            cur.run(statement.format(int=int_type))
-        record(number)
 
 
 def _device(row: Row) -> Device:

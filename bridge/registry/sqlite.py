@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import RegistryError
-from bridge.registry.sql import MIGRATIONS, Row, SQLRegistry, check_name, migrate
+from bridge.registry.sql import SQLRegistry, check_name
+from bridge.registry.tables import MIGRATIONS, Row, migrate
 
 __all__ = ["MIGRATIONS", "SQLiteRegistry", "check_name"]
 

@@ -1,15 +1,13 @@
 """The data-version queries of the SQL registries (``bridge/readcache/versions.py`` says how they
-are used). Like the rest of ``registry_sql``, one SQL text serves SQLite and PostgreSQL;
+are used). Like the rest of ``sql.py``, one SQL text serves SQLite and PostgreSQL;
 a backend only says how ``_versions_read`` / ``_versions_write`` reach its database."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bridge.registry.sql import Cursor
+from bridge.registry.tables import Cursor
 
 _IDS_PER_STATEMENT = 500  # below SQLite's oldest bound-parameter limit (999)
 

@@ -20,6 +20,9 @@ records; either way, records are re-read, so the consumer's writes must be idemp
 
 ``max_bytes`` bounds the segment files on disk, consumed prefix included; segments are
 capped at a quarter of it so draining frees space long before the spool is empty.
+
+Over 300 lines: appending, reading, committing and crash recovery are one file format and
+must be read together to check that a record is never mis-read or silently skipped.
 """
 
 from __future__ import annotations

@@ -315,27 +315,17 @@ def test_bridge_password_is_generated_once_and_private(tmp_path: Path) -> None:
     assert broker_sync.bridge_password(settings.replace(mqtt_password="given")) == "given"
 
 
-def test_bridge_starts_only_when_available_and_wanted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from devicedata import localstack, serve
+def test_bridge_starts_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devicedata import localstack
 
     args = SimpleNamespace(no_bridge=False)
     monkeypatch.delenv("DEVICEDATA_STACK_BRIDGE", raising=False)
-    monkeypatch.setattr(serve, "BRIDGE_AVAILABLE", False, raising=False)
-    assert not localstack.bridge_wanted(args)  # type: ignore[arg-type]
-    monkeypatch.setattr(serve, "BRIDGE_AVAILABLE", True, raising=False)
     assert localstack.bridge_wanted(args)  # type: ignore[arg-type]
     assert not localstack.bridge_wanted(SimpleNamespace(no_bridge=True))  # type: ignore[arg-type]
     monkeypatch.setenv("DEVICEDATA_STACK_BRIDGE", "0")
     assert not localstack.bridge_wanted(args)  # type: ignore[arg-type]
 
 
-def _bridge_available() -> bool:
-    from devicedata import serve
-
-    return getattr(serve, "BRIDGE_AVAILABLE", False) is True
-
-
-@pytest.mark.skipif(not _bridge_available(), reason="devicedata.serve has no bridge yet")
 def test_up_with_the_bridge_stores_what_the_demo_device_publishes(stack_dir: Path) -> None:
     up = cli("stack", "up", "--json", "--data-dir", str(stack_dir), *port_args())
     assert up.returncode == 0, up.stderr
