@@ -8,6 +8,7 @@ time by a collector, so the hot path pays nothing for them.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -112,9 +113,14 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
+Readiness = Callable[[], tuple[bool, str]]
+
+
+async def serve(metrics: Metrics, host: str, port: int,
+                ready: Readiness | None = None) -> asyncio.Server:
     """A minimal HTTP endpoint for processes without a web app (the bridge):
-    ``GET /metrics`` and ``GET /health``. Anything else is a 404."""
+    ``GET /metrics``, ``GET /health`` (the process is alive) and ``GET /ready`` (``ready()``
+    holds; 503 with the reason otherwise). Anything else is a 404."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -125,6 +131,11 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
                 status, body, kind = "200 OK", metrics.render(), CONTENT_TYPE
             elif parts[0] == b"GET" and path == b"/health":
                 status, body, kind = "200 OK", b'{"status":true,"result":"ok"}', "application/json"
+            elif parts[0] == b"GET" and path == b"/ready":
+                ok, reason = ready() if ready is not None else (True, "ok")
+                status = "200 OK" if ok else "503 Service Unavailable"
+                body = json.dumps({"status": ok, "result" if ok else "message": reason}).encode()
+                kind = "application/json"
             else:
                 status, body, kind = "404 Not Found", b"not found\n", "text/plain"
             writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: "

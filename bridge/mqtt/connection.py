@@ -69,8 +69,12 @@ class MqttConnection:
         self.on_message = on_message
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.takeovers = 0  # times another client took our session (DISCONNECT 0x8E)
         self.generation = 0  # bumped on every CONNACK; message ids are per connection
         self.last_error = ""
+        self.granted: set[str] = set()  # a refused one is absent: connected but deaf
+        self.refused = ""  # why the broker refused the last CONNECT or SUBSCRIBE
+        self._subscribing: dict[int, str] = {}  # SUBSCRIBE packet id -> topic filter
         self.last_heard = 0.0
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -159,15 +163,37 @@ class MqttConnection:
                 if self._connack is not None and not self._connack.done():
                     self._connack.set_result(result)
             elif packet.kind == wire.SUBACK:
-                _, codes = wire.suback_codes(packet.body)
-                for code in codes:
-                    if code >= 0x80:
-                        log.error("event=mqtt_subscribe_refused reason=%s",
-                                  wire.reason_text(code))
+                self._subacked(packet.body)
             elif packet.kind == wire.DISCONNECT:
-                self.last_error = "broker disconnected us: " + wire.reason_text(
-                    wire.disconnect_reason(packet.body))
+                code = wire.disconnect_reason(packet.body)
+                if code == wire.SESSION_TAKEN_OVER:
+                    self.takeovers += 1
+                self.last_error = "broker disconnected us: " + wire.reason_text(code)
             # PUBACK (for our error reports) and PINGRESP need nothing beyond last_heard.
+
+    def _subacked(self, body: bytes) -> None:
+        packet_id, codes = wire.suback_codes(body)
+        topic = self._subscribing.pop(packet_id, "?")
+        refused = [code for code in codes if code >= 0x80]
+        if refused:
+            self.granted.discard(topic)
+            self.refused = (f"the broker refused the subscription to {topic}: "
+                            f"{wire.reason_text(refused[0])}")
+            log.error("event=mqtt_subscribe_refused topic=%s reason=%s", topic,
+                      wire.reason_text(refused[0]))
+        else:
+            self.granted.add(topic)
+            self.refused = ""
+
+    @property
+    def ready(self) -> tuple[bool, str]:
+        """Connected and every subscription granted; else why not."""
+        if not self.connected.is_set():
+            return False, self.refused or self.last_error or "not connected to the broker"
+        missing = [t for t in self.options.subscriptions if t not in self.granted]
+        if missing:
+            return False, self.refused or f"waiting for the broker to grant {missing[0]}"
+        return True, "ok"
 
     def lost(self, transport: asyncio.BaseTransport | None, exc: Exception | None) -> None:
         if transport is not self._transport:
@@ -176,6 +202,8 @@ class MqttConnection:
             log.warning("event=mqtt_disconnected reason=%s",
                         self.last_error or exc or "closed by the broker")
         self.connected.clear()
+        self.granted.clear()
+        self._subscribing.clear()
         self._transport = None
         self._out.clear()
         if self._connack is not None and not self._connack.done():
@@ -215,14 +243,17 @@ class MqttConnection:
             self.abort()
             return False
         if code != 0:
-            self.last_error = f"broker refused the connection: {wire.reason_text(code)}"
+            self.last_error = self.refused = (f"the broker refused the connection: "
+                                              f"{wire.reason_text(code)}")
             log.error("event=mqtt_refused reason=%s", wire.reason_text(code))
             self.abort()
             return False
         # Subscribing again on every connect is harmless, and needed when the broker
         # lost the session (persistence off, or expired).
         for topic in options.subscriptions:
-            transport.write(wire.subscribe(self._packet_id(), topic, qos=1))
+            packet_id = self._packet_id()
+            self._subscribing[packet_id] = topic
+            transport.write(wire.subscribe(packet_id, topic, qos=1))
         self.last_error = ""
         log.info("event=mqtt_connected session_present=%s subscriptions=%s",
                  session_present, ",".join(options.subscriptions))

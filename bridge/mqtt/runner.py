@@ -11,7 +11,7 @@ import contextlib
 import logging
 
 from bridge.errors import DeviceDataError
-from bridge.metrics import Metrics
+from bridge.metrics import Metrics, Readiness
 from bridge.metrics import serve as serve_metrics
 from bridge.mqtt.connection import ConnectionOptions, MqttConnection
 from bridge.mqtt.devices import KnownDevices
@@ -58,11 +58,17 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     ingest.conn = conn
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
                     lambda: float(conn.reconnects))
+    metrics.counter("devicedata_mqtt_session_takeovers",
+                    "Times another client took the bridge's session (its client id).",
+                    lambda: float(conn.takeovers))
+    metrics.gauge("devicedata_mqtt_ready",
+                  "1 while connected with every subscription granted by the broker.",
+                  lambda: float(conn.ready[0]))
     metrics.gauge("devicedata_mqtt_paused", "1 while the bridge has stopped reading.",
                   lambda: float(conn.paused))
     metrics.gauge("devicedata_mqtt_inflight", "Messages read but not yet acknowledged.",
                   lambda: float(ingest.inflight))
-    server = await _metrics_server(settings, metrics)
+    server = await _metrics_server(settings, metrics, lambda: conn.ready)
     syncer = asyncio.create_task(_sync_broker(settings, registry), name="broker-sync")
     refresher = asyncio.create_task(devices.refresh_forever(), name="device-list")
     connection = asyncio.create_task(conn.run(stopping), name="mqtt-connection")
@@ -105,12 +111,13 @@ async def _sync_broker(settings: Settings, registry: Registry) -> None:
         await asyncio.sleep(settings.broker_sync_seconds)
 
 
-async def _metrics_server(settings: Settings, metrics: Metrics) -> asyncio.Server | None:
+async def _metrics_server(settings: Settings, metrics: Metrics,
+                         ready: Readiness) -> asyncio.Server | None:
     if not settings.bridge_metrics_port:
         return None
     try:
         server = await serve_metrics(metrics, settings.bridge_metrics_host,
-                                     settings.bridge_metrics_port)
+                                     settings.bridge_metrics_port, ready)
     except OSError as exc:  # a second bridge on this host: it still runs, unobserved
         log.warning("event=metrics_port_unavailable port=%d reason=%s",
                     settings.bridge_metrics_port, exc)

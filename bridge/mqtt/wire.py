@@ -14,9 +14,15 @@ from dataclasses import dataclass
 CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
 PROP_SESSION_EXPIRY, PROP_RECEIVE_MAXIMUM = 0x11, 0x21
+# Retain Handling (MQTT 5, 3.8.3.1): 1 sends retained messages only when the subscription is
+# new. The bridge subscribes again on every connect; on a resumed session that subscription
+# already exists, so retained messages it has already stored are not sent again. When the
+# broker lost the session they are sent once more, since the bridge may have missed them.
+RETAIN_ALWAYS, RETAIN_IF_NEW, RETAIN_NEVER = 0, 1, 2
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"  # normal disconnection; the session (and its queue) stays
 
+SESSION_TAKEN_OVER = 0x8E
 REASONS = {
     0x80: "unspecified error", 0x81: "malformed packet", 0x82: "protocol error",
     0x84: "unsupported protocol version", 0x85: "client identifier not valid",
@@ -70,8 +76,10 @@ def connect(client_id: str, username: str, password: str, *, keepalive: int,
     return _packet(CONNECT, body)
 
 
-def subscribe(packet_id: int, topic_filter: str, qos: int = 1) -> bytes:
-    body = packet_id.to_bytes(2, "big") + b"\x00" + _string(topic_filter) + bytes((qos,))
+def subscribe(packet_id: int, topic_filter: str, qos: int = 1,
+              retain_handling: int = RETAIN_IF_NEW) -> bytes:
+    options = qos | (retain_handling << 4)
+    body = packet_id.to_bytes(2, "big") + b"\x00" + _string(topic_filter) + bytes((options,))
     return _packet(SUBSCRIBE, body)
 
 

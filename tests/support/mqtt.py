@@ -17,6 +17,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bridge.settings import Settings
+from devicedata import procs, servers
 
 
 class DeviceClient:
@@ -57,9 +58,9 @@ class DeviceClient:
         return self.connack is not None and not self.connack.is_failure
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1,
-                wait: bool = True) -> Any:
+                wait: bool = True, retain: bool = False) -> Any:
         """Publish; for QoS 1 wait for the PUBACK and return its reason code."""
-        info = self.client.publish(topic, payload, qos=qos)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if qos == 0 or not wait:
             return None
         deadline = time.monotonic() + 15
@@ -163,5 +164,25 @@ def env_of(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.to_env()}
 
 
-__all__ = ["BridgeProcess", "DeviceClient", "connect_when_allowed", "env_of", "signal",
-           "wait_refused", "wait_until"]
+__all__ = ["BridgeProcess", "DeviceClient", "OpenBroker", "connect_when_allowed", "env_of",
+           "signal", "wait_refused", "wait_until"]
+
+
+class OpenBroker(servers.Server):
+    """A Mosquitto with no authentication and no ACL, for tests that need a client to
+    publish under any device id (as a misconfigured or clustered broker might let it)."""
+
+    name = "mosquitto"
+
+    def _argv(self) -> list[str]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        conf = self.dir / "open.conf"
+        root = "user root\n" if os.geteuid() == 0 else ""  # its files stay root's
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        f"persistence false\nmax_queued_messages 100000\n{root}"
+                        "log_dest stderr\n")
+        conf.chmod(0o644)
+        return [self._binary("mosquitto"), "-c", str(conf)]
+
+    def _ready(self) -> bool:
+        return procs.tcp_accepts(self.host, self.port)

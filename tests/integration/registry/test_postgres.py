@@ -13,7 +13,7 @@ import pytest
 from bridge.errors import RegistryError
 from bridge.registry import open_registry
 from bridge.registry.postgres import PostgresRegistry
-from bridge.registry.sql import MIGRATIONS
+from bridge.registry.tables import MIGRATIONS
 from support import postgres
 
 

@@ -67,7 +67,7 @@ def test_control_packets() -> None:
     assert wire.suback_codes(b"\x00\x05\x00\x01\x87") == (5, [1, 0x87])
     assert wire.puback(258) == b"\x40\x02\x01\x02"
     assert wire.subscribe(1, "devices/+/data") == (
-        b"\x82\x14\x00\x01\x00\x00\x0edevices/+/data\x01")
+        b"\x82\x14\x00\x01\x00\x00\x0edevices/+/data\x11")  # QoS 1, retain handling 1
     assert wire.publish("e", b"{}", 1, 9) == b"\x32\x08\x00\x01e\x00\x09\x00{}"
     with pytest.raises(wire.ProtocolError):
         wire.Reader().feed(b"\x30\xff\xff\xff\xff\x01")
