@@ -10,8 +10,10 @@ validation and relabels its errors to the places in the original payload::
     converted = fmt.convert(payload, received_ns=now, max_points=limit)
     points = converted.validate(lambda body: validate_points(body, ...))
 
-``convert`` raises only ValidationError (naming the place: ``[3] v``, a key path, the
-topic) or PayloadTooLarge (more points than ``max_points``), whatever the bytes.
+``convert`` raises only ValidationError (a payload that is not of the format at all) or
+PayloadTooLarge (more points than ``max_points``), whatever the bytes; ``validate`` then
+raises one ValidationError listing every fault, each at its place in the original
+payload (``[3] v``, a key path, the topic), all or nothing like a POST.
 """
 
 from __future__ import annotations

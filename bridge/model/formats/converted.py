@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -50,37 +50,55 @@ class Origin:
 class Converted:
     """A payload in TagoIO shape, ready for ``validate_points``.
 
-    ``payload`` is what ``validate_points`` takes (a list of point dicts, or for TagoIO
-    JSON the decoded body itself); ``origins[i]`` says where ``payload[i]`` came from.
-    ``origins`` is None when errors already name the original places (TagoIO JSON).
+    ``body`` is what ``validate_points`` takes (a list of point dicts, or for TagoIO JSON
+    the decoded body itself); ``origins[i]`` says where ``body[i]`` came from, and is
+    None when errors already name the original places (TagoIO JSON). ``errors`` are the
+    items the converter could not turn into points at all (a record that is no map, two
+    keys flattening to one name): ``validate`` reports them together with validation's
+    own, so the sender learns everything wrong with a payload in one answer.
     """
 
-    payload: Any
+    body: Any
     origins: list[Origin] | None = None
     title: str = "Error on object parse"  # the ValidationError message for this format
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def payload(self) -> Any:
+        """``body``, for a caller validating it by other means than ``validate``; raises
+        the converter's errors, if any, so such a caller cannot store a part of a payload."""
+        if self.errors:
+            raise ValidationError(self.title, self.errors)
+        return self.body
 
     def relabel(self, error: ValidationError) -> ValidationError:
-        """``error`` from validating ``payload``, naming places in the original payload."""
+        """``error`` from validating ``body``, naming places in the original payload, with
+        the converter's own errors merged in item order."""
         origins = self.origins
-        if origins is None:
+        if origins is None and not self.errors:
             return error
-        errors = []
+        errors = list(self.errors)
         for err in error.errors:
-            if err.index is not None and 0 <= err.index < len(origins):
+            if origins is not None and err.index is not None and 0 <= err.index < len(origins):
                 errors.append(origins[err.index].relabel(err))
             else:  # not about one point (cannot happen for a list of dicts): kept as is
                 errors.append(err)
+        errors.sort(key=lambda e: -1 if e.index is None else e.index)  # stable
         relabelled = ValidationError(self.title, errors)
         relabelled.__cause__ = error
         return relabelled
 
     def validate(self, check: Callable[[Any], T]) -> T:
-        """``check(self.payload)`` (``validate_points`` or what wraps it), with any
-        ValidationError it raises relabelled to the original payload's places."""
+        """``check(body)`` (``validate_points`` or what wraps it), all or nothing: raises
+        one ValidationError with the converter's errors and ``check``'s, the latter
+        relabelled to the original payload's places."""
         try:
-            return check(self.payload)
+            result = check(self.body)
         except ValidationError as exc:
             raise self.relabel(exc) from exc
+        if self.errors:
+            raise ValidationError(self.title, self.errors)
+        return result
 
 
 _KINDS = {

@@ -29,8 +29,10 @@ Keys = tuple[str, ...]
 
 
 def convert_kv(payload: bytes, *, max_points: int) -> Converted:
-    """Points of a key-value payload; all or nothing. Raises ValidationError naming the
-    key path (and the array index, for an array), or PayloadTooLarge."""
+    """Points of a key-value payload, each labelled with its key path (and array index).
+
+    Raises ValidationError when the payload is no object or array of objects at all,
+    PayloadTooLarge past ``max_points`` keys; smaller faults are ``Converted.errors``."""
     data = load_json(payload, TITLE)
     if isinstance(data, dict):
         items: list[Any] = [data]
@@ -54,9 +56,7 @@ def convert_kv(payload: bytes, *, max_points: int) -> Converted:
             # Counted as they come: a few short objects can carry any number of keys.
             raise PayloadTooLarge(f"Too many data points: more than {max_points} keys in "
                                   f"one message, at most {max_points}")
-    if errors:
-        raise ValidationError(TITLE, errors)
-    return Converted(points, origins, TITLE)
+    return Converted(points, origins, TITLE, errors)
 
 
 def _reading(

@@ -65,7 +65,10 @@ class _Base:
 
 
 def convert_senml_json(payload: bytes, *, received_ns: int, max_points: int) -> Converted:
-    """Points of a SenML JSON pack (``application/senml+json``); all or nothing."""
+    """Points of a SenML JSON pack (``application/senml+json``), labelled by record.
+
+    Raises ValidationError when the payload is no JSON array, PayloadTooLarge past
+    ``max_points`` records; a faulty record is one of ``Converted.errors``."""
     pack = load_json(payload, TITLE)
     if not isinstance(pack, list):
         raise ValidationError(f"{TITLE}: a pack is a JSON array of records, not {kind_of(pack)}")
@@ -114,9 +117,7 @@ def resolve(
         if len(errors) == before:
             points.append(point)
             origins.append(Origin(index, labels, "record"))
-    if errors:
-        raise ValidationError(TITLE, errors)
-    return Converted(points, origins, TITLE)
+    return Converted(points, origins, TITLE, errors)
 
 
 def _is_number(value: Any) -> bool:
