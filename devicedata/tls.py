@@ -19,8 +19,9 @@ reads its certificate files after dropping to user ``mosquitto``, so the caller 
 ``server.key`` (and ``server.crt``) to that user, e.g. ``os.chown(files.server_key, uid,
 gid)``, and makes sure it can enter ``directory`` (``procs.owner_can_reach``). A renewal
 keeps the replaced file's owner where the caller may set it (as root), so that is done
-once. Mosquitto reads its certificates when it starts a listener: after a renewal
-(``TLSFiles.issued_server``) the caller restarts the broker.
+once. After a renewal (``TLSFiles.issued_server``) the caller sends the broker SIGHUP,
+on which Mosquitto 2.0 and later reload their certificates (the signal the ACL reload
+already uses).
 
 Keys are RSA 2048: every TLS stack in the field takes it, including small devices' (some
 lack ECDSA), and a device verifies an RSA signature faster than an ECDSA one.
@@ -63,7 +64,7 @@ class TLSFiles:
     server_cert: Path
     server_key: Path
     created_ca: bool = False  # devices must be given the new ca.crt
-    issued_server: bool = False  # the broker must be restarted to use the new certificate
+    issued_server: bool = False  # the broker must be sent SIGHUP to use the new certificate
 
 
 def ensure_local_tls(
