@@ -19,8 +19,8 @@ import orjson
 
 from bridge.errors import FieldError, ValidationError
 
-# Tagged onto a variable error whose original label is not itself a name (a topic, a key
-# path, ``n``), so "[2] n must be at most 100 characters" does not read as a unit rule.
+# Tagged onto a variable error relabelled to what supplied the name (a topic, a key path,
+# ``n``): "[2] n must be at most 100 characters" alone would not say that bn + n is meant.
 AS_VARIABLE = " (as the variable name)"
 T = TypeVar("T")
 
