@@ -13,9 +13,9 @@ from api.params import query_lists
 from api.responses import success
 from api.state import AppState
 from bridge.errors import PayloadTooLarge
-from bridge.points import decode_json
-from bridge.query import parse_data_query
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.model.points import decode_json
+from bridge.model.query import parse_data_query
+from bridge.model.timeparse import format_iso_ms, now_ns
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -38,11 +38,8 @@ async def _json_body(request: Request, state: AppState) -> Any:
 async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
-    received = now_ns()
-    count = await state.service.add(token.device_id, await _json_body(request, state), received)
-    if count:
-        state.last_input.note(token.device_id, received)
-        state.metrics.child(state.metrics.points_accepted, "http").inc(count)
+    body = await _json_body(request, state)
+    count = await state.service.add(token.device_id, body, source="http")
     return success(f"{count} Data Added")
 
 
@@ -71,7 +68,7 @@ async def info(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, None)
     device = await state.registry_call(state.registry.get_device, token.device_id)
-    last = state.last_input.latest(device.id, device.last_input_ns)
+    last = state.service.last_input.latest(device.id, device.last_input_ns)
     return success({
         "id": device.id,
         "name": device.name,

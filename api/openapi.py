@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.query import KINDS
+from bridge.model.query import KINDS
 
 _LIST = {"type": "array", "items": {"type": "string"}}
 

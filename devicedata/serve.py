@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bridge import logs
+from bridge.influx.store import InfluxStore
 from bridge.settings import Settings
-from bridge.store import InfluxStore
 
-BRIDGE_AVAILABLE = True
 SettingsLoader = Callable[[], Settings]
 
 
@@ -62,7 +61,7 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_bridge(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge import runner
+    from bridge.mqtt import runner
 
     settings = settings.replace(
         mqtt_shared_group=args.shared_group or settings.mqtt_shared_group,

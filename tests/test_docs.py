@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.points import Point
-from bridge.schema import MEASUREMENT, encode_point
+from bridge.influx.schema import MEASUREMENT, encode_point
+from bridge.model.points import Point
 from bridge.settings import Settings, describe
 
 ROOT = Path(__file__).resolve().parent.parent

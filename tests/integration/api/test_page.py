@@ -1,0 +1,172 @@
+"""The Data page in a real headless Chromium (Debian's ``chromium``, driven by Playwright
+through ``executable_path``: nothing is downloaded). Leaves ``artifacts/data-page.png``."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright import sync_api
+
+from bridge.model.timeparse import format_iso_ms
+from support.api import ApiServer
+
+CHROMIUM = os.environ.get("DEVICEDATA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = ROOT / "artifacts"
+HOSTILE = "<img src=x onerror=alert(1)>"
+PHONE = {"width": 375, "height": 740}
+
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is not installed: apt-get install -y chromium (or run the "
+                    "suite with `make test`, which does)", pytrace=False)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page whose console errors, uncaught exceptions and dialogs are all recorded."""
+
+    def __init__(self, browser: Any, viewport: dict[str, int]) -> None:
+        self.context = browser.new_context(viewport=viewport)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
+                     else None)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        self.page.on("dialog", self._dialog)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def sign_in(self, token: str) -> None:
+        self.page.get_by_label("Admin token").fill(token)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def admin_call(api: ApiServer, method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(method, api.url + path, timeout=30,
+                             headers={"admin-token": api.state.admin_token}, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()["result"]
+
+
+def post(api: ApiServer, token: str, body: Any) -> None:
+    with api.client(token) as client:
+        response = client.post("/data", json=body)
+        assert response.status_code == 200, response.text
+
+
+def test_page_and_static_files_are_served_safely(api: ApiServer) -> None:
+    page = httpx.get(api.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert 'src="/static/app.js"' in page.text
+    for name, kind in (("app.js", "javascript"), ("spark.js", "javascript"),
+                       ("app.css", "text/css")):
+        response = httpx.get(f"{api.url}/static/{name}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+    missing = httpx.get(api.url + "/static/nope.js")
+    assert missing.status_code == 404 and missing.json()["status"] is False
+    # Nothing on the page may come from anywhere but this server.
+    for name in ("index.html", "app.js", "spark.js", "app.css"):
+        text = (ROOT / "api" / "static" / name).read_text()
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+        assert "https://" not in text and "innerHTML" not in text
+
+
+def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any) -> None:
+    device = admin_call(api, "POST", "/admin/devices", json={"name": f"Greenhouse {HOSTILE}"})
+    now = time.time_ns()
+    history = [{"variable": "temperature", "value": 18 + i / 2, "unit": "°C",
+                "time": format_iso_ms(now - (12 - i) * 240 * 10**9)} for i in range(12)]
+    post(api, device["token"], [*history,
+                                {"variable": "humidity", "value": 41, "unit": "%"},
+                                {"variable": HOSTILE, "value": "<script>alert(2)</script>",
+                                 "unit": "<b>u</b>"},
+                                {"variable": "door_open", "value": False}])
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    watched = Watched(browser, {"width": 1024, "height": 900})
+    page = watched.page
+    try:
+        page.goto(api.url + "/")
+        watched.sign_in("not-the-token")
+        sync_api.expect(page.locator("#signin-error")).to_contain_text("refused")
+        # The refused attempt is logged by the browser itself ("401"); only later errors count.
+        watched.errors.clear()
+        watched.sign_in(api.state.admin_token)
+
+        pick = page.get_by_role("button", name=f"Show the data of Greenhouse {HOSTILE}")
+        pick.click()
+        rows = page.locator("#variables tbody tr")
+        sync_api.expect(rows).to_have_count(4)
+        shown = {r[0]: r[1:] for r in rows.evaluate_all(
+            "rows => rows.map(r => [...r.cells].map(c => c.textContent))")}
+        assert shown["temperature"][:2] == ["23.5", "°C"]
+        assert shown["humidity"][:2] == ["41", "%"]
+        assert shown[HOSTILE][:2] == ["<script>alert(2)</script>", "<b>u</b>"]
+        assert shown["door_open"][:2] == ["false", ""]
+        assert page.locator("#variables img, #variables script, #variables b").count() == 0
+        device_row = page.locator("#devices tbody tr.selected")
+        sync_api.expect(device_row).to_contain_text(device["id"])
+        sync_api.expect(device_row.locator("td").nth(3)).to_have_text("15")
+
+        # The first numeric variable is charted until another one is chosen.
+        line = page.locator("#sparkline polyline")
+        sync_api.expect(page.locator("#spark-caption")).to_contain_text("humidity")
+        sync_api.expect(line).to_have_attribute("points", _count_points(1))
+        page.get_by_role("button", name="Chart the last hour of temperature").click()
+        sync_api.expect(page.locator("#spark-caption")).to_contain_text("temperature")
+        sync_api.expect(line).to_have_attribute("points", _count_points(12))
+
+        # New data arrives: the page shows it by itself (it polls every 2 s).
+        post(api, device["token"], [{"variable": "temperature", "value": 24.75, "unit": "°C"},
+                                    {"variable": "pressure", "value": 1013, "unit": "hPa"}])
+        temperature = rows.filter(has_text="temperature").locator("td").nth(1)
+        sync_api.expect(temperature).to_have_text("24.75", timeout=6000)
+        sync_api.expect(rows).to_have_count(5, timeout=6000)
+        sync_api.expect(line).to_have_attribute("points", _count_points(13), timeout=6000)
+
+        page.screenshot(path=str(ARTIFACTS / "data-page-desktop.png"), full_page=True)
+        page.set_viewport_size(PHONE)
+        page.wait_for_timeout(300)
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= PHONE["width"], f"horizontal overflow: {width}px"
+        assert page.get_by_text(HOSTILE, exact=True).first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "data-page.png"), full_page=True)
+
+        page.reload()  # the token survives a reload (sessionStorage), the choice too (#hash)
+        sync_api.expect(rows).to_have_count(5)
+        page.get_by_role("button", name="Sign out").click()
+        sync_api.expect(page.get_by_label("Admin token")).to_be_visible()
+        assert page.evaluate("sessionStorage.length") == 0
+    finally:
+        watched.close()
+    assert watched.dialogs == []
+    assert watched.errors == []
+
+
+def _count_points(n: int) -> re.Pattern[str]:
+    return re.compile(rf"^\S+(?: \S+){{{n - 1}}}$")
