@@ -115,7 +115,7 @@ def kind_of(value: Any) -> str:
 def load_json(payload: bytes, title: str | None = None) -> Any:
     """Parse a JSON payload; orjson refuses NaN and Infinity, as SPEC section 2 wants.
 
-    Without a title the messages are ``bridge.points.decode_json``'s, word for word, so
+    Without a title the messages are ``bridge.model.points.decode_json``'s, word for word, so
     TagoIO JSON answers as it always has."""
     try:
         return orjson.loads(payload)

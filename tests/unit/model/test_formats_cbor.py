@@ -12,7 +12,7 @@ import pytest
 from bridge.errors import PayloadTooLarge, ValidationError
 from bridge.model.formats import PayloadFormat, format_for_content_type, format_for_topic
 from bridge.model.formats.senml_cbor import MAX_DEPTH, MAX_LABELS
-from bridge.points import Point, validate_points
+from bridge.model.points import Point, validate_points
 
 RECV = 1_800_000_000_123_456_789
 CBOR = PayloadFormat("senml+cbor")

@@ -10,7 +10,7 @@ import pytest
 from bridge.errors import PayloadTooLarge, ValidationError
 from bridge.model.formats import PayloadFormat, format_for_topic
 from bridge.model.formats.kv import MAX_DEPTH
-from bridge.points import Point, validate_points
+from bridge.model.points import Point, validate_points
 
 RECV = 1_800_000_000_123_456_789
 KV = PayloadFormat("kv")

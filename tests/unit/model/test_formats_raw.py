@@ -8,7 +8,7 @@ import pytest
 
 from bridge.errors import FieldError, ValidationError
 from bridge.model.formats import format_for_topic
-from bridge.points import Point, validate_points
+from bridge.model.points import Point, validate_points
 
 RECV = 1_800_000_000_123_456_789
 

@@ -19,7 +19,7 @@ from bridge.model.formats import (
     format_for_content_type,
     format_for_topic,
 )
-from bridge.points import decode_json, validate_points
+from bridge.model.points import decode_json, validate_points
 
 RECV = 1_800_000_000_123_456_789
 
