@@ -69,7 +69,7 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         return failure(503, f"Service temporarily unavailable: {exc}",
                        headers=_retry_after(exc.retry_after))
     if isinstance(exc, StoreRejected):
-        return failure(400, str(exc))
+        return failure(400, exc.public)  # InfluxDB's own text is logged by the store
     if isinstance(exc, RegistryError):
         log.error("event=registry_error path=%s reason=%s", request.url.path, exc)
         return failure(503, "Device registry unavailable", headers=_retry_after(5))

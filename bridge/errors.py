@@ -89,7 +89,14 @@ class StoreUnavailable(StoreError):
 
 
 class StoreRejected(StoreError):
-    """InfluxDB answered 4xx: the data or query itself is at fault; retrying will not help."""
+    """InfluxDB answered 4xx: the data or query itself is at fault; retrying will not help.
+
+    ``str()`` is InfluxDB's own text, for logs; ``public`` says the same in our words,
+    for clients and devices, which never see InfluxDB's text."""
+
+    def __init__(self, message: str, public: str = "The store refused the request") -> None:
+        super().__init__(message)
+        self.public = public
 
 
 class Overloaded(DeviceDataError):

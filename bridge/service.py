@@ -37,7 +37,7 @@ from bridge.influx.schema import (
 from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
-from bridge.model.ids import id_matches, parse_point_id
+from bridge.model.ids import id_matches, is_point_id, parse_point_id
 from bridge.model.points import Point, PointUpdate, validate_points, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
@@ -197,6 +197,10 @@ class DataService:
         updates = validate_update(payload, max_points=self.max_points)
         if not updates:
             return 0
+        not_ours = [FieldError("id", "is not a data point id", index=i)
+                    for i, u in enumerate(updates) if not is_point_id(u.id)]
+        if not_ours:
+            raise ValidationError("Error on object parse", not_ours)
         statements = [select_exact(device_id, parse_point_id(u.id)[0]) for u in updates]
         results = await self.store.query(statements)
         found: list[tuple[PointUpdate, dict[str, Any]]] = []

@@ -9,6 +9,7 @@ shape, only the literals inside it.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from bridge.influx.schema import MEASUREMENT, variable_tag
@@ -25,11 +26,12 @@ def quote_string(text: str) -> str:
 
 
 def equals(column: str, text: str, cast: str = "") -> str:
-    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return
-    cannot appear in an InfluxQL string literal (the parser refuses it, escaped or not), so
-    such text is matched with an anchored regular expression, which can spell it ``\\r``."""
+    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return or
+    a NUL cannot appear in an InfluxQL string literal (the parser refuses them, escaped or
+    not), so such text is matched with an anchored regular expression, which can spell
+    them ``\\r`` and ``\\x00``."""
     ident = quote_ident(column) + (f"::{cast}" if cast else "")
-    if "\r" not in text:
+    if "\r" not in text and "\x00" not in text:
         return f"{ident} = {quote_string(text)}"
     return f"{ident} =~ /^{_regex_literal(text)}$/"
 
@@ -42,6 +44,8 @@ def _regex_literal(text: str) -> str:
     for char in text:
         if char == "\r":
             out.append("\\r")
+        elif char == "\x00":
+            out.append("\\x00")
         elif char == "\n":
             out.append("\\n")
         elif char in _REGEX_SPECIAL:
@@ -49,6 +53,13 @@ def _regex_literal(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def float_literal(number: float) -> str:
+    """A float as InfluxQL reads it: plain digits, since the parser takes ``1e+300`` for
+    a duration. ``repr``'s shortest round-tripping digits, without an exponent."""
+    text = format(Decimal(repr(float(number))), "f")
+    return text if "." in text else text + ".0"
 
 
 def quote_ident(name: str) -> str:
@@ -80,7 +91,7 @@ def _value_conditions(text: str) -> list[str]:
     try:
         number = float(text)
         if math.isfinite(number):
-            conditions.append(f'"value"::float = {number!r}')
+            conditions.append(f'"value"::float = {float_literal(number)}')
     except ValueError:
         pass
     if text.lower() in ("true", "false"):

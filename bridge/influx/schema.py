@@ -104,10 +104,13 @@ def devices_in(body: bytes) -> set[str]:
 
 
 def _number(value: float | int) -> float | int:
-    # Numbers are stored as float so dashboards can mean() them; give integers back as
-    # integers so ``20`` round-trips as ``20`` (InfluxDB's JSON may already say ``20``).
+    """A stored number as the client sees it. Numbers are stored as 64-bit floats so
+    dashboards can mean() them; a whole number below 2**53 (where every integer is exact)
+    comes back as an integer, so ``20`` round-trips as ``20``; anything larger comes back
+    as a float (``1e300``, ``-1.2e19``), since JSON encoders refuse integers past 64 bits
+    and the float is what is stored anyway. InfluxDB's JSON may say ``20`` or ``1e+20``."""
     if isinstance(value, int):
-        return value
+        return value if -_MAX_EXACT_INT < value < _MAX_EXACT_INT else float(value)
     if value.is_integer() and abs(value) < _MAX_EXACT_INT:
         return int(value)
     return value
@@ -167,7 +170,7 @@ def number_from_series(series: list[Series]) -> float | int:
         for row in s.rows:
             for key, value in row.items():
                 if key != "time" and isinstance(value, int | float):
-                    return int(value) if float(value).is_integer() else value
+                    return _number(value)
     return 0
 
 
@@ -181,8 +184,8 @@ def aggregate_points(series: list[Series], device_id: str,
             value = row.get("value")
             if value is None:
                 continue
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
+            if isinstance(value, int | float):
+                value = _number(value)
             points.append({"variable": variable, "value": value,
                            "time": format_iso_ms(int(row["time"])),
                            "device": device_id, "origin": device_id})

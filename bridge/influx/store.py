@@ -126,11 +126,13 @@ class InfluxStore:
         out: list[list[Series]] = []
         for result in results:
             if "error" in result:
-                raise StoreRejected(f"InfluxDB refused the query: {result['error']}")
+                raise _rejected(f"InfluxDB refused the query: {result['error']}",
+                                "The store could not run the query")
             out.append([_series(s) for s in result.get("series", [])])
         if len(out) != len(statements):
-            raise StoreRejected(
-                f"InfluxDB answered {len(out)} results for {len(statements)} statements")
+            raise _rejected(
+                f"InfluxDB answered {len(out)} results for {len(statements)} statements",
+                "The store could not run the query")
         return out
 
     async def _post_query(self, q: str, db: str | None) -> dict[str, Any]:
@@ -166,7 +168,32 @@ def _check(status: int, headers: Mapping[str, str], content: bytes) -> None:
         retry = headers.get("retry-after", "")
         raise StoreUnavailable(f"InfluxDB answered {status}: {message}",
                                retry_after=float(retry) if retry.isdigit() else 5.0)
-    raise StoreRejected(f"InfluxDB answered {status}: {message}")
+    raise _rejected(f"InfluxDB answered {status}: {message}", _public(message))
+
+
+# InfluxDB's refusals a client can act on, in our words; anything else is a generic refusal.
+_PUBLIC = (
+    ("max-values-per-tag", "The store refused new variables: the database's limit on "
+     "distinct variable names is reached (see docs/schema.md, Cardinality)"),
+    ("max-series-per-database", "The store refused new variables: the database's limit on "
+     "series is reached (see docs/schema.md, Cardinality)"),
+    ("beyond retention policy", "Points older than the database's retention period were "
+     "not stored"),
+    ("field type conflict", "The store refused a value of another type than the field has"),
+    ("error parsing query", "The store could not run the query"),
+)
+
+
+def _public(message: str) -> str:
+    for marker, public in _PUBLIC:
+        if marker in message:
+            return public
+    return "The store refused the request"
+
+
+def _rejected(message: str, public: str) -> StoreRejected:
+    log.warning("event=store_rejected reason=%s", message[:500])
+    return StoreRejected(message, public)
 
 
 def _error_text(status: int, content: bytes) -> str:

@@ -8,6 +8,7 @@ and must stay a distinct JSON type.
 from __future__ import annotations
 
 import math
+import sys
 import unicodedata
 from decimal import Decimal
 from typing import Any
@@ -23,7 +24,8 @@ MAX_VALUE_CHARS = 6000
 MAX_UNIT_CHARS = 25
 MAX_GROUP_CHARS = 100
 MAX_METADATA_BYTES = 10_000
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT_MAX = int(sys.float_info.max)
+_FLOAT_MIN = -_FLOAT_MAX
 _NS_PER_MS = 1_000_000
 MISSING: Any = object()  # tells an absent key from an explicit JSON null
 IMMUTABLE = "cannot be changed; delete the point and send it again"
@@ -67,8 +69,11 @@ def check_value(v: Any) -> Value:
         if not math.isfinite(v):
             raise ValueError(f"must be a finite number, not {'NaN' if v != v else 'infinity'}")
     elif kind is int:
-        if not _INT64_MIN <= v <= _INT64_MAX:  # JSON allows any integer, InfluxDB int64
-            raise ValueError("must fit in a 64-bit signed integer")
+        # Every number is stored as a 64-bit float (docs/schema.md), so an integer of any
+        # size is accepted as a float would be: 2**63 like 2**64 (which JSON decoders
+        # already hand over as a float). Only one past the float range is refused.
+        if not _FLOAT_MIN <= v <= _FLOAT_MAX:
+            raise ValueError("must be a finite number, not beyond ±1.8e308")
     elif kind is not bool:
         raise wrong_type("must be a finite number, string or boolean", v)
     return v  # type: ignore[no-any-return]

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+from bridge.model.timeparse import MAX_NS
+
 _ID_RE = re.compile(r"^([0-9a-f]{16})([0-9a-f]{8})([0-9a-f]{1,4})$")
 
 
@@ -24,9 +26,20 @@ def parse_point_id(point_id_text: str) -> tuple[int, int, int]:
     match = _ID_RE.match(point_id_text)
     if match is None:
         raise ValueError("not a data point id")
-    return int(match[1], 16), int(match[2], 16), int(match[3], 16)
+    time_ns = int(match[1], 16)
+    if time_ns > MAX_NS:  # 16 hex digits reach 2**64, past InfluxDB's (signed) time
+        raise ValueError("not a data point id")
+    return time_ns, int(match[2], 16), int(match[3], 16)
 
 
 def id_matches(point_id_text: str, variable: str, slot: int) -> bool:
     _, vhash, id_slot = parse_point_id(point_id_text)
     return vhash == _variable_hash(variable) and id_slot == slot
+
+
+def is_point_id(text: str) -> bool:
+    try:
+        parse_point_id(text)
+    except ValueError:
+        return False
+    return True

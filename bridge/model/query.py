@@ -4,14 +4,16 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bridge.errors import FieldError, ValidationError
 from bridge.model.ids import parse_point_id
-from bridge.model.timeparse import parse_date_only, parse_duration, parse_iso
+from bridge.model.timeparse import MAX_NS, MIN_NS, parse_date_only, parse_duration, parse_iso
 
 MAX_QTY = 10_000
+MAX_SKIP = 10**15  # far past any device's history, well inside InfluxDB's int64 OFFSET
 LIST_KINDS = ("default",)
 EDGE_KINDS = ("last_item", "last_value", "last_location",
               "first_item", "first_value", "first_location")
@@ -43,6 +45,10 @@ class DataQuery:
     details: bool = False
 
 
+def _has_control(text: str) -> bool:
+    return not text.isprintable() and any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def parse_query_date(text: str, *, end: bool, now_ns: int) -> int:
     """ISO date-time, bare date (whole day, UTC) or relative ("1 day": that long ago)."""
     day = parse_date_only(text)
@@ -53,7 +59,8 @@ def parse_query_date(text: str, *, end: bool, now_ns: int) -> int:
     except ValueError:
         pass
     try:
-        return now_ns - parse_duration(text, calendar=True)
+        # Longer ago than 1970 means "from the start": nothing is stored before it.
+        return max(now_ns - parse_duration(text, calendar=True), MIN_NS)
     except ValueError:
         raise ValueError("expected an ISO 8601 date-time, a date (YYYY-MM-DD) or a "
                          "relative time such as '1 day'") from None
@@ -78,7 +85,11 @@ def parse_data_query(params: Mapping[str, list[str]], *, now_ns: int) -> DataQue
             if name in params:
                 setattr(q, attr, [v for v in params[name] if v != ""])
                 break
-    for name, low, high in (("qty", 0, MAX_QTY), ("skip", 0, None)):
+    if any(_has_control(v) for v in q.variables):
+        # No variable can hold one (bridge.model.fields.check_variable), and InfluxQL
+        # cannot even spell NUL or CR in a literal.
+        bad("variables", "must not contain control characters")
+    for name, low, high in (("qty", 0, MAX_QTY), ("skip", 0, MAX_SKIP)):
         raw = one(name)
         if raw is None:
             continue
@@ -88,7 +99,7 @@ def parse_data_query(params: Mapping[str, list[str]], *, now_ns: int) -> DataQue
                 raise ValueError("too short")
             setattr(q, name, number)
         except ValueError:
-            bad(name, f"must be an integer from {low}" + (f" to {high}" if high else " up"))
+            bad(name, f"must be an integer from {low} to {high}")
     raw = one("ordination")
     if raw is not None:
         if raw.lower() in ("descending", "desc"):
@@ -131,11 +142,11 @@ def parse_data_query(params: Mapping[str, list[str]], *, now_ns: int) -> DataQue
         interval = one("interval")
         try:
             q.interval_ns = parse_duration(interval or "")
-            if q.interval_ns < 10**9:
-                raise ValueError("too short")
+            if not 10**9 <= q.interval_ns <= MAX_NS:
+                raise ValueError("too short or too long")
         except ValueError:
-            bad("interval", "query=aggregate needs an interval of at least 1 second, "
-                "such as '1 hour' or '15 minutes'")
+            bad("interval", "query=aggregate needs an interval of at least 1 second (and "
+                "under 292 years), such as '1 hour' or '15 minutes'")
     for point_id_text in q.ids:
         try:
             parse_point_id(point_id_text)

@@ -18,7 +18,8 @@ TITLE = "Invalid raw value"
 # write it in JSON; "NaN", "0x1F", "+5" or ".5" stay text rather than being guessed at.
 _NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _WHITESPACE = b" \t\r\n"  # JSON's; firmware that prints a reading often ends it with \r\n
-# More digits than any int64 has; also keeps int() clear of Python's 4,300-digit limit.
+# Longer integers are read as floats, as JSON decoders do past 64 bits; this also keeps
+# int() clear of Python's 4,300-digit limit.
 _MAX_INT_DIGITS = 20
 _ORIGIN = Origin(None, {"variable": "topic", "value": "payload"})
 
@@ -40,8 +41,8 @@ def _value(payload: bytes) -> float | int | bool | str:
     if _NUMBER.fullmatch(text):
         if text.lstrip(b"-").isdigit():
             if len(text.lstrip(b"-")) > _MAX_INT_DIGITS:
-                raise ValidationError(TITLE, [
-                    FieldError("payload", "must fit in a 64-bit signed integer")])
+                # Stored as a float like every number (and int() refuses 4,300+ digits).
+                return float(text)
             return int(text)
         return float(text)  # an overflow gives infinity, which validate_points refuses
     if text == b"true":

@@ -42,7 +42,7 @@ RELATIVE_LIMIT = 2**28  # section 4.5.3: smaller (bt + t) values are seconds fro
 # Seconds far beyond InfluxDB's 2262 either way: keeps a bignum time from costing
 # anything before it is refused.
 _MAX_SECONDS = 10**13
-_INT64 = 2**63
+_FLOAT_RANGE = 2**1024
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*")
 _BASE64URL = re.compile(r"[A-Za-z0-9_\-]*={0,2}")
 # Exact sums of two doubles (33 digits cover any sum a double can round to) and no traps:
@@ -250,8 +250,8 @@ def _add(a: Number, b: Number) -> Number:
     if type(a) is int and type(b) is int:
         return a + b
     for x in (a, b):
-        if type(x) is int and not -_INT64 <= x < _INT64:
-            return x  # out of int64 range: left for validation to refuse
+        if type(x) is int and not -_FLOAT_RANGE < x < _FLOAT_RANGE:
+            return x  # past the float range: left for validation to refuse
     total = _DECIMAL.add(_decimal(a), _decimal(b))
     return float(total)
 
