@@ -10,12 +10,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.metrics import CONTENT_TYPE
+from bridge.errors import AuthorizationDenied
+from bridge.metrics import CONTENT_TYPE, token_matches
 
 
 class RequestMetrics:
     """Counts requests by route template (never the raw path: ids would explode the
-    label set), method and status, and times them."""
+    label set), method (unknown ones as ``other``) and status, and times them."""
 
     def __init__(self, app: ASGIApp, templates: dict[Any, str]) -> None:
         self.app = app
@@ -47,6 +48,8 @@ class RequestMetrics:
 
 async def metrics(request: Request) -> Response:
     state = request.app.state.devicedata
+    if not token_matches(state.settings.metrics_token, request.headers.get("authorization", "")):
+        raise AuthorizationDenied()
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 

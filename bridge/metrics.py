@@ -1,14 +1,22 @@
 """Prometheus metrics, one registry per process (never the library's global one).
 
 Counters and histograms are updated where things happen; values that already live in
-other objects (spool depth, per-device last input, MQTT reconnects) are read at scrape
-time by a collector, so the hot path pays nothing for them.
+other objects (spool depth, active devices, MQTT reconnects) are read at scrape time by a
+collector, so the hot path pays nothing for them.
+
+Every label comes from a closed set (paths, reasons, route templates, HTTP methods with
+one ``other`` for the rest, status codes our handlers choose), so no request can grow the
+output. There is no series per device: a fleet's ids would make the output grow with the
+fleet (and name every device to whoever scrapes it); ``devicedata_devices_active`` counts
+them instead, and the admin API and the Data page show each device's last input.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +25,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DENIED = b'{"status":false,"message":"Authorization denied"}'
+ACTIVE_WINDOW_NS = 300 * 10**9
+# The methods the request counter names; any other becomes "other" (a closed label set).
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
 Reading = Callable[[], float]
 
 
@@ -27,6 +39,7 @@ class _Readings(Collector):
         self.gauges: dict[str, tuple[str, Reading]] = {}
         self.counters: dict[str, tuple[str, Reading]] = {}
         self.last_seen: Callable[[], dict[str, int]] | None = None
+        self.clock_ns: Callable[[], int] = time.time_ns
 
     def collect(self) -> Iterator[Metric]:
         for name, (doc, read) in self.gauges.items():
@@ -34,12 +47,11 @@ class _Readings(Collector):
         for name, (doc, read) in self.counters.items():
             yield CounterMetricFamily(name, doc, value=read())
         if self.last_seen is not None:
+            since = self.clock_ns() - ACTIVE_WINDOW_NS
             family = GaugeMetricFamily(
-                "devicedata_device_last_seen_timestamp_seconds",
-                "When each device last sent data (unix seconds), as seen by this process.",
-                labels=["device"])
-            for device, at_ns in self.last_seen().items():
-                family.add_metric([device], at_ns / 1e9)
+                "devicedata_devices_active",
+                "Devices whose data this process stored in the last 5 minutes.")
+            family.add_metric([], sum(1 for at in self.last_seen().values() if at >= since))
             yield family
 
 
@@ -85,6 +97,9 @@ class Metrics:
         return found
 
     def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """``route`` must be a template (or ``unmatched``); the method is named only when
+        it is one of HTTP_METHODS."""
+        method = method if method in HTTP_METHODS else "other"
         self.child(self.http_requests, route, method, str(status)).inc()
         self.child(self.http_seconds, route).observe(seconds)
 
@@ -95,6 +110,7 @@ class Metrics:
         self._readings.counters[name] = (doc, read)
 
     def track_last_seen(self, read: Callable[[], dict[str, int]]) -> None:
+        """``read()``: device -> last input (ns); exported only as a count of the active."""
         self._readings.last_seen = read
 
     def observe_batch(self, points: int, seconds: float) -> None:
@@ -116,18 +132,33 @@ class Metrics:
 Readiness = Callable[[], tuple[bool, str]]
 
 
+def token_matches(expected: str, authorization: str) -> bool:
+    """Whether an ``Authorization: Bearer ...`` header carries ``expected`` (an empty
+    ``expected`` lets everyone in); constant-time, like every token comparison here."""
+    if not expected:
+        return True
+    given = authorization.strip()
+    if given[:7].lower() == "bearer ":
+        given = given[7:].strip()
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 async def serve(metrics: Metrics, host: str, port: int,
-                ready: Readiness | None = None) -> asyncio.Server:
+                ready: Readiness | None = None, token: str = "") -> asyncio.Server:
     """A minimal HTTP endpoint for processes without a web app (the bridge):
-    ``GET /metrics``, ``GET /health`` (the process is alive) and ``GET /ready`` (``ready()``
-    holds; 503 with the reason otherwise). Anything else is a 404."""
+    ``GET /metrics`` (with ``token``, only for ``Authorization: Bearer TOKEN``), ``GET
+    /health`` (the process is alive) and ``GET /ready`` (``ready()`` holds; 503 with the
+    reason otherwise). Anything else is a 404."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             parts = request.split(b" ", 2)
             path = parts[1].split(b"?")[0] if len(parts) > 1 else b""
-            if parts[0] == b"GET" and path == b"/metrics":
+            if parts[0] == b"GET" and path == b"/metrics" and not token_matches(
+                    token, _header(request, b"authorization")):
+                status, body, kind = "401 Unauthorized", DENIED, "application/json"
+            elif parts[0] == b"GET" and path == b"/metrics":
                 status, body, kind = "200 OK", metrics.render(), CONTENT_TYPE
             elif parts[0] == b"GET" and path == b"/health":
                 status, body, kind = "200 OK", b'{"status":true,"result":"ok"}', "application/json"
@@ -148,3 +179,11 @@ async def serve(metrics: Metrics, host: str, port: int,
             writer.close()
 
     return await asyncio.start_server(handle, host, port)
+
+
+def _header(request: bytes, name: bytes) -> str:
+    for line in request.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return value.decode("latin-1")
+    return ""

@@ -90,6 +90,9 @@ class Settings:
         "Listen address of the bridge's own /metrics endpoint."))
     bridge_metrics_port: int = field(default=8889, metadata=_doc(
         "Port of the bridge's /metrics and /health endpoint; 0 disables it."))
+    metrics_token: str = field(default="", metadata=_doc(
+        "When set, `/metrics` (the API's and the bridge's) answers only requests with "
+        "`Authorization: Bearer TOKEN`; empty: open, as Prometheus scrapes by default."))
     broker_sync_seconds: float = field(default=2.0, metadata=_doc(
         "How often the bridge rewrites the broker's password/ACL files from the registry "
         "(catches expiries and changes made elsewhere); 0 disables."))

@@ -117,7 +117,8 @@ async def _metrics_server(settings: Settings, metrics: Metrics,
         return None
     try:
         server = await serve_metrics(metrics, settings.bridge_metrics_host,
-                                     settings.bridge_metrics_port, ready)
+                                     settings.bridge_metrics_port, ready,
+                                     token=settings.metrics_token)
     except OSError as exc:  # a second bridge on this host: it still runs, unobserved
         log.warning("event=metrics_port_unavailable port=%d reason=%s",
                     settings.bridge_metrics_port, exc)
