@@ -133,9 +133,10 @@ async def delete_device(request: Request) -> Response:
         # Runs in the worker thread; the store lives on the event loop.
         anyio.from_thread.run(state.service.delete_device, device_id)
 
+    # This process refuses the deleted tokens at once, not after the cache's TTL.
     device = await state.registry_call(_admin(state).delete_device,
-                                       request.path_params["device_id"], delete_data)
-    state.tokens.clear()  # this process refuses the deleted tokens now, not after the TTL
+                                       request.path_params["device_id"], delete_data,
+                                       state.tokens.clear)
     return success(device_json(device))
 
 

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from api.responses import JSONResponse
@@ -83,6 +83,13 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
     return failure(exc.status_code, message, headers=dict(exc.headers or {}))
 
 
+async def handle_disconnect(request: Request, exc: Exception) -> Response:
+    """The client left (or its body was too slow: devicedata/httpserver.py) before its
+    request was read; nobody will read this answer."""
+    log.info("event=client_disconnected path=%s", request.url.path)
+    return failure(400, "Client disconnected before its request was read")
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("event=internal_error path=%s", request.url.path)
     return failure(500, "Internal error")
@@ -91,5 +98,6 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     DeviceDataError: handle_domain_error,
     HTTPException: handle_http_error,
+    ClientDisconnect: handle_disconnect,
     Exception: handle_unexpected,
 }

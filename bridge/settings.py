@@ -30,6 +30,14 @@ class Settings:
         "Directory for the registry, spool, admin token and (for `stack`) the servers' data."))
     http_host: str = field(default="127.0.0.1", metadata=_doc("API listen address."))
     http_port: int = field(default=8888, metadata=_doc("API listen port."))
+    http_header_timeout: float = field(default=10.0, metadata=_doc(
+        "Seconds a client has to send a request's head (from connecting, or from the "
+        "previous answer on a keep-alive connection); 408 and closed after."))
+    http_body_timeout: float = field(default=60.0, metadata=_doc(
+        "Seconds a client has to send a request's whole body once its head arrived "
+        "(1 MiB in 60 s is 17 KiB/s); 408 and closed after."))
+    http_max_connections: int = field(default=1000, metadata=_doc(
+        "Most open HTTP connections per API process; one more is answered 503 and closed."))
     influx_url: str = field(default="http://127.0.0.1:8086", metadata=_doc(
         "InfluxDB base URL (1.x, or 2.x/3.x through their v1-compatible API)."))
     influx_db: str = field(default="devicedata", metadata=_doc("InfluxDB database name."))

@@ -33,13 +33,13 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from devicedata.httpserver import api_config
 
     settings = settings.replace(
         http_host=args.host or settings.http_host, http_port=args.port or settings.http_port)
     logs.configure(settings)
-    config = uvicorn.Config(create_app(settings), host=settings.http_host,
-                            port=settings.http_port, log_level=settings.log_level.lower(),
-                            access_log=False, log_config=None, timeout_graceful_shutdown=10)
+    config = api_config(create_app(settings), settings, log_level=settings.log_level.lower(),
+                        log_config=None, timeout_graceful_shutdown=10)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager

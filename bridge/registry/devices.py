@@ -30,6 +30,8 @@ ADMIN_TOKEN_BYTES = 32  # 256 bits; the admin token guards every device at once
 SyncHook = Callable[[Settings, Registry], None]
 SyncErrorHook = Callable[[Exception], None]
 DataDeleter = Callable[[str], None]
+# After the token caches expire: the batch in hand (a few ms of linger and one write).
+DELETE_SETTLE_MARGIN = 1.0
 
 
 def iso(ns: int | None) -> str | None:
@@ -126,17 +128,36 @@ class DeviceAdmin:
     def rename_device(self, device_id: str, name: str) -> Device:
         return self.registry.rename_device(device_id, name)
 
-    def delete_device(self, device_id: str, delete_data: DataDeleter | None) -> Device:
-        """Its stored data, then the device and its tokens, then its broker credentials.
+    def delete_device(self, device_id: str, delete_data: DataDeleter | None,
+                      forget: Callable[[], None] | None = None) -> Device:
+        """Its stored data, then the device and its tokens, then its broker credentials,
+        then its data once more when no process can still be accepting its writes.
 
         Data first: if that fails the device (and so the means to retry) is still there.
+        Every process caches tokens (and the bridge its device list) for up to
+        ``DEVICEDATA_TOKEN_CACHE_SECONDS``, so writes authorised just before the device
+        left the registry may land for that long (plus a batch's write); the second pass,
+        after ``settle_seconds``, removes them, so nothing of the device is stored once
+        this returns. ``forget`` runs as soon as the registry has forgotten the device
+        (the calling process drops its own cached tokens then).
         """
         device = self.registry.get_device(device_id)  # NotFound before touching any data
         if delete_data is not None:
             delete_data(device.id)
         self.registry.delete_device(device.id)
+        if forget is not None:
+            forget()
         self.sync()
+        if delete_data is not None:
+            time.sleep(self.settle_seconds)
+            delete_data(device.id)
         return device
+
+    @property
+    def settle_seconds(self) -> float:
+        """How long writes of a deleted device may still arrive: cached tokens and device
+        lists expire, then the batch in hand is written."""
+        return self.settings.token_cache_seconds + DELETE_SETTLE_MARGIN
 
     def create_token(self, device_id: str, permission: Permission,
                      expires_ns: int | None = None, name: str = "") -> IssuedToken:

@@ -20,6 +20,7 @@ from api.app import create_app
 from bridge.registry import Permission, broker_sync
 from bridge.registry.sqlite import SQLiteRegistry
 from bridge.settings import Settings
+from devicedata.httpserver import api_config
 from devicedata.procs import free_port
 from devicedata.servers import InfluxServer
 
@@ -91,8 +92,9 @@ def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
 
 def start_api(settings: Settings, registry: SQLiteRegistry) -> ApiServer:
     app = create_app(settings, registry=registry)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_level="warning",
-                            access_log=False, lifespan="on")
+    # The same server configuration as `devicedata api` (timeouts, connection cap).
+    config = api_config(app, settings.replace(http_host="127.0.0.1"), log_level="warning",
+                        lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

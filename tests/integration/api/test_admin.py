@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import stat
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +14,10 @@ import pytest
 
 from bridge.model.timeparse import format_iso_ms
 from bridge.registry.devices import ADMIN_TOKEN_NAME
+from bridge.registry.sqlite import SQLiteRegistry
+from devicedata.procs import free_port
 from devicedata.servers import InfluxServer
-from support.api import ApiServer, stored_points
+from support.api import ApiServer, start_api, stored_points
 from support.mqtt import connect_when_allowed, wait_refused
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'; DROP TABLE devices;-- ü 🌡️"
@@ -252,3 +256,40 @@ def test_series_is_raw_when_short_and_minute_means_when_long(
     assert all(0 <= p["value"] <= 9 for p in means["points"])
     assert ok(admin.get(base, params={"variable": "word"}))["points"] == []
     assert ok(admin.get(base, params={"variable": "nothing"}))["points"] == []
+
+
+def test_no_point_is_stored_after_a_deletion_is_answered(
+        api: ApiServer, admin: httpx.Client, influx: InfluxServer) -> None:
+    """A second API process still has the device's token cached when the first deletes
+    the device; it keeps accepting writes until its cache expires. None of them may stay."""
+    other = start_api(api.settings.replace(http_port=free_port()),
+                      SQLiteRegistry(Path(api.settings.registry_location.removeprefix(
+                          "sqlite:///"))))
+    dev = new_device(admin)
+    accepted_at: list[float] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        with other.client(dev["token"]) as device:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                if device.post("/data", json={"variable": "t", "value": i}).status_code == 200:
+                    accepted_at.append(time.monotonic())
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while len(accepted_at) < 20:  # the other API has the token cached and writes go in
+            time.sleep(0.01)
+        ok(admin.delete(f"/admin/devices/{dev['id']}"))
+        answered = time.monotonic()
+        assert stored_points(influx, api, dev["id"]) == 0
+        time.sleep(other.settings.token_cache_seconds + 0.5)  # the other cache has expired
+    finally:
+        stop.set()
+        writer.join()
+        other.stop()
+        other.registry.close()
+    assert stored_points(influx, api, dev["id"]) == 0
+    assert not [t for t in accepted_at if t > answered]

@@ -96,6 +96,17 @@ def test_page_and_static_files_are_served_safely(api: ApiServer) -> None:
         assert "https://" not in text and "innerHTML" not in text
 
 
+@pytest.mark.parametrize("path", ["/", "/static/index.html", "/static/app.js",
+                                  "/static/app.css"])
+def test_every_page_path_carries_the_csp_and_framing_headers(api: ApiServer, path: str) -> None:
+    """/static/index.html is the same page as /: it must not be framable or lose its CSP."""
+    response = httpx.get(api.url + path)
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
 def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any) -> None:
     device = admin_call(api, "POST", "/admin/devices", json={"name": f"Greenhouse {HOSTILE}"})
     now = time.time_ns()
