@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bridge.influx.store import InfluxStore
 from bridge.metrics import Metrics
 from bridge.readcache.answers import AnswerCache
+from bridge.readcache.variables import DeviceVariables
 from bridge.readcache.versions import DataVersions
 from bridge.registry import Registry
 from bridge.registry.activity import LastInput, save_periodically
@@ -72,8 +73,11 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
     if answers is not None:
         answers.describe(metrics)
     last_input = LastInput()
+    variables = (DeviceVariables(store, settings.max_variables)
+                 if settings.max_variables > 0 else None)
     service = DataService(store, batcher, max_points=settings.max_points, versions=versions,
-                          answers=answers, metrics=metrics, last_input=last_input)
+                          answers=answers, metrics=metrics, last_input=last_input,
+                          variables=variables)
     await batcher.start()
     saver = (asyncio.create_task(save_periodically(last_input, registry), name="last-input")
              if registry is not None else None)

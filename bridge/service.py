@@ -32,6 +32,7 @@ from bridge.influx.schema import (
     number_from_series,
     row_to_point,
     row_to_stored,
+    series_name,
     variable_from_tag,
 )
 from bridge.influx.store import InfluxStore
@@ -42,6 +43,7 @@ from bridge.model.points import Point, PointUpdate, validate_points, validate_up
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
 from bridge.readcache.answers import Answer, AnswerCache
+from bridge.readcache.variables import DeviceVariables
 from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
 from bridge.write.batcher import Batcher, Done
@@ -62,10 +64,13 @@ class Accepted:
 class DataService:
     def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int,
                  versions: DataVersions | None = None, answers: AnswerCache | None = None,
-                 metrics: Metrics | None = None, last_input: LastInput | None = None) -> None:
+                 metrics: Metrics | None = None, last_input: LastInput | None = None,
+                 variables: DeviceVariables | None = None) -> None:
         """With ``versions`` and ``answers``, a read without a time bound is answered
         from ``answers`` while the device's data version is what it was when the answer
-        was read (``bridge/readcache/versions.py``)."""
+        was read (``bridge/readcache/versions.py``). With ``variables``, a write that would
+        take its device past its limit of distinct variables is refused."""
+        self.variables = variables
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
@@ -89,9 +94,28 @@ class DataService:
         received = received_ns or now_ns()
         points = validate_points(payload, device_id=device_id, received_ns=received,
                                  max_points=self.max_points)
+        self._admit_variables(device_id, points)
         self._accepted[source] += len(points)
         return Accepted(device_id, encode_points(points) if points else b"", len(points),
                         received)
+
+    def ready_for(self, device_id: str) -> bool:
+        """Whether ``accept`` can check the device's limits from memory now; else the
+        caller ``prepare``s it first, off its hot path (HTTP awaits, the bridge holds the
+        device's messages aside), so accepting never waits on InfluxDB."""
+        return self.variables is None or self.variables.ready(device_id)
+
+    async def prepare(self, device_id: str) -> None:
+        """Load what ``accept`` checks for the device (its variable names); never raises."""
+        if self.variables is not None:
+            await self.variables.prepare(device_id)
+
+    def _admit_variables(self, device_id: str, points: list[Point]) -> None:
+        if self.variables is not None and points:
+            self.variables.admit(
+                device_id, {series_name(p.variable, p.slot) for p in points},
+                lambda new: [(i, name) for i, p in enumerate(points)
+                             if (name := series_name(p.variable, p.slot)) in new])
 
     async def write(self, accepted: Accepted) -> None:
         """Return once the points are durably written (InfluxDB or the spool)."""
@@ -112,6 +136,8 @@ class DataService:
     async def add(self, device_id: str, payload: Any, *, source: str,
                   received_ns: int | None = None) -> int:
         """``accept`` then ``write``: the number of points stored."""
+        if not self.ready_for(device_id):
+            await self.prepare(device_id)
         accepted = self.accept(device_id, payload, source=source, received_ns=received_ns)
         await self.write(accepted)
         return accepted.count
@@ -190,6 +216,8 @@ class DataService:
                 await self.store.query([delete_point_statement(device_id, r) for r in rows])
             finally:
                 await self.store.changed((device_id,))
+                if self.variables is not None:
+                    self.variables.forget(device_id)  # a name may be gone now
         return len(rows)
 
     async def edit(self, device_id: str, payload: Any) -> int:
@@ -234,7 +262,11 @@ class DataService:
         return len(found)
 
     async def delete_device(self, device_id: str) -> None:
-        await delete_device_points(self.store, device_id)
+        try:
+            await delete_device_points(self.store, device_id)
+        finally:
+            if self.variables is not None:
+                self.variables.forget(device_id)
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless InfluxDB answers."""

@@ -59,6 +59,9 @@ class Settings:
         "Largest accepted HTTP body or MQTT payload, bytes (413 above)."))
     max_points: int = field(default=10_000, metadata=_doc(
         "Most points in one request or message (413 above)."))
+    max_variables: int = field(default=1000, metadata=_doc(
+        "Most distinct variables one device may have; a write adding more is refused "
+        "(400 naming the limit; an error report over MQTT). 0: no limit."))
     batch_max_points: int = field(default=5000, metadata=_doc(
         "The batching writer flushes when this many points are waiting..."))
     batch_linger_ms: float = field(default=5.0, metadata=_doc(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,11 @@ class InfluxServer(Server):
     name = "influxd"
 
     def __init__(self, dir: Path, port: int, rpc_port: int | None = None,
-                 **kwargs: Any) -> None:
+                 overrides: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        """``overrides``: template settings (``max-values-per-tag``...) given other values,
+        for tests that need InfluxDB's own limits within reach."""
         super().__init__(dir, port, **kwargs)
+        self.overrides = dict(overrides or {})
         self.rpc_port = rpc_port
         self.conf = self.dir / "influxdb.conf"
         self.url = f"http://{self.host}:{port}"
@@ -118,6 +122,9 @@ class InfluxServer(Server):
             self.rpc_port = free_port()
         render(INFLUX_TEMPLATE, self.conf, port=self.port, rpc_port=self.rpc_port,
                data_dir=self.dir)
+        if self.overrides:
+            self.conf.write_text(_override(self.conf.read_text(encoding="utf-8"),
+                                           self.overrides), encoding="utf-8")
         return [binary, "-config", str(self.conf)]
 
     def _ready(self) -> bool:
@@ -140,6 +147,18 @@ class InfluxServer(Server):
 
     def create_database(self, name: str) -> None:
         self.query(create_database_statement(name))
+
+
+def _override(config: str, values: Mapping[str, str]) -> str:
+    lines, left = [], dict(values)
+    for line in config.splitlines():
+        key = line.partition("=")[0].strip()
+        if key in left:
+            line = f"  {key} = {left.pop(key)}"
+        lines.append(line)
+    if left:
+        raise ProcessError(f"not in {INFLUX_TEMPLATE.name}: {sorted(left)}")
+    return "\n".join(lines) + "\n"
 
 
 class MosquittoServer(Server):

@@ -135,6 +135,11 @@ def variables_statement(device_id: str) -> str:
             f'WHERE "device" = {quote_string(device_id)}')
 
 
+def device_series_statement(device_id: str) -> str:
+    """Every series (variable and slot) of a device, from InfluxDB's index."""
+    return f'SHOW SERIES {_from()} WHERE "device" = {quote_string(device_id)}'
+
+
 def _edge_condition(kind: str) -> tuple[str, ...]:
     if kind.endswith("_value"):
         return ("\"value_type\"::string != ''",)

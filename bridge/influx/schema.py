@@ -53,6 +53,21 @@ def variable_from_tag(tag: str) -> str:
     return tag
 
 
+def series_name(variable: str, slot: int) -> str:
+    """A device's series in one string: the variable, and the slot when it has one."""
+    return f"{variable}\x00{slot}" if slot else variable
+
+
+def series_name_from_key(key: str) -> str:
+    """``series_name`` from a ``SHOW SERIES`` key such as ``data,device=D,slot=1,variable=V``
+    (tags in key order; in our tag values only space, comma and ``=`` are escaped)."""
+    head, _, tag = key.partition(",variable=")
+    variable = variable_from_tag(tag.replace("\\ ", " ").replace("\\,", ",")
+                                 .replace("\\=", "="))
+    _, found, slot = head.partition(",slot=")
+    return series_name(variable, int(slot) if found and slot.isdigit() else 0)
+
+
 def _field_str(text: str) -> str:
     if "\\" in text or '"' in text:
         text = text.replace("\\", "\\\\").replace('"', '\\"')

@@ -131,7 +131,7 @@ class Ingest:
             self._ack(pending)
             return
         known = self.devices.known(device_id)
-        if known is None:
+        if known is None or (known and not self.service.ready_for(device_id)):
             self._wait_for_lookup(pending, payload)
         elif known:
             self._accept(pending, payload)
@@ -157,8 +157,9 @@ class Ingest:
         self._write(pending)
 
     def _wait_for_lookup(self, pending: _Pending, payload: bytes) -> None:
-        """An id the bridge has not seen: ask the registry off the event loop while the
-        other devices' messages flow on. Later messages of the same id wait behind it."""
+        """An id the bridge has not seen (or whose variable names it has not read yet):
+        ask the registry (and InfluxDB) off the event loop while the other devices'
+        messages flow on. Later messages of the same id wait behind it."""
         if self._waiting_count >= MAX_WAITING:
             self._reject(pending, "unknown_device", "unknown device (too many look-ups "
                          "pending)", [])
@@ -176,7 +177,11 @@ class Ingest:
         task.add_done_callback(self._lookups.discard)
 
     async def _look_up(self, device_id: str) -> None:
-        known = await self.devices.lookup(device_id)
+        known = self.devices.known(device_id)
+        if known is None:
+            known = await self.devices.lookup(device_id)
+        if known:  # what accept checks (its variable names), read before its messages
+            await self.service.prepare(device_id)
         waiting = self._waiting.pop(device_id, [])
         self._waiting_count -= len(waiting)
         for pending, payload in waiting:
