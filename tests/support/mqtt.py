@@ -37,9 +37,12 @@ class DeviceClient:
         self.connack: Any = None
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self._connected = threading.Event()
+        self._closing = False
         self._acks: dict[int, Any] = {}
         self._ack_event = threading.Condition()
+        self.disconnects = 0  # times the broker closed this connection (not close())
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_publish = self._on_publish
         properties = None
@@ -55,6 +58,10 @@ class DeviceClient:
     def _on_connect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connack = reason
         self._connected.set()
+
+    def _on_disconnect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not self._closing:
+            self.disconnects += 1
 
     def _on_publish(self, c: Any, u: Any, mid: int, reason: Any, props: Any) -> None:
         with self._ack_event:
@@ -78,16 +85,25 @@ class DeviceClient:
                     raise TimeoutError("no PUBACK")
             return self._acks.pop(info.mid)
 
-    def subscribe(self, topic: str, qos: int = 1) -> None:
+    def subscribe(self, topic: str, qos: int = 1) -> list[Any]:
+        """Subscribe and wait for the SUBACK; its reason codes (``.is_failure`` on refusal)."""
         done = threading.Event()
-        self.client.on_subscribe = lambda *a: done.set()
+        codes: list[Any] = []
+
+        def on_subscribe(c: Any, u: Any, mid: int, reasons: list[Any], props: Any) -> None:
+            codes.extend(reasons)
+            done.set()
+
+        self.client.on_subscribe = on_subscribe
         self.client.subscribe(topic, qos)
         assert done.wait(10), "no SUBACK"
+        return codes
 
     def next_message(self, timeout: float = 10) -> paho.MQTTMessage:
         return self.messages.get(timeout=timeout)
 
     def close(self) -> None:
+        self._closing = True
         self.client.disconnect()
         self.client.loop_stop()
         # paho keeps a socket pair for waking its loop; close it now rather than leave it

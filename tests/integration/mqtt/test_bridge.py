@@ -183,7 +183,9 @@ def test_shared_group_splits_the_load(api: ApiServer, stack_settings: Settings,
                                       tmp_path: Path, bridge: BridgeProcess) -> None:
     bridge.stop()
     shared = stack_settings.replace(mqtt_shared_group="g1")
-    members = [BridgeProcess(shared.replace(mqtt_client_id=f"member-{i}"),
+    # Each bridge has a user of its own: the broker binds a session to a user name.
+    members = [BridgeProcess(shared.replace(mqtt_client_id=f"member-{i}",
+                                            mqtt_username=f"member-{i}"),
                              tmp_path / f"member-{i}.log").start() for i in range(2)]
     try:
         device_id, token = api.mqtt_device()
