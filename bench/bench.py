@@ -981,7 +981,9 @@ def fig_clients(args: argparse.Namespace) -> None:
                 "bridge_peak_rss_mb": summary([r[c]["bridge_peak_rss_mb"] for r in rs])}
         case["runs"] = rs
         out["cases"][name] = case
-    lib.save("clients", out)
+    # A run of some libraries only (--client) gets a file of its own: clients-NAME.json.
+    lib.save("-".join(["clients", *(c for c in clients if c != "ours")])
+             if args.client else "clients", out)
 
 
 FIGURES["clients"] = fig_clients
