@@ -910,6 +910,37 @@ def late_ack_check(env: Env, client: str) -> dict[str, Any]:
     return result
 
 
+def codec_costs(reps: int = 7, number: int = 40) -> dict[str, Any]:
+    """The codecs alone, no I/O: one 64 KB socket read of 1-point QoS 1 PUBLISH packets
+    (the bench's topic and payload) split into messages, and their PUBACKs built and
+    joined into one write, as our connection does. Ours and mqtt5 interleaved, ``reps``
+    times; µs per message. (gmqtt and paho parse inside their I/O code: not separable.)"""
+    import timeit
+
+    import mqtt_clients
+    codecs: dict[str, Any] = {"ours": mqtt_clients.wire, "mqtt5": mqtt_clients.Mqtt5Codec()}
+    topic = "devices/0123456789abcdef01234567/data"
+    payload = (b'{"variable":"temperature_sensor_07","value":21.437,"unit":"celsius",'
+               b'"time":"2026-11-08T12:34:56.789Z"}')
+    one = len(mqtt_clients.wire.publish(topic, payload, 1, 1))
+    chunk = b"".join(mqtt_clients.wire.publish(topic, payload, 1, i + 1)
+                     for i in range(65536 // one))
+    n = 65536 // one
+
+    def run(codec: Any) -> None:
+        messages = codec.Reader().feed(chunk)
+        assert len(messages) == n and messages[-1].mid == n
+        b"".join([codec.puback(m.mid) for m in messages])
+
+    times: dict[str, list[float]] = {k: [] for k in codecs}
+    for _ in range(reps):
+        for name, codec in codecs.items():
+            times[name].append(1e6 * timeit.timeit(lambda c=codec: run(c), number=number)
+                               / (number * n))
+    return {"messages_per_read": n, "read_bytes": len(chunk),
+            **{f"{k}_us_per_message": summary(v) for k, v in times.items()}}
+
+
 def fig_clients(args: argparse.Namespace) -> None:
     """The MQTT figure (cpub at QoS 1 -> our Mosquitto -> bridge -> InfluxDB, end to end)
     with the bridge's connection over each client library (bench/mqtt_clients.py), the
@@ -960,7 +991,7 @@ def fig_clients(args: argparse.Namespace) -> None:
                         "adapter": mqtt_clients.describe(c),
                         "late_ack_check": checks[c]} for c in clients},
         "broker": "our mosquitto.conf.template with auth ON, as in the mqtt figure",
-        "cases": {}}
+        "codec_only": codec_costs(), "cases": {}}
     for name, rs in runs.items():
         qos, points, n = cases[name]
         case: dict[str, Any] = {

@@ -303,6 +303,15 @@ def clients_table(name: str) -> str:
                 f"{r(x['bridge_cpu_share'])} | {f(x['lost_points'])} | "
                 f"{'passed' if check.get('ok') else '**failed**'} |")
         add("")
+    codec = d.get("codec_only")
+    if codec:
+        add(f"The codecs alone, no I/O (one {codec['read_bytes']:,}-byte read of "
+            f"{codec['messages_per_read']} QoS 1 PUBLISH packets split into messages, their "
+            f"PUBACKs built into one write; interleaved, "
+            f"{codec['ours_us_per_message']['n']} times): ours "
+            f"{f(codec['ours_us_per_message'], ' µs', 2)}, mqtt5 "
+            f"{f(codec['mqtt5_us_per_message'], ' µs', 2)} per message.")
+        add("")
     code = d.get("code", {})
     quiet = ", ".join(f"{q['busy_share']:.0%}" for q in d.get("quiet_before_reps") or [])
     dirty = ", ".join(code.get("dirty", [])) or "none"
