@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 # (bridge/mqtt.py -> bridge/mqtt/connection.py, bridge/mqtt_wire.py -> bridge/mqtt/wire.py,
 # bridge/ingest.py -> bridge/mqtt/ingest.py, bridge/runner.py -> bridge/mqtt/runner.py):
 # only these four lines change.
-from bridge.mqtt import ingest as ingest_mod  # noqa: E402
 from bridge.mqtt import connection as connection_mod  # noqa: E402
-from bridge.mqtt import wire  # noqa: E402
+from bridge.mqtt import ingest as ingest_mod  # noqa: E402
 from bridge.mqtt import runner as runner_mod  # noqa: E402
+from bridge.mqtt import wire  # noqa: E402
 
 ConnectionOptions = connection_mod.ConnectionOptions
 Message = wire.Message
