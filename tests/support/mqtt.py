@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -149,7 +149,11 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") 
 
 
 class BridgeProcess:
-    """``devicedata bridge`` as a real child process, with its log kept for assertions."""
+    """``devicedata bridge`` as a real child process, with its log kept for assertions.
+    Every one started is killed at the end of the session if a test left it running
+    (``kill_leftovers``), so a failed test cannot leave a bridge behind."""
+
+    started: ClassVar[list[BridgeProcess]] = []
 
     def __init__(self, settings: Settings, log: Path, *extra: str) -> None:
         self.settings = settings
@@ -160,6 +164,7 @@ class BridgeProcess:
     def start(self) -> BridgeProcess:
         env = {**os.environ, **self.settings.to_env()}
         with self.log.open("ab") as out:
+            BridgeProcess.started.append(self)
             self.proc = subprocess.Popen([sys.executable, "-m", "devicedata", "bridge",
                                           *self.extra], env=env, stdout=out, stderr=out,
                                          stdin=subprocess.DEVNULL)
@@ -179,6 +184,15 @@ class BridgeProcess:
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for bridge in cls.started:
+            if bridge.running():
+                assert bridge.proc is not None
+                bridge.proc.kill()
+                bridge.proc.wait(10)
+        cls.started.clear()
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

@@ -49,13 +49,14 @@ def test_a_device_cannot_take_over_the_bridges_or_another_devices_session(
         victim.publish(f"devices/{victim_id}/data", json.dumps({"variable": "v", "value": -1}))
         wait_until(lambda: count(api, victim_token) == MESSAGES + 1, timeout=20,
                    what="every acknowledged message of the victim")
+        assert victim.disconnects == 0
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
     finally:
         stop.set()
         attacker.join()
         victim.close()
-    assert victim.disconnects == 0
-    assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
-    assert bridge.stop() == 0
+        code = bridge.stop()
+    assert code == 0
     log = bridge.text()
     assert log.count("event=mqtt_connected") == 1 and "mqtt_reconnect_wait" not in log
 
