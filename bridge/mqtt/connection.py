@@ -6,6 +6,9 @@ broker keeps every message the bridge has not stored. Neither aiomqtt 2.5 (it ac
 receipt) nor paho (fast enough for devices, not for the bridge's inflow) fit, so the few
 packets a subscriber needs are read and written by ``bridge.mqtt.wire``. PUBACKs produced
 in one turn of the event loop leave in one socket write.
+
+Over 300 lines: connecting, subscribing, acknowledging, keep-alive and reconnecting share
+one connection's state and are checked against each other when read in one place.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class MqttConnection:
         self._disconnected = asyncio.Event()
         self._connack: asyncio.Future[tuple[bool, int]] | None = None
         self._paused = False
+        self._closing = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._next_id = 0
@@ -94,9 +98,9 @@ class MqttConnection:
         if qos and generation == self.generation and self.connected.is_set():
             self._send(wire.puback(mid))
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
-        """Fire and forget (error reports to devices): the broker's PUBACK is not awaited
-        and nothing is resent after a reconnect."""
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
+        """Fire and forget (error reports to devices): nothing is resent after a reconnect.
+        QoS 0 by default, so nothing counts against the broker's Receive Maximum."""
         if self.connected.is_set():
             self._send(wire.publish(topic, payload, qos, self._packet_id() if qos else 0))
 
@@ -142,6 +146,7 @@ class MqttConnection:
         if transport is None:
             return
         self._flush()
+        self._closing = True
         transport.write(wire.DISCONNECT_PACKET)
         transport.close()
         with contextlib.suppress(TimeoutError):
@@ -199,8 +204,11 @@ class MqttConnection:
         if transport is not self._transport:
             return  # an earlier connection, already given up on
         if self.connected.is_set():
-            log.warning("event=mqtt_disconnected reason=%s",
-                        self.last_error or exc or "closed by the broker")
+            if not self.last_error and exc is None and not self._closing:
+                # Mosquitto 2.0 closes the socket of a session taken over without saying so.
+                self.last_error = ("the broker closed the connection (is another client "
+                                   "using this bridge's user name?)")
+            log.warning("event=mqtt_disconnected reason=%s", self.last_error or exc)
         self.connected.clear()
         self.granted.clear()
         self._subscribing.clear()
