@@ -35,39 +35,53 @@ async def _json_body(request: Request, state: AppState) -> Any:
     return decode_json(await read_body(request, state.settings.max_body_bytes))
 
 
+# Each handler admits the request under its device's limits (api/fairness.py) right after
+# authentication; reads are charged what they returned, changed or removed.
+
 async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
-    body = await _json_body(request, state)
-    count = await state.service.add(token.device_id, body, source="http")
+    with state.limits.request(token.device_id, reads=False):
+        body = await _json_body(request, state)
+        count = await state.service.add(token.device_id, body, source="http")
     return success(f"{count} Data Added")
 
 
 async def get_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "read")
-    query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
-    return success(await state.service.get(token.device_id, query))
+    with state.limits.request(token.device_id, reads=True):
+        query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
+        result = await state.service.get(token.device_id, query)
+        state.limits.charge_reads(token.device_id,
+                                  len(result) if isinstance(result, list) else 1)
+    return success(result)
 
 
 async def put_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
-    count = await state.service.edit(token.device_id, await _json_body(request, state))
+    with state.limits.request(token.device_id, reads=True):
+        count = await state.service.edit(token.device_id, await _json_body(request, state))
+        state.limits.charge_reads(token.device_id, count)
     return success(f"{count} item(s) updated")
 
 
 async def delete_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
-    query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
-    return success(f"{await state.service.delete(token.device_id, query)} Data Removed")
+    with state.limits.request(token.device_id, reads=True):
+        query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
+        count = await state.service.delete(token.device_id, query)
+        state.limits.charge_reads(token.device_id, count)
+    return success(f"{count} Data Removed")
 
 
 async def info(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, None)
-    device = await state.registry_call(state.registry.get_device, token.device_id)
+    with state.limits.request(token.device_id, reads=False):
+        device = await state.registry_call(state.registry.get_device, token.device_id)
     last = state.service.last_input.latest(device.id, device.last_input_ns)
     return success({
         "id": device.id,

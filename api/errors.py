@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from typing import Any
@@ -22,6 +23,7 @@ from bridge.errors import (
     RegistryError,
     StoreRejected,
     StoreUnavailable,
+    TooManyRequests,
     ValidationError,
 )
 
@@ -40,7 +42,8 @@ def _retry_after(seconds: float) -> dict[str, str]:
 
 _REASONS = {ValidationError: "invalid", PayloadTooLarge: "too_large",
             AuthorizationDenied: "unauthorized", StoreRejected: "store_rejected",
-            StoreUnavailable: "unavailable", Overloaded: "overloaded", NotFound: "not_found"}
+            StoreUnavailable: "unavailable", Overloaded: "overloaded", NotFound: "not_found",
+            TooManyRequests: "too_many_requests"}
 
 
 def _count_rejection(request: Request, exc: Exception) -> None:
@@ -68,6 +71,10 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         log.warning("event=unavailable path=%s reason=%s", request.url.path, exc)
         return failure(503, f"Service temporarily unavailable: {exc}",
                        headers=_retry_after(exc.retry_after))
+    if isinstance(exc, TooManyRequests):
+        if exc.hold > 0:
+            await asyncio.sleep(exc.hold)  # api/fairness.py: why a refusal waits
+        return failure(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, StoreRejected):
         return failure(400, exc.public)  # InfluxDB's own text is logged by the store
     if isinstance(exc, RegistryError):

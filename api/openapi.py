@@ -72,6 +72,8 @@ def _op(summary: str, **extra: Any) -> dict[str, Any]:
         "schema": _ENVELOPE}}} for code, text in (
         ("200", "Success"), ("400", "Invalid input; names the field or parameter"),
         ("401", "Authorization denied"), ("413", "Body or point count over the limit"),
+        ("429", "The device is over its request, concurrency or read limit; "
+                "retry after Retry-After seconds"),
         ("503", "Store unavailable; retry after Retry-After seconds"))}
     return {"summary": summary, "security": _SECURITY, "responses": responses, **extra}
 

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.fairness import DeviceLimits
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
@@ -31,6 +32,7 @@ class AppState:
     tokens: TokenCache
     service: DataService
     metrics: Metrics
+    limits: DeviceLimits
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
     @staticmethod
@@ -55,6 +57,7 @@ async def lifespan(app: Starlette, settings: Settings,
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
                 service=pipe.service, metrics=metrics,
+                limits=DeviceLimits.from_settings(settings),
             )
             yield
     finally:

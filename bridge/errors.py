@@ -7,6 +7,7 @@ boundary where they occur, so callers never need to know which library failed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -105,6 +106,16 @@ class Overloaded(DeviceDataError):
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyRequests(DeviceDataError):
+    """A device is over one of its limits: 429, ``Retry-After`` whole seconds. ``hold``:
+    how long to wait before answering (a client that ignores Retry-After is slowed)."""
+
+    def __init__(self, retry_after: float, hold: float = 0.0) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.hold = hold
+        super().__init__(f"Too many requests (Retry-After: {self.retry_after})")  # TagoIO's
 
 
 class RegistryError(DeviceDataError):

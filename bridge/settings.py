@@ -30,6 +30,18 @@ class Settings:
         "Directory for the registry, spool, admin token and (for `stack`) the servers' data."))
     http_host: str = field(default="127.0.0.1", metadata=_doc("API listen address."))
     http_port: int = field(default=8888, metadata=_doc("API listen port."))
+    http_requests_per_second: float = field(default=50.0, metadata=_doc(
+        "HTTP requests one device may make per second, sustained (all its tokens together); "
+        "429 + Retry-After past it. 0 turns the limit off."))
+    http_requests_burst: float = field(default=100.0, metadata=_doc(
+        "HTTP requests one device may make at once before the per-second rate applies."))
+    http_concurrency: int = field(default=4, metadata=_doc(
+        "HTTP requests of one device in flight at once; 429 past it. 0: no limit."))
+    http_read_points_per_second: float = field(default=2_000.0, metadata=_doc(
+        "Points one device may read per second over HTTP (GET returns, PUT changes and "
+        "DELETE removes count), sustained; reads wait (429) while it is spent. 0: no limit."))
+    http_read_points_burst: float = field(default=20_000.0, metadata=_doc(
+        "Points one device may read at once before the per-second budget applies."))
     http_header_timeout: float = field(default=10.0, metadata=_doc(
         "Seconds a client has to send a request's head (from connecting, or from the "
         "previous answer on a keep-alive connection); 408 and closed after."))
