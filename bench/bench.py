@@ -1039,5 +1039,13 @@ FIGURES["all"] = fig_all
 FIGURES["plot"] = fig_plot
 
 
+def fig_fairness(args: argparse.Namespace) -> None:
+    import fairness
+    fairness.fig_fairness(args)
+
+
+FIGURES["fairness"] = fig_fairness
+
+
 if __name__ == "__main__":
     main()

@@ -281,8 +281,10 @@ class Env:
             mosquitto_pid_file=mq_pid, log_level="INFO",
             mqtt_client_id="bench-bridge",
             # The figures measure the pipeline's capacity: a handful of devices send what
-            # a fleet would, far over any one device's fair share (DEVICEDATA_MQTT_POINTS_*).
-            mqtt_points_per_second=0.0)
+            # a fleet would, far over any one device's fair share (DEVICEDATA_MQTT_POINTS_*,
+            # DEVICEDATA_HTTP_*; `bench.py fairness` measures those limits).
+            mqtt_points_per_second=0.0, http_requests_per_second=0.0, http_concurrency=0,
+            http_read_points_per_second=0.0)
         self.influx.create_database(DB)
         registry = open_registry(self.settings.registry_location)
         try:
@@ -505,17 +507,17 @@ class Child:
 class Api(Child):
     """``devicedata api`` on a free port; ready when /health answers 200."""
 
-    def __init__(self, env: Env, tag: str):
+    def __init__(self, env: Env, tag: str, settings: Settings | None = None):
         self.env = env
         self.log = env.dir / f"api-{tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         assert env.settings is not None
+        self.settings = settings or env.settings
         self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Api:
-        assert self.env.settings is not None
-        settings = self.env.settings.replace(http_port=self.port)
+        settings = self.settings.replace(http_port=self.port)
         env = {**os.environ, **settings.to_env()}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([PY, "-m", "devicedata", "api"], env=env, stdout=out,
