@@ -32,7 +32,6 @@ from bridge.influx.schema import (
     number_from_series,
     row_to_point,
     row_to_stored,
-    series_name,
     variable_from_tag,
 )
 from bridge.influx.store import InfluxStore
@@ -112,10 +111,7 @@ class DataService:
 
     def _admit_variables(self, device_id: str, points: list[Point]) -> None:
         if self.variables is not None and points:
-            self.variables.admit(
-                device_id, {series_name(p.variable, p.slot) for p in points},
-                lambda new: [(i, name) for i, p in enumerate(points)
-                             if (name := series_name(p.variable, p.slot)) in new])
+            self.variables.admit_points(device_id, points)
 
     async def write(self, accepted: Accepted) -> None:
         """Return once the points are durably written (InfluxDB or the spool)."""
