@@ -127,6 +127,15 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {"type": "string"}}],
                 "delete": _admin("Revoke a token by itself or its prefix"),
             },
+            "/admin/networks": {
+                "get": _admin("List network tokens (never the tokens themselves)"),
+                "post": _admin("Create a network token (shown once)", body=True),
+            },
+            "/admin/networks/{token}": {
+                "parameters": [{"name": "token", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "delete": _admin("Revoke a network token by itself or its prefix"),
+            },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Prometheus text format"}}}},
             "/health": {"get": {"summary": "Process alive", "responses": {

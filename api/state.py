@@ -16,7 +16,7 @@ from starlette.requests import Request
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
-from bridge.registry.token_cache import TokenCache
+from bridge.registry.token_cache import NetworkCache, TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
 
@@ -31,6 +31,7 @@ class AppState:
     tokens: TokenCache
     service: DataService
     metrics: Metrics
+    networks: NetworkCache
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
     @staticmethod
@@ -55,6 +56,7 @@ async def lifespan(app: Starlette, settings: Settings,
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
                 service=pipe.service, metrics=metrics,
+                networks=NetworkCache(reg, settings.token_cache_seconds),
             )
             yield
     finally:
