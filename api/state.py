@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
@@ -32,6 +33,8 @@ class AppState:
     service: DataService
     metrics: Metrics
     networks: NetworkCache
+    # One log line a minute per unknown DevEUI, however often its uplinks come.
+    unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
     @staticmethod
