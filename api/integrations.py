@@ -123,7 +123,7 @@ async def _store(state: AppState, uplink: Uplink) -> int:
     token = await state.registry_call(state.registry.token_for_serial, uplink.eui)
     if token is None or not token.allows("write"):
         held = state.unknown_euis.passes(uplink.eui)
-        if held is not None:
+        if held is not None and state.unknown_eui_lines.passes("") is not None:
             log.warning("event=lorawan_unknown_device network=%s dev_eui=%s held_back=%d",
                         uplink.network, uplink.eui, held)
         raise NotFound(f"Unknown DevEUI {uplink.eui}: no active device token carries it as "

@@ -33,8 +33,10 @@ class AppState:
     service: DataService
     metrics: Metrics
     networks: NetworkCache
-    # One log line a minute per unknown DevEUI, however often its uplinks come.
+    # One log line a minute per unknown DevEUI, however often its uplinks come, and at
+    # most ten a minute for all of them (a network token could make up any number).
     unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
+    unknown_eui_lines: Gate = field(default_factory=lambda: Gate(every=6.0, burst=10))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
     @staticmethod

@@ -223,6 +223,9 @@ def test_unknown_eui_is_404_counted_and_logged_once_a_minute(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
     monkeypatch.setattr(api.state, "unknown_euis", Gate(every=60.0, clock=lambda: now[0]))
+    monkeypatch.setattr(api.state, "unknown_eui_lines",
+                        Gate(every=6.0, burst=10, clock=lambda: now[0]))
+    points_before = all_points(influx, api)
     before = samples(hooks.get("/metrics").text)
     eui, other = secrets.token_hex(8), secrets.token_hex(8)
     caplog.set_level(logging.WARNING, logger="devicedata.api")
@@ -244,6 +247,20 @@ def test_unknown_eui_is_404_counted_and_logged_once_a_minute(
     assert labels <= {"stored", "ignored", "unknown_device", "invalid", "too_large",
                       "unauthorized", "unavailable", "failed"}
     assert not any(eui in k[0] or any(eui in v for _, v in k[1]) for k in after)
+    assert all_points(influx, api) == points_before
+
+    # However many DevEUIs a network token makes up, at most ten lines a minute.
+    caplog.clear()
+    now[0] += 61
+    for _ in range(30):
+        answer(hooks.post("/integrations/ttn", json=ttn(secrets.token_hex(8))), 404)
+    assert sum("lorawan_unknown_device" in r.message for r in caplog.records) == 10
+
+
+def all_points(influx: InfluxServer, api: ApiServer) -> int:
+    result = influx.query('SELECT count("created") FROM "data"', db=api.settings.influx_db)
+    series = result["results"][0].get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0
 
 
 def test_a_device_without_a_serial_is_unreachable(
