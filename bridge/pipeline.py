@@ -73,8 +73,7 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
     if answers is not None:
         answers.describe(metrics)
     last_input = LastInput()
-    variables = (DeviceVariables(store, settings.max_variables)
-                 if settings.max_variables > 0 else None)
+    variables = DeviceVariables(store, settings.max_variables)
     service = DataService(store, batcher, max_points=settings.max_points, versions=versions,
                           answers=answers, metrics=metrics, last_input=last_input,
                           variables=variables)

@@ -37,6 +37,7 @@ from bridge.influx.schema import (
 from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
+from bridge.model.formats.converted import Converted
 from bridge.model.ids import id_matches, is_point_id, parse_point_id
 from bridge.model.points import Point, PointUpdate, validate_points, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
@@ -47,7 +48,9 @@ from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
 from bridge.write.batcher import Batcher, Done
 
-SOURCES = ("http", "mqtt")  # the faces; metric labels come from this closed set
+# The faces (LoRaWAN uplinks come in over HTTP from a network server); metric labels come
+# from this closed set.
+SOURCES = ("http", "mqtt", "lorawan")
 
 
 @dataclass(slots=True)
@@ -67,9 +70,8 @@ class DataService:
                  variables: DeviceVariables | None = None) -> None:
         """With ``versions`` and ``answers``, a read without a time bound is answered
         from ``answers`` while the device's data version is what it was when the answer
-        was read (``bridge/readcache/versions.py``). With ``variables``, a write that would
-        take its device past its limit of distinct variables is refused."""
-        self.variables = variables
+        was read (``bridge/readcache/versions.py``). ``variables``: the per-device limit."""
+        self.variables = variables if variables is not None else DeviceVariables(store, 0)
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
@@ -89,29 +91,32 @@ class DataService:
     def accept(self, device_id: str, payload: Any, *, source: str,
                received_ns: int | None = None) -> Accepted:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
-        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``."""
+        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``.
+
+        ``payload`` is decoded TagoIO JSON, or a ``Converted`` payload of another format
+        (a LoRaWAN uplink), validated by the same ``validate_points`` with its errors
+        named at their places in the original."""
         received = received_ns or now_ns()
-        points = validate_points(payload, device_id=device_id, received_ns=received,
-                                 max_points=self.max_points)
-        self._admit_variables(device_id, points)
+        max_points = self.max_points
+
+        def check(body: Any) -> list[Point]:
+            return validate_points(body, device_id=device_id, received_ns=received,
+                                   max_points=max_points)
+
+        points = payload.validate(check) if isinstance(payload, Converted) else check(payload)
+        self.variables.admit_points(device_id, points)
         self._accepted[source] += len(points)
         return Accepted(device_id, encode_points(points) if points else b"", len(points),
                         received)
 
     def ready_for(self, device_id: str) -> bool:
-        """Whether ``accept`` can check the device's limits from memory now; else the
-        caller ``prepare``s it first, off its hot path (HTTP awaits, the bridge holds the
-        device's messages aside), so accepting never waits on InfluxDB."""
-        return self.variables is None or self.variables.ready(device_id)
+        """Whether ``accept`` can check the device's limits from memory; else ``prepare``
+        it first, off the hot path, so accepting never waits on InfluxDB."""
+        return self.variables.ready(device_id)
 
     async def prepare(self, device_id: str) -> None:
         """Load what ``accept`` checks for the device (its variable names); never raises."""
-        if self.variables is not None:
-            await self.variables.prepare(device_id)
-
-    def _admit_variables(self, device_id: str, points: list[Point]) -> None:
-        if self.variables is not None and points:
-            self.variables.admit_points(device_id, points)
+        await self.variables.prepare(device_id)
 
     async def write(self, accepted: Accepted) -> None:
         """Return once the points are durably written (InfluxDB or the spool)."""
@@ -212,8 +217,7 @@ class DataService:
                 await self.store.query([delete_point_statement(device_id, r) for r in rows])
             finally:
                 await self.store.changed((device_id,))
-                if self.variables is not None:
-                    self.variables.forget(device_id)  # a name may be gone now
+                self.variables.forget(device_id)  # a name may be gone now
         return len(rows)
 
     async def edit(self, device_id: str, payload: Any) -> int:
@@ -261,8 +265,7 @@ class DataService:
         try:
             await delete_device_points(self.store, device_id)
         finally:
-            if self.variables is not None:
-                self.variables.forget(device_id)
+            self.variables.forget(device_id)
 
     async def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless InfluxDB answers."""

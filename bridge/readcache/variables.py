@@ -55,6 +55,8 @@ class _Entry:
 
 
 class DeviceVariables:
+    """``limit`` 0: no limit (nothing is read or kept)."""
+
     def __init__(self, store: InfluxStore, limit: int, *, ttl: float = TTL,
                  max_names: int = MAX_NAMES, clock: Callable[[], float] = time.monotonic
                  ) -> None:
@@ -72,12 +74,12 @@ class DeviceVariables:
 
     def ready(self, device_id: str) -> bool:
         """Whether ``admit`` can answer for the device from memory."""
-        return device_id in self._entries
+        return self.limit <= 0 or device_id in self._entries
 
     async def prepare(self, device_id: str) -> None:
         """Read the device's set unless it is in memory; concurrent callers share one read.
         Never raises: when InfluxDB cannot answer, the set starts empty."""
-        if device_id in self._entries:
+        if self.ready(device_id):
             return
         running = self._loading.get(device_id)
         if running is not None:
@@ -95,6 +97,8 @@ class DeviceVariables:
 
     def admit_points(self, device_id: str, points: list[Point]) -> None:
         """``admit`` for a validated write."""
+        if self.limit <= 0 or not points:
+            return
         self.admit(device_id, {series_name(p.variable, p.slot) for p in points},
                    lambda new: [(i, name) for i, p in enumerate(points)
                                 if (name := series_name(p.variable, p.slot)) in new])
