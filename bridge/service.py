@@ -37,6 +37,7 @@ from bridge.influx.schema import (
 from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
+from bridge.model.formats import PayloadFormat
 from bridge.model.ids import id_matches, parse_point_id
 from bridge.model.points import Point, PointUpdate, validate_points, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
@@ -83,12 +84,25 @@ class DataService:
     # -- writes --------------------------------------------------------------------------
 
     def accept(self, device_id: str, payload: Any, *, source: str,
-               received_ns: int | None = None) -> Accepted:
+               received_ns: int | None = None, fmt: PayloadFormat | None = None) -> Accepted:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
-        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``."""
+        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``.
+
+        ``payload`` is decoded TagoIO JSON, or with ``fmt`` the bytes of a payload in that
+        format (``bridge.model.formats``), converted into points and validated by the same
+        ``validate_points``, its errors naming places in those bytes (``[3] v``)."""
         received = received_ns or now_ns()
-        points = validate_points(payload, device_id=device_id, received_ns=received,
-                                 max_points=self.max_points)
+        max_points = self.max_points
+
+        def check(body: Any) -> list[Point]:
+            return validate_points(body, device_id=device_id, received_ns=received,
+                                   max_points=max_points)
+
+        if fmt is None:
+            points = check(payload)
+        else:
+            converted = fmt.convert(payload, received_ns=received, max_points=max_points)
+            points = converted.validate(check)
         self._accepted[source] += len(points)
         return Accepted(device_id, encode_points(points) if points else b"", len(points),
                         received)
@@ -110,9 +124,10 @@ class DataService:
         self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id)
 
     async def add(self, device_id: str, payload: Any, *, source: str,
-                  received_ns: int | None = None) -> int:
+                  received_ns: int | None = None, fmt: PayloadFormat | None = None) -> int:
         """``accept`` then ``write``: the number of points stored."""
-        accepted = self.accept(device_id, payload, source=source, received_ns=received_ns)
+        accepted = self.accept(device_id, payload, source=source, received_ns=received_ns,
+                               fmt=fmt)
         await self.write(accepted)
         return accepted.count
 

@@ -80,7 +80,8 @@ class Settings:
     mqtt_client_id: str = field(default="devicedata-bridge", metadata=_doc(
         "Fixed client id, so the broker keeps the bridge's persistent session."))
     mqtt_shared_group: str = field(default="", metadata=_doc(
-        "When set, subscribe to `$share/GROUP/devices/+/data` to split load across bridges."))
+        "When set, subscribe to the data topics as `$share/GROUP/devices/+/...` to split "
+        "load across bridges."))
     mosquitto_dir: Path = field(default=Path(""), metadata=_doc(
         "Where the broker's password and ACL files are written; empty: `DATA_DIR/mosquitto`."))
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(

@@ -21,8 +21,9 @@ def add_commands(sub: Any, load: SettingsLoader) -> None:
     api.add_argument("--host", help="listen address (DEVICEDATA_HTTP_HOST)")
     api.add_argument("--port", type=int, help="listen port (DEVICEDATA_HTTP_PORT)")
     api.set_defaults(func=lambda args: run_api(load(), args))
-    bridge = sub.add_parser("bridge", help="run the MQTT bridge (devices/+/data -> InfluxDB)")
-    bridge.add_argument("--shared-group", help="subscribe as $share/NAME/devices/+/data so "
+    bridge = sub.add_parser("bridge", help="run the MQTT bridge (devices/+/data... -> "
+                            "InfluxDB)")
+    bridge.add_argument("--shared-group", help="subscribe as $share/NAME/devices/+/... so "
                         "several bridges split the load (DEVICEDATA_MQTT_SHARED_GROUP)")
     bridge.add_argument("--client-id", help="fixed MQTT client id; each bridge of a shared "
                         "group needs its own (DEVICEDATA_MQTT_CLIENT_ID)")

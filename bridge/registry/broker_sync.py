@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bridge import keyfile
+from bridge.model import topics
 from bridge.registry.interface import Registry
 from bridge.registry.tokens import mosquitto_hash, mosquitto_verify
 from bridge.settings import Settings
@@ -62,7 +63,9 @@ def acl_path(broker_dir: Path) -> Path:
 
 
 def render_acl(bridge_user: str) -> str:
-    return ACL_TEMPLATE.read_text(encoding="utf-8").format(bridge_user=bridge_user)
+    return ACL_TEMPLATE.read_text(encoding="utf-8").format(
+        bridge_user=bridge_user, device_patterns="\n".join(topics.acl_device_patterns()),
+        bridge_topics="\n".join(topics.acl_bridge_topics()))
 
 
 def bridge_password(settings: Settings) -> str:
