@@ -11,7 +11,7 @@ from typing import Any
 
 from bridge import logs
 from bridge.influx.store import InfluxStore
-from bridge.settings import Settings
+from bridge.settings import Settings, configured
 
 SettingsLoader = Callable[[], Settings]
 
@@ -38,9 +38,15 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.replace(
         http_host=args.host or settings.http_host, http_port=args.port or settings.http_port)
     logs.configure(settings)
+    cert, key = configured(settings.http_tls_cert_file), configured(settings.http_tls_key_file)
+    if key is not None and cert is None:
+        raise ValueError("DEVICEDATA_HTTP_TLS_KEY_FILE is set without "
+                         "DEVICEDATA_HTTP_TLS_CERT_FILE")
+    # HTTPS by uvicorn itself, for those without a reverse proxy (docs/deployment.md).
     config = uvicorn.Config(create_app(settings), host=settings.http_host,
                             port=settings.http_port, log_level=settings.log_level.lower(),
-                            access_log=False, log_config=None, timeout_graceful_shutdown=10)
+                            access_log=False, log_config=None, timeout_graceful_shutdown=10,
+                            ssl_certfile=cert, ssl_keyfile=key)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager

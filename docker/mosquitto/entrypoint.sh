@@ -1,7 +1,8 @@
 #!/bin/sh
 # Entrypoint of the `mosquitto` service in docker-compose.yml (eclipse-mosquitto:2, Alpine).
 #
-# It starts the broker and makes it re-read its password and ACL files when they change.
+# It starts the broker and makes it re-read its password and ACL files, and its TLS
+# certificate and key, when they change.
 # The devicedata containers write these files into the shared `broker-auth` volume. They
 # use bridge/registry/broker_sync.py, the same code as the local stack. On one machine that code
 # sends SIGHUP to the broker itself, but from another container it cannot. So this script
@@ -9,7 +10,9 @@
 # it sends the broker SIGHUP: Mosquitto re-reads both files and disconnects any client
 # whose credentials no longer hold. broker_sync replaces each file atomically and only
 # when its content changes, so the broker never reads a half-written file and a quiet
-# system causes no reloads.
+# system causes no reloads. The `init` service writes the certificate and key of the TLS
+# listener (MOSQUITTO_TLS_PORT) the same way; Mosquitto 2.0 re-reads them on SIGHUP too.
+# Without them (init has not run) the broker starts without its TLS listener.
 #
 #   entrypoint.sh               run the broker and the reload loop (the container's process)
 #   entrypoint.sh healthcheck   exit 0 when the broker listens on MOSQUITTO_PORT
@@ -21,11 +24,14 @@ CONFIG="${MOSQUITTO_CONFIG:-/mosquitto/config/mosquitto.conf}"
 AUTH_DIR="${MOSQUITTO_AUTH_DIR:-/mosquitto/auth}"
 DATA_DIR="${MOSQUITTO_DATA_DIR:-/mosquitto/data}"
 PORT="${MOSQUITTO_PORT:-1883}"
+TLS_PORT="${MOSQUITTO_TLS_PORT:-8883}"
 INTERVAL="${MOSQUITTO_RELOAD_SECONDS:-1}"
 BROKER="${MOSQUITTO_BIN:-/usr/sbin/mosquitto}"
 BROKER_USER="${MOSQUITTO_USER:-mosquitto}"
 PASSWD="$AUTH_DIR/passwd"
 ACL="$AUTH_DIR/acl"
+CERT="$AUTH_DIR/server.crt"
+KEY="$AUTH_DIR/server.key"
 
 log() {
     echo "$(date -u +%Y-%m-%dT%H:%M:%S): reload: $*" >&2
@@ -45,7 +51,7 @@ if [ "${1:-}" = healthcheck ]; then
 fi
 
 fingerprint() {
-    cat "$PASSWD" "$ACL" 2>/dev/null | cksum
+    cat "$PASSWD" "$ACL" "$CERT" "$KEY" 2>/dev/null | cksum
 }
 
 give_to_broker() {
@@ -81,6 +87,17 @@ if [ ! -e "$PASSWD" ] || [ ! -e "$ACL" ]; then
 "
 fi
 
+if [ ! -s "$CERT" ] || [ ! -s "$KEY" ]; then
+    # Mosquitto would refuse to start at all. Start it without the listener on TLS_PORT
+    # (its `listener` line up to its `keyfile` line); the next start after init has
+    # written the files has it again.
+    log "no $CERT or $KEY yet: starting without the TLS listener on port $TLS_PORT"
+    plain_config="$DATA_DIR/.mosquitto-without-tls.conf"
+    awk -v port="$TLS_PORT" '$1 == "listener" && $2 == port { skip = 1 }
+        !skip { print } skip && $1 == "keyfile" { skip = 0 }' "$CONFIG" > "$plain_config"
+    CONFIG="$plain_config"
+fi
+
 # Taken before the broker reads the files, so that no change can slip between the two.
 last=$(fingerprint)
 "$BROKER" -c "$CONFIG" &
@@ -98,7 +115,7 @@ while kill -0 "$pid" 2>/dev/null; do
     now=$(fingerprint)
     if [ "$now" != "$last" ] && kill -0 "$pid" 2>/dev/null; then
         last=$now
-        log "password or ACL file changed: sending SIGHUP to mosquitto (pid $pid)"
+        log "password, ACL or TLS file changed: sending SIGHUP to mosquitto (pid $pid)"
         kill -HUP "$pid"
     fi
 done
