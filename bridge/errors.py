@@ -55,12 +55,13 @@ class ValidationError(DeviceDataError):
 
     def report(self, limit: int = REPORTED_ERRORS) -> dict[str, object]:
         """``errors`` and ``field_errors`` of an answer, listing at most ``limit`` errors
-        (the first ones) and, past that, how many were left out (``errors_omitted``)."""
+        (the first ones) and, past that, how many were left out (``more_errors``, as in
+        an MQTT error report: ``bridge.mqtt.reports``)."""
         shown = self.errors[:limit]
         out: dict[str, object] = {"field_errors": self.field_errors(shown),
                                   "errors": [e.as_dict() for e in shown]}
         if len(self.errors) > limit:
-            out["errors_omitted"] = len(self.errors) - limit
+            out["more_errors"] = len(self.errors) - limit
         return out
 
     def field_errors(self, errors: list[FieldError] | None = None) -> dict[str, list[str]]:

@@ -97,6 +97,12 @@ class Settings:
     mqtt_shared_group: str = field(default="", metadata=_doc(
         "When set, subscribe to the data topics as `$share/GROUP/devices/+/...` to split "
         "load across bridges."))
+    mqtt_points_per_second: float = field(default=1000.0, metadata=_doc(
+        "Points one device may write per second over MQTT, sustained; a message over it is "
+        "refused with an error report. 0 turns the limit off."))
+    mqtt_points_burst: float = field(default=50_000.0, metadata=_doc(
+        "Points one device may write at once over MQTT (a backlog after an outage) before "
+        "the per-second limit applies; at least DEVICEDATA_MAX_POINTS."))
     mosquitto_dir: Path = field(default=Path(""), metadata=_doc(
         "Where the broker's password and ACL files are written; empty: `DATA_DIR/mosquitto`."))
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import orjson
 
 from bridge.errors import (
     DeviceDataError,
@@ -27,20 +24,20 @@ from bridge.errors import (
     StoreRejected,
     ValidationError,
 )
+from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.model import topics
 from bridge.model.formats import PayloadFormat
-from bridge.model.timeparse import format_iso_ms, now_ns
+from bridge.model.timeparse import now_ns
 from bridge.mqtt.devices import KnownDevices
+from bridge.mqtt.reports import Reports
 from bridge.service import Accepted, DataService
 from bridge.write.batcher import Batcher
 
 log = logging.getLogger("devicedata.bridge")
 
-LOG_EVERY = 60.0  # seconds between log lines about one device's rejected messages
 MAX_WAITING = 10_000  # messages held while their unknown device ids are looked up
 RETRY_MAX = 10.0
-TOPIC_ECHO = 1000  # characters of the topic repeated in an error report
 
 
 @dataclass
@@ -72,7 +69,7 @@ class Connection(Protocol):
     generation: int
 
     def ack(self, mid: int, qos: int, generation: int) -> None: ...
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     @property
@@ -81,7 +78,10 @@ class Connection(Protocol):
 
 class Ingest:
     def __init__(self, service: DataService, batcher: Batcher, devices: KnownDevices,
-                 *, max_payload: int, high_water: int, metrics: Metrics | None = None) -> None:
+                 *, max_payload: int, high_water: int, metrics: Metrics | None = None,
+                 points_per_second: float = 0, points_burst: float = 0) -> None:
+        """``points_per_second`` > 0 limits what each device may write (with bursts of
+        ``points_burst``); a message over its device's limit is refused with a report."""
         self.service = service
         self.batcher = batcher
         self.devices = devices
@@ -98,7 +98,10 @@ class Ingest:
         self._waiting_count = 0
         self._lookups: set[asyncio.Task[None]] = set()
         self.conn: Connection | None = None
-        self._logged: dict[str, tuple[float, int]] = {}  # device -> (last line, not logged)
+        self.reports = Reports(self._publish_report)
+        self.rate = points_per_second
+        self.budget = (Gate(1.0 / points_per_second, max(points_burst, points_per_second))
+                       if points_per_second > 0 else None)
 
     def on_message(self, message: Any) -> None:
         """Called by the connection for every PUBLISH, in the event loop."""
@@ -144,6 +147,15 @@ class Ingest:
             return
         if not accepted.count:
             self._ack(pending)
+            return
+        budget = self.budget
+        if budget is not None and budget.passes(pending.device_id, accepted.count) is None:
+            # Refused rather than held: held messages would fill the receive window the
+            # other devices' messages need. The device is told when to try again.
+            wait = budget.wait(pending.device_id, accepted.count)
+            self._reject(pending, "rate_limited", f"Too many points: this device may write "
+                         f"{self.rate:g} points per second; retry in {max(1, round(wait))} s",
+                         [])
             return
         pending.accepted = accepted
         self.stats.points_accepted += accepted.count
@@ -239,6 +251,10 @@ class Ingest:
             conn.resume_reading()
             log.info("event=mqtt_resumed pending_points=%d", self.batcher.pending_points)
 
+    def _publish_report(self, topic: str, payload: bytes) -> None:
+        if self.conn is not None:
+            self.conn.publish(topic, payload, qos=0)
+
     def _ack(self, pending: _Pending) -> None:
         assert self.conn is not None
         self.conn.ack(pending.mid, pending.qos, pending.generation)
@@ -246,29 +262,8 @@ class Ingest:
 
     def _reject(self, pending: _Pending, reason: str, message: str,
                 errors: list[FieldError]) -> None:
-        """Never fatal: count, tell the device, log (rarely), acknowledge."""
+        """Never fatal: count, tell the device and the log (both rate-limited), acknowledge."""
         self.stats.rejected[reason] += 1
         self.service.rejected("mqtt", reason)
-        if pending.device_id:
-            # At most REPORTED_ERRORS errors: a report over the broker's max_packet_size
-            # would get the bridge disconnected, for every device.
-            body: dict[str, object] = {"status": False, "message": message,
-                                       **ValidationError("", errors).report(),
-                                       "topic": pending.topic[:TOPIC_ECHO],
-                                       "time": format_iso_ms(now_ns())}
-            if not errors:
-                del body["field_errors"]
-            assert self.conn is not None
-            self.conn.publish(topics.error_topic(pending.device_id), orjson.dumps(body), qos=1)
-        # At most one line per device per minute, however fast a broken device publishes;
-        # the line says how many rejections it stands for. The metrics count every one.
-        key = pending.device_id or "-"
-        now = time.monotonic()
-        last, quiet = self._logged.get(key, (-LOG_EVERY, 0))
-        if now - last >= LOG_EVERY:
-            self._logged[key] = (now, 0)
-            log.warning("event=message_rejected device=%s reason=%s suppressed=%d detail=%s",
-                        key, reason, quiet, message[:200].replace("\n", " "))
-        else:
-            self._logged[key] = (last, quiet + 1)
+        self.reports.refused(pending.device_id, pending.topic, reason, message, errors)
         self._ack(pending)

@@ -46,7 +46,9 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     await asyncio.to_thread(devices.reload)
     ingest = Ingest(pipe.service, batcher, devices,
                     max_payload=settings.max_body_bytes,
-                    high_water=max(settings.batch_max_points * 4, 20_000), metrics=metrics)
+                    high_water=max(settings.batch_max_points * 4, 20_000), metrics=metrics,
+                    points_per_second=settings.mqtt_points_per_second,
+                    points_burst=max(settings.mqtt_points_burst, settings.max_points))
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),

@@ -16,6 +16,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from bridge.settings import Settings
 from devicedata import procs, servers
@@ -27,9 +29,11 @@ class DeviceClient:
     client certificate and key or None). A failed TLS handshake raises ssl.SSLError."""
 
     def __init__(self, settings: Settings, username: str | None, password: str | None,
-                 client_id: str | None = None, *, port: int | None = None,
+                 client_id: str | None = None, session_expiry: int = 0, *,
+                 port: int | None = None,
                  tls: tuple[Path | None, tuple[Path, Path] | None] | None = None,
                  host: str | None = None) -> None:
+        """``session_expiry`` > 0: a persistent session (resumed, not started clean)."""
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"t-{os.urandom(6).hex()}",
                                   protocol=MQTTProtocolVersion.MQTTv5)
@@ -44,6 +48,10 @@ class DeviceClient:
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_publish = self._on_publish
+        properties = None
+        if session_expiry:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry
         if tls is not None:
             ca_file, cert = tls
             self.client.tls_set(ca_certs=str(ca_file) if ca_file else None,
@@ -51,7 +59,8 @@ class DeviceClient:
                                 keyfile=str(cert[1]) if cert else None)
         try:
             self.client.connect(host or settings.mqtt_host, port or settings.mqtt_port,
-                                keepalive=30)
+                                keepalive=30, clean_start=not session_expiry,
+                                properties=properties)
         except BaseException as exc:
             self.client._reset_sockets()
             _close_sockets_of(exc)

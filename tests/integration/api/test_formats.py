@@ -100,7 +100,7 @@ def test_limits(api: ApiServer, client: httpx.Client, device: tuple[str, str]) -
     assert response.status_code == 400
     answer = response.json()
     assert len(answer["errors"]) == REPORTED_ERRORS
-    assert answer["errors_omitted"] == 2 * limit - REPORTED_ERRORS
+    assert answer["more_errors"] == 2 * limit - REPORTED_ERRORS
     too_big = b"[" + b" " * api.settings.max_body_bytes + b"]"
     assert post(client, too_big, SENML_JSON).status_code == 413
     assert count(api, device[1]) == 0

@@ -120,7 +120,7 @@ async def test_an_error_report_lists_at_most_the_first_faults() -> None:
     ((_, report),) = conn.published
     assert sink.bodies == []
     assert len(report["errors"]) == REPORTED_ERRORS
-    assert report["errors_omitted"] == 2000 - REPORTED_ERRORS
+    assert report["more_errors"] == 2000 - REPORTED_ERRORS
     assert len(report["field_errors"]) == REPORTED_ERRORS // 2  # two faults per record
     assert report["errors"][0] == {"field": "n", "index": 0, "message": report["errors"][0][
         "message"]}
