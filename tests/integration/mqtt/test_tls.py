@@ -249,7 +249,7 @@ def test_a_broker_that_requires_client_certificates(
 
 def test_a_renewed_certificate_reaches_the_broker_on_sighup(scratch: Path) -> None:
     """Mosquitto 2.0 re-reads its certificate and key on SIGHUP (measured here on 2.0.11):
-    a renewal needs no restart, and connected clients stay."""
+    a renewal needs no restart."""
     files = servers.local_tls(scratch / "renewing")
     broker = tls_broker(scratch / "renewing-broker", files)
     try:
