@@ -28,25 +28,32 @@ from lib import BENCH, Api, BareApp, Bridge, Env, log, summary
 # ---------------------------------------------------------------------------------------
 
 MQTT_CASES = {
-    # name: (qos, points per message, messages)
-    "qos1_single": (1, 1, 100_000),
-    "qos0_single": (0, 1, 100_000),
-    "qos1_array10": (1, 10, 25_000),
+    # name: (qos, points per message, messages, payload format: cpub --format)
+    "qos1_single": (1, 1, 100_000, "json"),
+    "qos0_single": (0, 1, 100_000, "json"),
+    "qos1_array10": (1, 10, 25_000, "json"),
+    # The same 10 points per message as a SenML CBOR pack on devices/{id}/senml/cbor.
+    "qos1_senml_cbor10": (1, 10, 25_000, "senml-cbor"),
 }
+TOPICS = {"json": "devices/+/data", "senml-cbor": "devices/+/senml/cbor"}
 
 
-def mqtt_ceiling(env: Env, qos: int, points: int, n: int) -> dict[str, Any]:
-    sub = lib.csub(env, n, qos)
-    pub = lib.cpub(env, n, qos, points, base_ms=lib.fresh_base_ms())
+def mqtt_ceiling(env: Env, qos: int, points: int, n: int, fmt: str = "json"
+                 ) -> dict[str, Any]:
+    sub = lib.csub(env, n, qos, topic=TOPICS[fmt])
+    pub = lib.cpub(env, n, qos, points, base_ms=lib.fresh_base_ms(), fmt=fmt)
     p = lib.cpub_result(pub)
     s = lib.csub_result(sub)
     elapsed = s["t_last"] - p["t_first"]
-    return {"sent": p["sent"], "received": s["messages"], "points": s["points"],
+    # csub counts the '{' of JSON points; a CBOR pack has none to count.
+    received = s["points"] if fmt == "json" else s["messages"] * points
+    return {"sent": p["sent"], "received": s["messages"], "points": received,
             "refused": p["refused"], "elapsed_s": elapsed,
-            "msgs_per_s": s["messages"] / elapsed, "points_per_s": s["points"] / elapsed}
+            "msgs_per_s": s["messages"] / elapsed, "points_per_s": received / elapsed}
 
 
-def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str) -> dict[str, Any]:
+def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, fmt: str = "json"
+              ) -> dict[str, Any]:
     base = lib.fresh_base_ms()
     assert env.influx is not None and env.mosquitto is not None
     with Bridge(env, tag) as bridge:
@@ -54,7 +61,7 @@ def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str) -> dict[str, An
         cpu0 = lib.cpu_seconds(bridge.pid)
         o0 = {k: lib.cpu_seconds(p) for k, p in others.items()}
         t0 = time.monotonic()
-        pub = lib.cpub(env, n, qos, points, base_ms=base)
+        pub = lib.cpub(env, n, qos, points, base_ms=base, fmt=fmt)
         stored, seen_at = lib.wait_for_points(env, lib.ns_window(base), n * points, pub)
         p = lib.cpub_result(pub)
         wall = time.monotonic() - t0
@@ -77,13 +84,13 @@ def fig_mqtt(args: argparse.Namespace) -> None:
     with Env("mqtt") as env:
         for rep in range(args.reps):
             lib.wait_quiet()
-            for name, (qos, points, n) in cases.items():
+            for name, (qos, points, n, fmt) in cases.items():
                 n = int(n * args.scale)
                 lib.purge_session(env, env.settings.mqtt_client_id)
-                ceiling = env.attempt(f"ceiling {name} rep {rep}", lambda q=qos, p=points, m=n:
-                                      mqtt_ceiling(env, q, p, m))
+                ceiling = env.attempt(f"ceiling {name} rep {rep}", lambda q=qos, p=points, m=n,
+                                      f=fmt: mqtt_ceiling(env, q, p, m, f))
                 ours = env.attempt(f"ours {name} rep {rep}", lambda q=qos, p=points, m=n,
-                                   tag=f"{name}-{rep}": mqtt_ours(env, q, p, m, tag))
+                                   tag=f"{name}-{rep}", f=fmt: mqtt_ours(env, q, p, m, tag, f))
                 ratio = ours["msgs_per_s"] / ceiling["msgs_per_s"]
                 runs[name].append({"rep": rep, "ceiling": ceiling, "ours": ours, "ratio": ratio})
                 log(f"mqtt {name} rep {rep}: ceiling {ceiling['msgs_per_s']:,.0f} msg/s, ours "
@@ -94,9 +101,10 @@ def fig_mqtt(args: argparse.Namespace) -> None:
                            "+ acl_file from the registry); ceiling subscriber logs in as the "
                            "bridge user", "cases": {}}
     for name, rs in runs.items():
-        qos, points, n = cases[name]
+        qos, points, n, fmt = cases[name]
         out["cases"][name] = {
             "qos": qos, "points_per_message": points, "messages": int(n * args.scale),
+            "format": fmt,
             "ceiling_msgs_per_s": summary([r["ceiling"]["msgs_per_s"] for r in rs]),
             "ceiling_points_per_s": summary([r["ceiling"]["points_per_s"] for r in rs]),
             "ours_msgs_per_s": summary([r["ours"]["msgs_per_s"] for r in rs]),
