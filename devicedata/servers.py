@@ -55,11 +55,13 @@ class BrokerTLS:
 
 def listener_lines(address: str, port: int | None, tls: BrokerTLS | None) -> str:
     """The ``listener`` sections of mosquitto.conf: plain on ``port`` (None: none), TLS
-    on ``tls.port``. With ``per_listener_settings false`` only the TLS options are the
-    listener's own; authentication and the ACL stay global."""
-    sections = [f"listener {port} {address}"] if port is not None else []
+    on ``tls.port``. With ``per_listener_settings false`` authentication and access rules
+    stay global; the TLS options and ``use_username_as_clientid`` (a session belongs to a
+    user name, whatever client id a client sends) are each listener's own."""
+    own = "use_username_as_clientid true"
+    sections = [f"listener {port} {address}\n{own}"] if port is not None else []
     if tls is not None:
-        lines = [f"listener {tls.port} {address}", f"certfile {tls.cert}",
+        lines = [f"listener {tls.port} {address}", own, f"certfile {tls.cert}",
                  f"keyfile {tls.key}"]
         if tls.client_ca is not None:
             lines += [f"cafile {tls.client_ca}", "require_certificate true"]
@@ -192,12 +194,26 @@ class InfluxServer(Server):
         self.query(create_database_statement(name))
 
 
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+# Debian puts it under the multiarch directory, the eclipse-mosquitto image in /usr/lib.
+_PLUGIN_DIRS = ("/usr/lib/*-linux-gnu*", "/usr/lib", "/usr/local/lib", "/usr/lib64")
+
+
+def dynsec_plugin() -> Path:
+    """Where Mosquitto's dynamic-security plugin is installed."""
+    for pattern in _PLUGIN_DIRS:
+        for directory in sorted(Path("/").glob(pattern.lstrip("/"))):
+            if (directory / DYNSEC_PLUGIN).is_file():
+                return directory / DYNSEC_PLUGIN
+    raise ProcessError(f"{DYNSEC_PLUGIN} not found (Debian's `mosquitto` package ships it)")
+
+
 class MosquittoServer(Server):
     name = "mosquitto"
 
     def __init__(self, dir: Path, port: int, pid_file: Path | None = None,
-                 bridge_user: str = "devicedata-bridge", tls: BrokerTLS | None = None,
-                 plain: bool = True, **kwargs: Any) -> None:
+                 bridge_user: str = "devicedata-bridge", admin_user: str = "devicedata-admin",
+                 tls: BrokerTLS | None = None, plain: bool = True, **kwargs: Any) -> None:
         """``port`` is the plain listener's; with ``plain`` False there is none (the
         port stays unused) and ``tls`` is required."""
         super().__init__(dir, port, **kwargs)
@@ -208,6 +224,7 @@ class MosquittoServer(Server):
         self.conf = self.dir / "mosquitto.conf"
         self.pid_file = pid_file or self.dir / "mosquitto.pid"
         self.bridge_user = bridge_user
+        self.admin_user = admin_user
         self.user = MOSQUITTO_USER  # who the broker runs as once started as root
         self.note = ""  # set when that had to be root instead
 
@@ -215,9 +232,8 @@ class MosquittoServer(Server):
         binary = self._binary("mosquitto")
         self.dir.mkdir(parents=True, exist_ok=True)
         passwd = broker_sync.passwd_path(self.dir)
-        acl = broker_sync.acl_path(self.dir)
-        if not passwd.exists() or not acl.exists():
-            broker_sync.write_initial(self.dir, self.bridge_user)
+        access = broker_sync.dynsec_path(self.dir)
+        broker_sync.write_initial(self.dir, self.bridge_user, self.admin_user)
         self.user, self.note = MOSQUITTO_USER, ""
         if os.geteuid() == 0:
             blocked = owner_can_reach(self.dir, MOSQUITTO_USER)
@@ -233,7 +249,8 @@ class MosquittoServer(Server):
             self.tls = BrokerTLS(free_port(), self.tls.cert, self.tls.key, self.tls.client_ca)
         listeners = listener_lines(self.host, self.port if self.plain else None, self.tls)
         render(MOSQUITTO_TEMPLATE, self.conf, listeners=listeners, data_dir=self.dir,
-               passwd_file=passwd, acl_file=acl, user=self.user)
+               passwd_file=passwd, dynsec_plugin=dynsec_plugin(), dynsec_file=access,
+               user=self.user)
         return [binary, "-c", str(self.conf)]
 
     @property
@@ -255,6 +272,6 @@ class MosquittoServer(Server):
         self.pid_file.unlink(missing_ok=True)
 
     def hup(self) -> None:
-        """Make the broker re-read its password and ACL files (and its certificate) now."""
+        """Make the broker re-read its password file (and its TLS certificate) now."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)

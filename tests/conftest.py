@@ -37,6 +37,7 @@ from bridge.registry import broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
 from devicedata.tls import TLSFiles
+from support.mqtt import BridgeProcess
 
 # The API fixtures (``api``, ``client``, ``make_api``...) and ``stack_dir`` live in their own
 # modules.
@@ -61,6 +62,12 @@ def _start(make: Callable[[int], S], binary: str, package: str) -> S:
         pytest.fail(f"`{binary}` is not installed: apt-get install -y {package} "
                     "(or run the suite with `make test`, which does)", pytrace=False)
     return procs.start_on_free_port(make, made=_started.append)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_bridge_left_behind() -> Iterator[None]:
+    yield
+    BridgeProcess.kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
-"""A device's MQTT topics, defined once: the bridge's subscriptions, the topic parsing of
-ingest and the broker ACL (``bridge/registry/acl.template``) all come from here.
+"""The MQTT topics of the device contract (SPEC section 4): where a device publishes its data,
+in which payload format, and where it reads why a message was refused. Everything is under
+``devices/{device id}/``; the broker lets a device publish to its own topics of this list
+and read only its own errors topic. One list, used by the bridge's subscriptions, by
+ingest to pick the format, and by the broker's per-device roles.
 
-Under ``devices/{id}/`` a device publishes data in one of the payload formats
-(``bridge.model.formats``) and reads its own ``errors``:
-
-| topic filter under ``devices/{id}/`` | payload |
+| suffix | payload (``bridge.model.formats``) |
 |---|---|
 | ``data`` | TagoIO JSON |
 | ``data/+`` | one raw value of variable ``+`` (one topic level: no ``/`` in it) |
@@ -20,46 +20,42 @@ from __future__ import annotations
 
 from bridge.model.formats import PayloadFormat, format_for_topic
 
-ROOT = "devices"
-# Relative to devices/{id}/: what a device may publish to, what it may read.
-DEVICE_PUBLISH_SUFFIXES = ("data", "data/+", "kv", "senml", "senml/cbor")
+PREFIX = "devices"
+# Topic suffixes a device may publish to (MQTT filter syntax: "+" is one level).
+PUBLISH_SUFFIXES = ("data", "data/+", "kv", "senml", "senml/cbor")
 ERRORS_SUFFIX = "errors"
 
 
-def data_topic(device_id: str, suffix: str = "data") -> str:
-    return f"{ROOT}/{device_id}/{suffix}"
+def device_topic(device_id: str, suffix: str) -> str:
+    return f"{PREFIX}/{device_id}/{suffix}"
 
 
-def error_topic(device_id: str) -> str:
-    return f"{ROOT}/{device_id}/{ERRORS_SUFFIX}"
+def errors_topic(device_id: str) -> str:
+    return device_topic(device_id, ERRORS_SUFFIX)
 
 
-def subscriptions(shared_group: str = "") -> tuple[str, ...]:
-    """The bridge's topic filters: every device's data topics, under
-    ``$share/{group}/`` when bridges share the load."""
-    prefix = f"$share/{shared_group}/" if shared_group else ""
-    return tuple(f"{prefix}{ROOT}/+/{suffix}" for suffix in DEVICE_PUBLISH_SUFFIXES)
+def data_filters(shared_group: str = "") -> tuple[str, ...]:
+    """What the bridge subscribes to: every device's publish topics, optionally in a
+    shared group so several bridges split them."""
+    filters = tuple(device_topic("+", suffix) for suffix in PUBLISH_SUFFIXES)
+    if shared_group:
+        return tuple(f"$share/{shared_group}/{f}" for f in filters)
+    return filters
 
 
-def acl_device_patterns() -> list[str]:
-    """``acl_file`` lines for every user, ``%u`` being its name (a device's id): publish
-    to its own data topics, read its own error topic, nothing else."""
-    return ([f"pattern write {ROOT}/%u/{suffix}" for suffix in DEVICE_PUBLISH_SUFFIXES]
-            + [f"pattern read {ROOT}/%u/{ERRORS_SUFFIX}"])
-
-
-def acl_bridge_topics() -> list[str]:
-    """``acl_file`` lines for the bridge's user: read every device's data (through
-    ``$share/GROUP/`` too), answer on every device's error topic."""
-    return ([f"topic read {ROOT}/+/{suffix}" for suffix in DEVICE_PUBLISH_SUFFIXES]
-            + [f"topic write {ROOT}/+/{ERRORS_SUFFIX}"])
+def split(topic: str) -> tuple[str, str] | None:
+    """``(device id, suffix)`` of a topic under ``devices/{id}/``, else None."""
+    parts = topic.split("/", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
 
 
 def parse(topic: str) -> tuple[str, PayloadFormat | None]:
     """``(device id, payload format)`` of a topic ``devices/{id}/...``; the id is empty
     when the topic is not under ``devices/{id}/``, the format None when the rest names no
     data topic (``errors``, ``kv/x``)."""
-    parts = topic.split("/", 2)
-    if len(parts) != 3 or parts[0] != ROOT or not parts[1]:
+    found = split(topic)
+    if found is None:
         return "", None
-    return parts[1], format_for_topic(parts[2])
+    return found[0], format_for_topic(found[1])

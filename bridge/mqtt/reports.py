@@ -48,7 +48,7 @@ class Reports:
             if held is None:
                 self.held_back += 1
             else:
-                self._publish(topics.error_topic(device_id),
+                self._publish(topics.errors_topic(device_id),
                               report(topic, message, errors, held))
                 self.sent += 1
         held = self.lines.passes(device_id or "-")

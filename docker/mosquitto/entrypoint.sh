@@ -1,18 +1,20 @@
 #!/bin/sh
 # Entrypoint of the `mosquitto` service in docker-compose.yml (eclipse-mosquitto:2, Alpine).
 #
-# It starts the broker and makes it re-read its password and ACL files, and its TLS
-# certificate and key, when they change.
-# The devicedata containers write these files into the shared `broker-auth` volume. They
-# use bridge/registry/broker_sync.py, the same code as the local stack. On one machine that code
-# sends SIGHUP to the broker itself, but from another container it cannot. So this script
-# compares the files' checksum every MOSQUITTO_RELOAD_SECONDS. When the checksum changes,
-# it sends the broker SIGHUP: Mosquitto re-reads both files and disconnects any client
-# whose credentials no longer hold. broker_sync replaces each file atomically and only
-# when its content changes, so the broker never reads a half-written file and a quiet
-# system causes no reloads. The `init` service writes the certificate and key of the TLS
-# listener (MOSQUITTO_TLS_PORT) the same way; Mosquitto 2.0 re-reads them on SIGHUP too.
-# Without them (init has not run) the broker starts without its TLS listener.
+# It starts the broker and makes it re-read its password file, and its TLS certificate and
+# key, when they change. The devicedata containers write the password file into the shared
+# `broker-auth` volume. They use bridge/registry/broker_sync.py, the same code as the local
+# stack. On one machine that code sends SIGHUP to the broker itself, but from another
+# container it cannot. So this script compares the files' checksum every
+# MOSQUITTO_RELOAD_SECONDS. When the checksum changes, it sends the broker SIGHUP:
+# Mosquitto re-reads them and disconnects any client whose credentials no longer hold.
+# broker_sync replaces the file atomically and only when its content changes, so the broker
+# never reads a half-written file and a quiet system causes no reloads. The `init` service
+# writes the certificate and key of the TLS listener (MOSQUITTO_TLS_PORT) the same way;
+# Mosquitto 2.0 re-reads them on SIGHUP too. Without them (init has not run) the broker
+# starts without its TLS listener. The access rules (dynamic-security.json in the same
+# volume) are not watched: the broker writes that file itself, and reads it only when it
+# starts.
 #
 #   entrypoint.sh               run the broker and the reload loop (the container's process)
 #   entrypoint.sh healthcheck   exit 0 when the broker listens on MOSQUITTO_PORT
@@ -28,8 +30,9 @@ TLS_PORT="${MOSQUITTO_TLS_PORT:-8883}"
 INTERVAL="${MOSQUITTO_RELOAD_SECONDS:-1}"
 BROKER="${MOSQUITTO_BIN:-/usr/sbin/mosquitto}"
 BROKER_USER="${MOSQUITTO_USER:-mosquitto}"
+ADMIN_USER="${MOSQUITTO_ADMIN_USER:-devicedata-admin}"  # = DEVICEDATA_MQTT_ADMIN_USERNAME
 PASSWD="$AUTH_DIR/passwd"
-ACL="$AUTH_DIR/acl"
+ACCESS="$AUTH_DIR/dynamic-security.json"
 CERT="$AUTH_DIR/server.crt"
 KEY="$AUTH_DIR/server.key"
 
@@ -51,7 +54,7 @@ if [ "${1:-}" = healthcheck ]; then
 fi
 
 fingerprint() {
-    cat "$PASSWD" "$ACL" "$CERT" "$KEY" 2>/dev/null | cksum
+    cat "$PASSWD" "$CERT" "$KEY" 2>/dev/null | cksum
 }
 
 give_to_broker() {
@@ -76,15 +79,16 @@ mkdir -p "$AUTH_DIR" "$DATA_DIR"
 # The app user and the broker user share uid 1883, so both can use the directory either way.
 give_to_broker "$AUTH_DIR" "$DATA_DIR"
 
-if [ ! -e "$PASSWD" ] || [ ! -e "$ACL" ]; then
+if [ ! -e "$PASSWD" ] || [ ! -e "$ACCESS" ]; then
     # Normally the `init` service has written both files already. Mosquitto cannot start
-    # without them. An empty password file admits nobody, and an ACL without rules grants
-    # nothing. The first sync by the bridge or the API replaces them, and the loop
-    # below reloads the broker.
-    log "no $PASSWD or $ACL yet: starting with placeholders that admit nobody"
+    # without them. An empty password file admits nobody, and the placeholder rules let
+    # only the admin change them. The first sync by the bridge or the API replaces the
+    # password file (the loop below reloads the broker) and sends the rules.
+    log "no $PASSWD or $ACCESS yet: starting with placeholders that admit nobody"
     placeholder "$PASSWD" ""
-    placeholder "$ACL" "# placeholder written by docker/mosquitto/entrypoint.sh
-"
+    # The admin may change the rules over $CONTROL from the start, so the first sync of
+    # the bridge or the API can bring them in step without a restart.
+    placeholder "$ACCESS" "$(printf '{"defaultACLAccess": {"publishClientSend": false, "publishClientReceive": false, "subscribe": false, "unsubscribe": true}, "roles": [{"rolename": "dynsec-admin", "acls": [{"acltype": "publishClientSend", "topic": "$CONTROL/dynamic-security/#", "allow": true}, {"acltype": "publishClientReceive", "topic": "$CONTROL/dynamic-security/#", "allow": true}, {"acltype": "subscribePattern", "topic": "$CONTROL/dynamic-security/#", "allow": true}]}], "clients": [{"username": "%s", "roles": [{"rolename": "dynsec-admin"}]}]}' "$ADMIN_USER")"
 fi
 
 if [ ! -s "$CERT" ] || [ ! -s "$KEY" ]; then
@@ -102,7 +106,7 @@ fi
 last=$(fingerprint)
 "$BROKER" -c "$CONFIG" &
 pid=$!
-log "started mosquitto (pid $pid); watching $PASSWD and $ACL every ${INTERVAL}s"
+log "started mosquitto (pid $pid); watching $PASSWD every ${INTERVAL}s"
 
 # `docker stop` signals this script (PID 1). Pass the signal on and let the loop end when
 # the broker has saved its state and exited.
@@ -115,7 +119,7 @@ while kill -0 "$pid" 2>/dev/null; do
     now=$(fingerprint)
     if [ "$now" != "$last" ] && kill -0 "$pid" 2>/dev/null; then
         last=$now
-        log "password, ACL or TLS file changed: sending SIGHUP to mosquitto (pid $pid)"
+        log "password or TLS file changed: sending SIGHUP to mosquitto (pid $pid)"
         kill -HUP "$pid"
     fi
 done

@@ -44,7 +44,7 @@ from bridge.influx.schema import MEASUREMENT, encode_point
 from bridge.model.points import Point
 from bridge.registry import broker_sync
 from bridge.settings import Settings, describe
-from devicedata import broker_tls, procs
+from devicedata import broker_tls, procs, servers
 from devicedata.cli import build_parser
 from devicedata.servers import (
     INFLUX_TEMPLATE,
@@ -69,6 +69,7 @@ DATASOURCE = PROVISIONING / "datasources" / "influxdb.yml"
 DASHBOARD_PROVIDER = PROVISIONING / "dashboards" / "dashboards.yml"
 DASHBOARD = PROVISIONING / "dashboards" / "devices.json"
 DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+IMAGE_DYNSEC_PLUGIN = "/usr/lib/mosquitto_dynamic_security.so"  # eclipse-mosquitto's path
 
 SERVICES = {"init", "mosquitto", "influxdb", "bridge", "api", "grafana"}
 APP_SERVICES = ("init", "bridge", "api")  # built from the Dockerfile
@@ -226,7 +227,8 @@ def listeners() -> dict[int, tuple[str, dict[str, str]]]:
             port, address = value.split()
             current = {}
             out[int(port)] = (address, current)
-        elif key in ("certfile", "keyfile", "cafile", "require_certificate"):
+        elif key in ("certfile", "keyfile", "cafile", "require_certificate",
+                     "use_username_as_clientid"):
             assert current is not None, f"{key} before any listener"
             current[key] = value
     return out
@@ -364,6 +366,9 @@ def test_settings_point_at_the_services() -> None:
 def test_mosquitto_listens_for_other_containers_with_authentication() -> None:
     conf = mosquitto_conf()
     assert listener()[1] == tls_listener()[1] == "0.0.0.0"
+    # Sessions belong to user names on both listeners (a per-listener option).
+    assert all(options.get("use_username_as_clientid") == "true"
+               for _, options in listeners().values())
     assert conf["allow_anonymous"] == ["false"]
     assert conf["per_listener_settings"] == ["false"]
 
@@ -376,7 +381,8 @@ def test_the_bridge_writes_the_files_the_broker_reads() -> None:
         directory = str(settings.broker_dir)
         broker_dirs.add(directory)
         assert conf["password_file"] == [str(broker_sync.passwd_path(settings.broker_dir))]
-        assert conf["acl_file"] == [str(broker_sync.acl_path(settings.broker_dir))]
+        assert conf["plugin_opt_config_file"] == [str(broker_sync.dynsec_path(settings.broker_dir))]
+        assert "acl_file" not in conf  # it would grant every SUBSCRIBE the plugin refuses
         # The same named volume, mounted at the same path in both containers.
         assert volume_at(name, directory) == volume_at("mosquitto", directory)
         # No pid file: a process cannot signal a broker in another container, and a
@@ -391,7 +397,8 @@ def test_the_bridge_writes_the_files_the_broker_reads() -> None:
     options = tls_listener()[2]
     auth = Path(env["MOSQUITTO_AUTH_DIR"])
     assert options == {"certfile": str(auth / broker_tls.CERT_NAME),
-                       "keyfile": str(auth / broker_tls.KEY_NAME)}
+                       "keyfile": str(auth / broker_tls.KEY_NAME),
+                       "use_username_as_clientid": "true"}
     assert env["MOSQUITTO_CONFIG"] == "/mosquitto/config/mosquitto.conf"
     assert bind_source("mosquitto", env["MOSQUITTO_CONFIG"]) == MOSQUITTO_CONF
     (persistence,) = conf["persistence_location"]
@@ -417,8 +424,8 @@ def test_mosquitto_conf_is_the_template_rendered_for_compose() -> None:
     rendered = MOSQUITTO_TEMPLATE.read_text(encoding="utf-8").format(
         listeners=listener_lines(address, port, tls),
         data_dir=mosquitto_conf()["persistence_location"][0],
-        passwd_file=mosquitto_conf()["password_file"][0],
-        acl_file=mosquitto_conf()["acl_file"][0], user="mosquitto")
+        passwd_file=mosquitto_conf()["password_file"][0], dynsec_plugin=IMAGE_DYNSEC_PLUGIN,
+        dynsec_file=mosquitto_conf()["plugin_opt_config_file"][0], user="mosquitto")
     assert conf_directives(MOSQUITTO_CONF.read_text(encoding="utf-8")) == conf_directives(
         rendered)
 
@@ -545,19 +552,20 @@ def test_compose_commands_are_real_cli_commands() -> None:
 
 
 def test_image_installs_the_package_with_its_data() -> None:
-    """The ACL template broker_sync reads is package data: the image installs the copied
-    tree as a regular package (its templates travel into site-packages with it)."""
-    assert broker_sync.ACL_TEMPLATE == ROOT / "bridge" / "registry" / "acl.template"
+    """The templates the code reads are package data: the image installs the copied tree
+    as a regular package (its templates travel into site-packages with it)."""
+    assert MOSQUITTO_TEMPLATE == ROOT / "devicedata" / "templates" / "mosquitto.conf.template"
     base = image_copies_repo_to()
     assert base == image_workdir() == "/app"
     runs = " ".join(instructions("RUN"))
     assert re.search(rf"pip install [^&]*{re.escape(base)}\b", runs), runs
-    assert image_file(f"{base}/bridge/registry/acl.template") == broker_sync.ACL_TEMPLATE
+    assert image_file(f"{base}/devicedata/templates/mosquitto.conf.template") == MOSQUITTO_TEMPLATE
 
 
 def test_dockerignore_keeps_what_the_image_needs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = ["pyproject.toml", pyproject["project"]["readme"], "bridge/registry/acl.template",
+    needed = ["pyproject.toml", pyproject["project"]["readme"],
+              "devicedata/templates/mosquitto.conf.template",
               "docker/app/init.py", "docker/app/healthcheck.py"]
     includes = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     for package in [name for name in includes if "." not in name]:
@@ -633,6 +641,7 @@ class Topology:
                             f"listener {self.tls_port} 127.0.0.1")
         conf = conf.replace(compose_dir, str(base / "auth"))
         conf = conf.replace(mosquitto_conf()["persistence_location"][0], str(base / "broker"))
+        conf = conf.replace(IMAGE_DYNSEC_PLUGIN, str(servers.dynsec_plugin()))  # Debian's path
         if os.geteuid() == 0:
             # Test directories need not be reachable by the `mosquitto` user; the image's
             # broker drops to uid 1883 (= the app image's user) instead.
@@ -743,10 +752,13 @@ def test_compose_wiring_end_to_end_without_containers(topology: Topology,
     assert "event=init_done" in init.stderr
     settings = topology.settings
     passwd = broker_sync.passwd_path(settings.broker_dir).read_text()
-    assert passwd.startswith(f"{settings.mqtt_username}:")
+    users = [line.partition(":")[0] for line in passwd.splitlines()]
+    assert settings.mqtt_username in users and settings.mqtt_admin_username in users
     assert (settings.data_dir / "admin-token").exists()
-    assert broker_sync.acl_path(settings.broker_dir).read_text() == broker_sync.render_acl(
-        settings.mqtt_username)
+    access = json.loads(broker_sync.dynsec_path(settings.broker_dir).read_text())
+    clients = {c["username"]: c["roles"] for c in access["clients"]}
+    assert clients[settings.mqtt_username] == [{"rolename": "bridge"}]
+    assert clients[settings.mqtt_admin_username] == [{"rolename": "dynsec-admin"}]
     again = topology.run_app(str(INIT))  # every `docker compose up` runs init again
     assert again.returncode == 0, again.stderr
     assert broker_sync.passwd_path(settings.broker_dir).read_text() == passwd

@@ -41,15 +41,15 @@ class Dev:
     def __init__(self, api: ApiServer) -> None:
         self.id, self.token = api.mqtt_device("full")
         self.client = connect_when_allowed(api.settings, self.id, self.token)
-        self.client.subscribe(topics.error_topic(self.id))
+        self.client.subscribe(topics.errors_topic(self.id))
 
     def publish(self, suffix: str, payload: bytes | str) -> None:
-        reason = self.client.publish(topics.data_topic(self.id, suffix), payload)
+        reason = self.client.publish(topics.device_topic(self.id, suffix), payload)
         assert not reason.is_failure, reason
 
     def error(self) -> dict[str, Any]:
         message = self.client.next_message()
-        assert message.topic == topics.error_topic(self.id)
+        assert message.topic == topics.errors_topic(self.id)
         report: dict[str, Any] = json.loads(message.payload)
         return report
 
@@ -182,7 +182,7 @@ def test_malformed_payloads_are_reported_and_store_nothing(
     dev.publish(suffix, payload)
     error = dev.error()
     assert error["status"] is False and message in error["message"], error
-    assert error["topic"] == topics.data_topic(dev.id, suffix)
+    assert error["topic"] == topics.device_topic(dev.id, suffix)
     if fields is not None:
         assert [e["field"] for e in error["errors"]] == fields, error
     quiet(api, dev)
@@ -227,10 +227,10 @@ def test_a_device_publishes_only_to_its_own_data_topics(api: ApiServer, dev: Dev
         dev.client.subscribe("devices/#")
         for suffix in ("data", "data/x", "kv", "senml", "senml/cbor", "errors", "other",
                        "data2"):
-            reason = dev.client.publish(topics.data_topic(other.id, suffix), b"1")
+            reason = dev.client.publish(topics.device_topic(other.id, suffix), b"1")
             assert reason.is_failure and reason.value == 135, suffix  # not authorised
         for suffix in ("errors", "other", "kv/x", "senml/xml", "senml/cbor/x", "data/a/b"):
-            reason = dev.client.publish(topics.data_topic(dev.id, suffix), b"1")
+            reason = dev.client.publish(topics.device_topic(dev.id, suffix), b"1")
             assert reason.is_failure and reason.value == 135, suffix
         reason = dev.client.publish("devices", b"1")
         assert reason.is_failure

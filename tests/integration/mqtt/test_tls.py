@@ -218,16 +218,16 @@ def test_a_broker_that_requires_client_certificates(
         cert = client_certificate(local_ca, "bridge", tmp_path)
         settings = tls_settings(stack_settings, broker, local_ca.ca_cert, "tls-bridge-cert")
         device_id, token = api.device()
-        broker_sync.sync(settings, api.registry)
+        # The broker sync connects as the bridge does: with its client certificate.
+        with_cert = settings.replace(mqtt_tls_cert_file=cert[0], mqtt_tls_key_file=cert[1])
+        broker_sync.sync(with_cert, api.registry)
         without = BridgeProcess(settings.replace(mqtt_client_id="tls-bridge-nocert"),
                                 tmp_path / "without.log").start(wait=False)
         wait_until(lambda: "event=mqtt_reconnect_wait" in without.text(), timeout=20,
                    what="the bridge without a certificate to fail")
         assert without.stop() == 0
         assert "event=mqtt_connected" not in without.text()
-        bridge = BridgeProcess(settings.replace(mqtt_tls_cert_file=cert[0],
-                                                mqtt_tls_key_file=cert[1]),
-                               tmp_path / "with.log").start()
+        bridge = BridgeProcess(with_cert, tmp_path / "with.log").start()
         try:
             device_cert = client_certificate(local_ca, device_id, tmp_path)
             device = DeviceClient(settings, device_id, token, port=broker.tls_port,

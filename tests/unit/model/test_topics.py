@@ -1,5 +1,5 @@
 """bridge.model.topics: the one list of a device's topics, and that the bridge's
-subscriptions, ingest's parsing and the broker ACL agree on it."""
+subscriptions, ingest's parsing and the broker's per-device role agree on it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from bridge.model import topics
 from bridge.model.formats import FORMAT_NAMES, PayloadFormat
-from bridge.registry.broker_sync import render_acl
+from bridge.registry import dynsec
 
 DEVICE = "0123456789abcdef01234567"
 DATA_TOPICS = ["data", "data/t", "data/", "kv", "senml", "senml/cbor"]
@@ -29,15 +29,15 @@ def matches(topic_filter: str, topic: str) -> bool:
 
 
 def test_subscriptions() -> None:
-    assert topics.subscriptions() == ("devices/+/data", "devices/+/data/+", "devices/+/kv",
+    assert topics.data_filters() == ("devices/+/data", "devices/+/data/+", "devices/+/kv",
                                       "devices/+/senml", "devices/+/senml/cbor")
-    assert topics.subscriptions("g1") == tuple(f"$share/g1/{s}" for s in topics.subscriptions())
+    assert topics.data_filters("g1") == tuple(f"$share/g1/{s}" for s in topics.data_filters())
 
 
 @pytest.mark.parametrize("suffix", DATA_TOPICS)
 def test_each_data_topic_matches_exactly_one_subscription(suffix: str) -> None:
     topic = f"devices/{DEVICE}/{suffix}"
-    assert sum(matches(s, topic) for s in topics.subscriptions()) == 1  # never delivered twice
+    assert sum(matches(s, topic) for s in topics.data_filters()) == 1  # never delivered twice
     device_id, fmt = topics.parse(topic)
     assert device_id == DEVICE and fmt is not None
 
@@ -45,9 +45,9 @@ def test_each_data_topic_matches_exactly_one_subscription(suffix: str) -> None:
 @pytest.mark.parametrize("suffix", [*OTHER_TOPICS, DEEPER])
 def test_other_topics_match_no_subscription(suffix: str) -> None:
     topic = f"devices/{DEVICE}/{suffix}"
-    assert not any(matches(s, topic) for s in topics.subscriptions())
+    assert not any(matches(s, topic) for s in topics.data_filters())
     if suffix != DEEPER:
-        assert topics.parse(topic) == (DEVICE, None)
+        assert topics.parse(topic) == ((DEVICE, None) if suffix else ("", None))
 
 
 def test_every_format_has_a_topic() -> None:
@@ -62,36 +62,13 @@ def test_not_under_devices(topic: str) -> None:
     assert topics.parse(topic) == ("", None)
 
 
-def acl_rules(bridge_user: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(access, topic) of the ACL's pattern lines (every user) and of the bridge's lines."""
-    patterns, bridge = [], []
-    user = None
-    for line in render_acl(bridge_user).splitlines():
-        words = line.split()
-        if not words or words[0].startswith("#"):
-            continue
-        if words[0] == "user":
-            user = words[1]
-        elif words[0] == "pattern":
-            assert user is None, "pattern lines come before any user line"
-            patterns.append((words[1], words[2]))
-        elif words[0] == "topic":
-            assert user == bridge_user
-            bridge.append((words[1], words[2]))
-    return patterns, bridge
-
-
-def test_the_acl_lets_a_device_publish_only_to_its_own_data_topics() -> None:
-    patterns, bridge = acl_rules("the-bridge")
-    own = [t.replace("%u", DEVICE) for access, t in patterns if access == "write"]
-    readable = [t.replace("%u", DEVICE) for access, t in patterns if access == "read"]
-    assert readable == [topics.error_topic(DEVICE)]
+def test_a_devices_role_lets_it_publish_only_to_its_own_data_topics() -> None:
+    acls = dynsec.device_acls(DEVICE)
+    own = [a["topic"] for a in acls if a["acltype"] == "publishClientSend"]
     for suffix in DATA_TOPICS:
         assert any(matches(t, f"devices/{DEVICE}/{suffix}") for t in own), suffix
         assert not any(matches(t, f"devices/other/{suffix}") for t in own), suffix
     for suffix in [*OTHER_TOPICS, DEEPER]:
         assert not any(matches(t, f"devices/{DEVICE}/{suffix}") for t in own), suffix
-    assert not {a for a, _ in patterns} - {"read", "write"}
-    reads = [t for access, t in bridge if access == "read"]
-    assert reads == list(topics.subscriptions())  # the bridge may read what it subscribes to
-    assert [t for access, t in bridge if access == "write"] == ["devices/+/errors"]
+    assert {a["topic"] for a in acls if a["acltype"] != "publishClientSend"} == {
+        topics.errors_topic(DEVICE)}

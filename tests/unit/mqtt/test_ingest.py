@@ -85,7 +85,7 @@ async def deliver(topic: str, payload: bytes, max_points: int = 100) -> tuple[Co
 ])
 async def test_each_topic_is_converted_and_written(suffix: str, payload: bytes,
                                                    line: bytes) -> None:
-    conn, sink = await deliver(topics.data_topic(DEVICE, suffix), payload)
+    conn, sink = await deliver(topics.device_topic(DEVICE, suffix), payload)
     assert conn.acked == [7] and conn.published == []
     (body,) = sink.bodies
     assert line in body
@@ -98,11 +98,11 @@ async def test_each_topic_is_converted_and_written(suffix: str, payload: bytes,
     ("", "topic "),
 ])
 async def test_raw_variables_are_held_to_the_json_rules(variable: str, message: str) -> None:
-    topic = topics.data_topic(DEVICE, f"data/{variable}")
+    topic = topics.device_topic(DEVICE, f"data/{variable}")
     conn, sink = await deliver(topic, b"1")
     assert sink.bodies == [] and conn.acked == [7]
     ((where, report),) = conn.published
-    assert where == topics.error_topic(DEVICE)
+    assert where == topics.errors_topic(DEVICE)
     assert message in report["message"] and report["topic"] == topic
     assert [e["field"] for e in report["errors"]] == ["topic"]
 
@@ -115,7 +115,7 @@ async def test_not_a_data_topic_is_acked_and_not_answered() -> None:
 
 
 async def test_an_error_report_lists_at_most_the_first_faults() -> None:
-    conn, sink = await deliver(topics.data_topic(DEVICE, "senml"),
+    conn, sink = await deliver(topics.device_topic(DEVICE, "senml"),
                                orjson.dumps([{}] * 1000), max_points=1000)
     ((_, report),) = conn.published
     assert sink.bodies == []
