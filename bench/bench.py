@@ -382,6 +382,73 @@ def main() -> None:
 FIGURES = {"mqtt": fig_mqtt, "influx": fig_influx, "http": fig_http}
 
 
+# ---------------------------------------------------------------------------------------
+# The payload formats, in process: DataService.accept per message, no servers
+# ---------------------------------------------------------------------------------------
+
+def format_payloads() -> dict[str, tuple[str, bytes]]:
+    """name -> (topic suffix, payload): the same 10 readings (or 1) in every format."""
+    import cbor2
+    import orjson
+    t0 = 1_700_000_000_000
+    points = [{"variable": f"temperature_sensor_{j:02d}", "value": 21.437 + j, "unit": "celsius",
+               "time": t0 + j} for j in range(10)]
+    senml = [{"n": p["variable"], "u": "Cel", "v": p["value"], "t": (t0 + j) / 1000}
+             for j, p in enumerate(points)]
+    labels = {"n": 0, "u": 1, "v": 2, "t": 6}
+    return {
+        "tagoio_1": ("data", orjson.dumps(points[0])),
+        "tagoio_10": ("data", orjson.dumps(points)),
+        "raw_1": ("data/temperature_sensor_00", b"21.437"),
+        "kv_10": ("kv", orjson.dumps({"ts": t0, "values": {p["variable"]: p["value"]
+                                                           for p in points}})),
+        "senml_json_10": ("senml", orjson.dumps(senml)),
+        "senml_cbor_10": ("senml/cbor", cbor2.dumps([{labels[k]: v for k, v in r.items()}
+                                                     for r in senml])),
+    }
+
+
+def fig_formats(args: argparse.Namespace) -> None:
+    """Microseconds of ``DataService.accept`` (convert, validate, encode) per message, for
+    each format; and, for TagoIO JSON, the path before the formats were wired in
+    (``accept(decode_json(payload))``) against today's (``accept(payload, fmt=...)``),
+    alternating in one process so both see the same machine."""
+    import timeit
+
+    from bridge.model.formats import format_for_topic
+    from bridge.model.points import decode_json
+    from bridge.service import DataService
+    service = DataService(None, None, max_points=10_000)  # type: ignore[arg-type]
+    device = "0123456789abcdef01234567"
+    calls: dict[str, Any] = {}
+    for name, (suffix, payload) in format_payloads().items():
+        fmt = format_for_topic(suffix)
+        calls[name] = lambda p=payload, f=fmt: service.accept(device, p, source="mqtt", fmt=f)
+        if name.startswith("tagoio"):
+            calls[name + "_before"] = lambda p=payload: service.accept(
+                device, decode_json(p), source="mqtt")
+    # Short timings, many of them, the cases interleaved, the fastest kept: on a shared
+    # machine most windows of a few milliseconds still run undisturbed.
+    number = max(1, int(100 * args.scale))
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    for rep in range(max(args.reps, 5)):
+        lib.wait_quiet()
+        best = {name: float("inf") for name in calls}
+        for _ in range(30):
+            for name, call in calls.items():
+                best[name] = min(best[name], timeit.timeit(call, number=number))
+        for name, seconds in best.items():
+            runs[name].append(1e6 * seconds / number)
+        log(f"formats rep {rep}: " + ", ".join(f"{n} {v[-1]:.1f} us" for n, v in runs.items()))
+    lib.save("formats", {"unit": "microseconds per message (DataService.accept)",
+                         "messages_per_timing": number,
+                         "payload_bytes": {n: len(p) for n, (_, p) in format_payloads().items()},
+                         "cases": {n: {**summary(v), "runs": v} for n, v in runs.items()}})
+
+
+FIGURES["formats"] = fig_formats
+
+
 
 # ---------------------------------------------------------------------------------------
 # Profiles (py-spy) of the bridge under MQTT load and of the API under wrk
