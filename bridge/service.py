@@ -39,6 +39,7 @@ from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
 from bridge.model.formats import PayloadFormat
+from bridge.model.formats.converted import Converted
 from bridge.model.ids import id_matches, parse_point_id
 from bridge.model.points import (
     Point,
@@ -54,7 +55,9 @@ from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
 from bridge.write.batcher import Batcher, Done
 
-SOURCES = ("http", "mqtt")  # the faces; metric labels come from this closed set
+# The faces (LoRaWAN uplinks come in over HTTP from a network server); metric labels come
+# from this closed set.
+SOURCES = ("http", "mqtt", "lorawan")
 
 
 @dataclass(slots=True)
@@ -95,19 +98,20 @@ class DataService:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
         bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``.
 
-        ``payload`` is decoded TagoIO JSON, or with ``fmt`` the bytes of a payload in that
-        format (``bridge.model.formats``), converted into points and validated by the same
-        ``validate_points``, its errors naming places in those bytes (``[3] v``)."""
+        ``payload`` is decoded TagoIO JSON; or a ``Converted`` payload of another format
+        (a LoRaWAN uplink); or, with ``fmt``, the bytes of a payload in that format
+        (``bridge.model.formats``: an MQTT topic's, an HTTP body's), converted here. All
+        are validated by the same ``validate_points``, errors named at their places in
+        the original (``[3] v``)."""
         received = received_ns or now_ns()
         check = partial(validate_points, device_id=device_id, received_ns=received,
                         max_points=self.max_points)
-        if fmt is None:
-            points = check(payload)
-        elif fmt.name == "tagoio":  # already the points' shape: only decoded (the hot path)
-            points = check(decode_json(payload))
-        else:
-            converted = fmt.convert(payload, received_ns=received, max_points=self.max_points)
-            points = converted.validate(check)
+        if fmt is not None:
+            if fmt.name == "tagoio":  # already the points' shape: only decoded (hot path)
+                payload = decode_json(payload)
+            else:
+                payload = fmt.convert(payload, received_ns=received, max_points=self.max_points)
+        points = payload.validate(check) if isinstance(payload, Converted) else check(payload)
         self._accepted[source] += len(points)
         return Accepted(device_id, encode_points(points) if points else b"", len(points),
                         received)
