@@ -21,7 +21,7 @@ from support.api import ApiServer
 from support.http import count, read
 from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
 
-T0 = 1_700_000_000  # seconds: 2023-11-14T22:13:20Z
+T0 = 1_500_000_000  # 2017-07-14T02:40:00Z: string values in a shard no other test writes to
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_thingsboard_timestamped_values(api: ApiServer, dev: Dev) -> None:
                                   {"ts": T0 * 1000 + 60_000, "values": {"t": 21.7}}]))
     got = points(api, dev, 2)
     assert [(p["time"], p["value"]) for p in got] == [
-        ("2023-11-14T22:13:20.000Z", 21.5), ("2023-11-14T22:14:20.000Z", 21.7)]
+        ("2017-07-14T02:40:00.000Z", 21.5), ("2017-07-14T02:41:00.000Z", 21.7)]
 
 
 PACK: list[dict[str, Any]] = [
@@ -112,10 +112,10 @@ PACK: list[dict[str, Any]] = [
     {"n": "alarm", "vb": False, "ut": 30, "unknown-label": 1},
 ]
 PACK_POINTS = [
-    ("urn:dev:ow:10e2073a01080063:temp", 21.5, "Cel", "2023-11-14T22:13:20.000Z"),
-    ("urn:dev:ow:10e2073a01080063:door", "open", None, "2023-11-14T22:13:20.000Z"),
-    ("urn:dev:ow:10e2073a01080063:alarm", False, None, "2023-11-14T22:13:20.000Z"),
-    ("urn:dev:ow:10e2073a01080063:temp", 21.7, "Cel", "2023-11-14T22:14:20.000Z"),
+    ("urn:dev:ow:10e2073a01080063:temp", 21.5, "Cel", "2017-07-14T02:40:00.000Z"),
+    ("urn:dev:ow:10e2073a01080063:door", "open", None, "2017-07-14T02:40:00.000Z"),
+    ("urn:dev:ow:10e2073a01080063:alarm", False, None, "2017-07-14T02:40:00.000Z"),
+    ("urn:dev:ow:10e2073a01080063:temp", 21.7, "Cel", "2017-07-14T02:41:00.000Z"),
 ]
 CBOR_LABELS = {"bn": -2, "bt": -3, "n": 0, "u": 1, "v": 2, "vs": 3, "vb": 4, "ut": 7}
 
