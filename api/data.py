@@ -13,6 +13,7 @@ from api.params import query_lists
 from api.responses import success
 from api.state import AppState
 from bridge.errors import PayloadTooLarge
+from bridge.model.formats import format_for_content_type
 from bridge.model.points import decode_json
 from bridge.model.query import parse_data_query
 from bridge.model.timeparse import format_iso_ms, now_ns
@@ -42,8 +43,11 @@ async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
     with state.limits.request(token.device_id, reads=False):
-        body = await _json_body(request, state)
-        count = await state.service.add(token.device_id, body, source="http")
+        # application/senml+json and application/senml+cbor are converted; anything else
+        # is TagoIO JSON, as it always was (docs/formats.md).
+        fmt = format_for_content_type(request.headers.get("content-type"))
+        body = await read_body(request, state.settings.max_body_bytes)
+        count = await state.service.add(token.device_id, body, source="http", fmt=fmt)
     return success(f"{count} Data Added")
 
 

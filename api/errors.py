@@ -57,8 +57,8 @@ def _count_rejection(request: Request, exc: Exception) -> None:
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     _count_rejection(request, exc)
     if isinstance(exc, ValidationError):
-        return failure(400, exc.message, field_errors=exc.field_errors(),
-                       errors=[e.as_dict() for e in exc.errors])
+        return JSONResponse({"status": False, "message": exc.message, **exc.report()},
+                            status_code=400)
     if isinstance(exc, AuthorizationDenied):
         return failure(401, "Authorization denied")
     if isinstance(exc, PayloadTooLarge):

@@ -91,8 +91,15 @@ def _op(summary: str, **extra: Any) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    body = {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [_POINT, {"type": "array", "items": _POINT}]}}}}
+    points = {"application/json": {"schema": {
+        "oneOf": [_POINT, {"type": "array", "items": _POINT}]}}}
+    body = {"required": True, "content": points}
+    # SenML packs (RFC 8428), converted into the same points (docs/formats.md).
+    senml = {"description": "A SenML pack (RFC 8428), one point per record"}
+    post_body = {"required": True, "content": {
+        **points, "application/senml+json": {"schema": {"type": "array", **senml}},
+        "application/senml+cbor": {"schema": {"type": "string", "format": "binary",
+                                              **senml}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "devicedata", "version": "0.1.0",
@@ -106,7 +113,7 @@ def openapi_document() -> dict[str, Any]:
         }},
         "paths": {
             "/data": {
-                "post": _op("Send data points ('N Data Added')", requestBody=body),
+                "post": _op("Send data points ('N Data Added')", requestBody=post_body),
                 "get": _op("Read data points, or a number for count/sum/avg/min/max",
                            parameters=_FILTERS),
                 "put": _op("Edit points by id ('N item(s) updated')", requestBody=body),

@@ -28,27 +28,34 @@ from lib import BENCH, Api, BareApp, Bridge, Env, log, summary
 # ---------------------------------------------------------------------------------------
 
 MQTT_CASES = {
-    # name: (qos, points per message, messages)
-    "qos1_single": (1, 1, 100_000),
-    "qos0_single": (0, 1, 100_000),
-    "qos1_array10": (1, 10, 25_000),
+    # name: (qos, points per message, messages, payload format: cpub --format)
+    "qos1_single": (1, 1, 100_000, "json"),
+    "qos0_single": (0, 1, 100_000, "json"),
+    "qos1_array10": (1, 10, 25_000, "json"),
+    # The same 10 points per message as a SenML CBOR pack on devices/{id}/senml/cbor.
+    "qos1_senml_cbor10": (1, 10, 25_000, "senml-cbor"),
 }
+TOPICS = {"json": "devices/+/data", "senml-cbor": "devices/+/senml/cbor"}
 
 
-def mqtt_ceiling(env: Env, qos: int, points: int, n: int) -> dict[str, Any]:
-    sub = lib.csub(env, n, qos)
-    pub = lib.cpub(env, n, qos, points, base_ms=lib.fresh_base_ms())
+def mqtt_ceiling(env: Env, qos: int, points: int, n: int, fmt: str = "json"
+                 ) -> dict[str, Any]:
+    sub = lib.csub(env, n, qos, topic=TOPICS[fmt])
+    pub = lib.cpub(env, n, qos, points, base_ms=lib.fresh_base_ms(), fmt=fmt)
     p = lib.cpub_result(pub)
     s = lib.csub_result(sub)
     elapsed = s["t_last"] - p["t_first"]
-    return {"sent": p["sent"], "received": s["messages"], "points": s["points"],
+    # csub counts the '{' of JSON points; a CBOR pack has none to count.
+    received = s["points"] if fmt == "json" else s["messages"] * points
+    return {"sent": p["sent"], "received": s["messages"], "points": received,
             "refused": p["refused"], "elapsed_s": elapsed,
-            "msgs_per_s": s["messages"] / elapsed, "points_per_s": s["points"] / elapsed}
+            "msgs_per_s": s["messages"] / elapsed, "points_per_s": received / elapsed}
 
 
-def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = ""
-              ) -> dict[str, Any]:
-    """Our bridge end to end; with ``client``, over that library (``bench clients``)."""
+def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = "",
+              fmt: str = "json") -> dict[str, Any]:
+    """Our bridge end to end; with ``client``, over that library (``bench clients``);
+    ``fmt``: the payload format (``cpub --format``)."""
     base = lib.fresh_base_ms()
     assert env.influx is not None and env.mosquitto is not None
     with (lib.ClientBridge(env, tag, client) if client else Bridge(env, tag)) as bridge:
@@ -56,7 +63,7 @@ def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = "
         cpu0 = lib.cpu_seconds(bridge.pid)
         o0 = {k: lib.cpu_seconds(p) for k, p in others.items()}
         t0 = time.monotonic()
-        pub = lib.cpub(env, n, qos, points, base_ms=base)
+        pub = lib.cpub(env, n, qos, points, base_ms=base, fmt=fmt)
         stored, seen_at = lib.wait_for_points(env, lib.ns_window(base), n * points, pub)
         p = lib.cpub_result(pub)
         wall = time.monotonic() - t0
@@ -79,13 +86,14 @@ def fig_mqtt(args: argparse.Namespace) -> None:
     with Env("mqtt") as env:
         for rep in range(args.reps):
             lib.wait_quiet()
-            for name, (qos, points, n) in cases.items():
+            for name, (qos, points, n, fmt) in cases.items():
                 n = int(n * args.scale)
                 lib.purge_session(env, env.settings.mqtt_client_id)
-                ceiling = env.attempt(f"ceiling {name} rep {rep}", lambda q=qos, p=points, m=n:
-                                      mqtt_ceiling(env, q, p, m))
+                ceiling = env.attempt(f"ceiling {name} rep {rep}", lambda q=qos, p=points, m=n,
+                                      f=fmt: mqtt_ceiling(env, q, p, m, f))
                 ours = env.attempt(f"ours {name} rep {rep}", lambda q=qos, p=points, m=n,
-                                   tag=f"{name}-{rep}": mqtt_ours(env, q, p, m, tag))
+                                   tag=f"{name}-{rep}", f=fmt: mqtt_ours(env, q, p, m, tag,
+                                                                       fmt=f))
                 ratio = ours["msgs_per_s"] / ceiling["msgs_per_s"]
                 runs[name].append({"rep": rep, "ceiling": ceiling, "ours": ours, "ratio": ratio})
                 log(f"mqtt {name} rep {rep}: ceiling {ceiling['msgs_per_s']:,.0f} msg/s, ours "
@@ -96,9 +104,10 @@ def fig_mqtt(args: argparse.Namespace) -> None:
                            "+ acl_file from the registry); ceiling subscriber logs in as the "
                            "bridge user", "cases": {}}
     for name, rs in runs.items():
-        qos, points, n = cases[name]
+        qos, points, n, fmt = cases[name]
         out["cases"][name] = {
             "qos": qos, "points_per_message": points, "messages": int(n * args.scale),
+            "format": fmt,
             "ceiling_msgs_per_s": summary([r["ceiling"]["msgs_per_s"] for r in rs]),
             "ceiling_points_per_s": summary([r["ceiling"]["points_per_s"] for r in rs]),
             "ours_msgs_per_s": summary([r["ours"]["msgs_per_s"] for r in rs]),
@@ -371,6 +380,73 @@ def main() -> None:
 
 
 FIGURES = {"mqtt": fig_mqtt, "influx": fig_influx, "http": fig_http}
+
+
+# ---------------------------------------------------------------------------------------
+# The payload formats, in process: DataService.accept per message, no servers
+# ---------------------------------------------------------------------------------------
+
+def format_payloads() -> dict[str, tuple[str, bytes]]:
+    """name -> (topic suffix, payload): the same 10 readings (or 1) in every format."""
+    import cbor2
+    import orjson
+    t0 = 1_700_000_000_000
+    points = [{"variable": f"temperature_sensor_{j:02d}", "value": 21.437 + j, "unit": "celsius",
+               "time": t0 + j} for j in range(10)]
+    senml = [{"n": p["variable"], "u": "Cel", "v": p["value"], "t": (t0 + j) / 1000}
+             for j, p in enumerate(points)]
+    labels = {"n": 0, "u": 1, "v": 2, "t": 6}
+    return {
+        "tagoio_1": ("data", orjson.dumps(points[0])),
+        "tagoio_10": ("data", orjson.dumps(points)),
+        "raw_1": ("data/temperature_sensor_00", b"21.437"),
+        "kv_10": ("kv", orjson.dumps({"ts": t0, "values": {p["variable"]: p["value"]
+                                                           for p in points}})),
+        "senml_json_10": ("senml", orjson.dumps(senml)),
+        "senml_cbor_10": ("senml/cbor", cbor2.dumps([{labels[k]: v for k, v in r.items()}
+                                                     for r in senml])),
+    }
+
+
+def fig_formats(args: argparse.Namespace) -> None:
+    """Microseconds of ``DataService.accept`` (convert, validate, encode) per message, for
+    each format; and, for TagoIO JSON, the path before the formats were wired in
+    (``accept(decode_json(payload))``) against today's (``accept(payload, fmt=...)``),
+    alternating in one process so both see the same machine."""
+    import timeit
+
+    from bridge.model.formats import format_for_topic
+    from bridge.model.points import decode_json
+    from bridge.service import DataService
+    service = DataService(None, None, max_points=10_000)  # type: ignore[arg-type]
+    device = "0123456789abcdef01234567"
+    calls: dict[str, Any] = {}
+    for name, (suffix, payload) in format_payloads().items():
+        fmt = format_for_topic(suffix)
+        calls[name] = lambda p=payload, f=fmt: service.accept(device, p, source="mqtt", fmt=f)
+        if name.startswith("tagoio"):
+            calls[name + "_before"] = lambda p=payload: service.accept(
+                device, decode_json(p), source="mqtt")
+    # Short timings, many of them, the cases interleaved, the fastest kept: on a shared
+    # machine most windows of a few milliseconds still run undisturbed.
+    number = max(1, int(100 * args.scale))
+    runs: dict[str, list[float]] = {name: [] for name in calls}
+    for rep in range(max(args.reps, 5)):
+        lib.wait_quiet()
+        best = {name: float("inf") for name in calls}
+        for _ in range(30):
+            for name, call in calls.items():
+                best[name] = min(best[name], timeit.timeit(call, number=number))
+        for name, seconds in best.items():
+            runs[name].append(1e6 * seconds / number)
+        log(f"formats rep {rep}: " + ", ".join(f"{n} {v[-1]:.1f} us" for n, v in runs.items()))
+    lib.save("formats", {"unit": "microseconds per message (DataService.accept)",
+                         "messages_per_timing": number,
+                         "payload_bytes": {n: len(p) for n, (_, p) in format_payloads().items()},
+                         "cases": {n: {**summary(v), "runs": v} for n, v in runs.items()}})
+
+
+FIGURES["formats"] = fig_formats
 
 
 
@@ -964,7 +1040,7 @@ def fig_clients(args: argparse.Namespace) -> None:
         for rep in range(args.reps):
             lib.wait_quiet()
             order = clients[rep % len(clients):] + clients[:rep % len(clients)]
-            for name, (qos, points, n) in cases.items():
+            for name, (qos, points, n, _fmt) in cases.items():
                 n = int(n * args.scale)
                 lib.purge_session(env, env.settings.mqtt_client_id)
                 r: dict[str, Any] = {"rep": rep, "order": order}
@@ -994,7 +1070,7 @@ def fig_clients(args: argparse.Namespace) -> None:
         "broker": "our mosquitto.conf.template with auth ON, as in the mqtt figure",
         "codec_only": codec_costs(), "cases": {}}
     for name, rs in runs.items():
-        qos, points, n = cases[name]
+        qos, points, n, _fmt = cases[name]
         case: dict[str, Any] = {
             "qos": qos, "points_per_message": points, "messages": int(n * args.scale),
             "ceiling_points_per_s": summary([r["ceiling"]["points_per_s"] for r in rs])}

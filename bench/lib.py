@@ -372,12 +372,14 @@ class Env:
 # -- MQTT clients ------------------------------------------------------------------------
 
 def cpub(env: Env, n: int, qos: int, points: int = 1, base_ms: int = 0, rate: float = 0,
-         window: int = 1000) -> subprocess.Popen[str]:
+         window: int = 1000, fmt: str = "json") -> subprocess.Popen[str]:
+    """``fmt``: ``json`` (TagoIO JSON on devices/{id}/data) or ``senml-cbor`` (SenML CBOR
+    packs on devices/{id}/senml/cbor)."""
     assert env.mosquitto is not None and env.creds_file is not None
     argv = [str(BIN / "cpub"), "--host", "127.0.0.1", "--port", str(env.mosquitto.port),
             "--creds", str(env.creds_file), "-n", str(n), "--qos", str(qos),
             "--points", str(points), "--window", str(window), "--base-ms", str(base_ms),
-            "--rate", str(rate)]
+            "--rate", str(rate), "--format", fmt]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
 
 
@@ -388,13 +390,14 @@ def cpub_result(proc: subprocess.Popen[str], timeout: float = 600) -> dict[str, 
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def csub(env: Env, n: int, qos: int, idle: float = 5) -> subprocess.Popen[str]:
+def csub(env: Env, n: int, qos: int, idle: float = 5, topic: str = "devices/+/data"
+         ) -> subprocess.Popen[str]:
     """The counting C subscriber, logged in as the bridge's broker user (the ACL lets it
     read devices/+/data); returns once its SUBACK is in."""
     assert env.mosquitto is not None and env.settings is not None
     proc = subprocess.Popen(
         [str(BIN / "csub"), "--port", str(env.mosquitto.port), "-u", env.settings.mqtt_username,
-         "-P", env.bridge_password, "--topic", "devices/+/data", "--qos", str(qos),
+         "-P", env.bridge_password, "--topic", topic, "--qos", str(qos),
          "-n", str(n), "--idle", str(idle)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -34,6 +34,12 @@ class FieldError:
         return out
 
 
+# Errors listed in one answer (HTTP 400 body, MQTT error report). A payload can hold
+# tens of thousands of faults; listing them all would build megabytes of JSON per message,
+# and an MQTT report over the broker's max_packet_size gets the bridge disconnected.
+REPORTED_ERRORS = 100
+
+
 class ValidationError(DeviceDataError):
     """The input is wrong; nothing was stored. Carries every problem found, not just the first."""
 
@@ -48,10 +54,21 @@ class ValidationError(DeviceDataError):
         super().__init__(message)
         self.message = message
 
-    def field_errors(self) -> dict[str, list[str]]:
+    def report(self, limit: int = REPORTED_ERRORS) -> dict[str, object]:
+        """``errors`` and ``field_errors`` of an answer, listing at most ``limit`` errors
+        (the first ones) and, past that, how many were left out (``more_errors``, as in
+        an MQTT error report: ``bridge.mqtt.reports``)."""
+        shown = self.errors[:limit]
+        out: dict[str, object] = {"field_errors": self.field_errors(shown),
+                                  "errors": [e.as_dict() for e in shown]}
+        if len(self.errors) > limit:
+            out["more_errors"] = len(self.errors) - limit
+        return out
+
+    def field_errors(self, errors: list[FieldError] | None = None) -> dict[str, list[str]]:
         """TagoCore's ``field_errors`` shape: ``{"0": ["value: ..."], "qty": ["..."]}``."""
         out: dict[str, list[str]] = {}
-        for err in self.errors:
+        for err in self.errors if errors is None else errors:
             key = str(err.index) if err.index is not None else err.field
             text = f"{err.field}: {err.message}" if err.index is not None else err.message
             out.setdefault(key, []).append(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from bridge.errors import FieldError, NotFound, ValidationError
@@ -37,9 +38,16 @@ from bridge.influx.schema import (
 from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
+from bridge.model.formats import PayloadFormat
 from bridge.model.formats.converted import Converted
 from bridge.model.ids import id_matches, is_point_id, parse_point_id
-from bridge.model.points import Point, PointUpdate, validate_points, validate_update
+from bridge.model.points import (
+    Point,
+    PointUpdate,
+    decode_json,
+    validate_points,
+    validate_update,
+)
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
 from bridge.readcache.answers import Answer, AnswerCache
@@ -89,20 +97,23 @@ class DataService:
     # -- writes --------------------------------------------------------------------------
 
     def accept(self, device_id: str, payload: Any, *, source: str,
-               received_ns: int | None = None) -> Accepted:
+               received_ns: int | None = None, fmt: PayloadFormat | None = None) -> Accepted:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
         bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``.
 
-        ``payload`` is decoded TagoIO JSON, or a ``Converted`` payload of another format
-        (a LoRaWAN uplink), validated by the same ``validate_points`` with its errors
-        named at their places in the original."""
+        ``payload`` is decoded TagoIO JSON; or a ``Converted`` payload of another format
+        (a LoRaWAN uplink); or, with ``fmt``, the bytes of a payload in that format
+        (``bridge.model.formats``: an MQTT topic's, an HTTP body's), converted here. All
+        are validated by the same ``validate_points``, errors named at their places in
+        the original (``[3] v``)."""
         received = received_ns or now_ns()
-        max_points = self.max_points
-
-        def check(body: Any) -> list[Point]:
-            return validate_points(body, device_id=device_id, received_ns=received,
-                                   max_points=max_points)
-
+        check = partial(validate_points, device_id=device_id, received_ns=received,
+                        max_points=self.max_points)
+        if fmt is not None:
+            if fmt.name == "tagoio":  # already the points' shape: only decoded (hot path)
+                payload = decode_json(payload)
+            else:
+                payload = fmt.convert(payload, received_ns=received, max_points=self.max_points)
         points = payload.validate(check) if isinstance(payload, Converted) else check(payload)
         self.variables.admit_points(device_id, points)
         self._accepted[source] += len(points)
@@ -135,11 +146,12 @@ class DataService:
         self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id)
 
     async def add(self, device_id: str, payload: Any, *, source: str,
-                  received_ns: int | None = None) -> int:
+                  received_ns: int | None = None, fmt: PayloadFormat | None = None) -> int:
         """``accept`` then ``write``: the number of points stored."""
         if not self.ready_for(device_id):
             await self.prepare(device_id)
-        accepted = self.accept(device_id, payload, source=source, received_ns=received_ns)
+        accepted = self.accept(device_id, payload, source=source, received_ns=received_ns,
+                               fmt=fmt)
         await self.write(accepted)
         return accepted.count
 

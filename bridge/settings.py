@@ -50,6 +50,11 @@ class Settings:
         "(1 MiB in 60 s is 17 KiB/s); 408 and closed after."))
     http_max_connections: int = field(default=1000, metadata=_doc(
         "Most open HTTP connections per API process; one more is answered 503 and closed."))
+    http_tls_cert_file: Path = field(default=Path(""), metadata=_doc(
+        "Certificate (PEM, with its chain) for the API to serve HTTPS itself; empty: plain "
+        "HTTP (e.g. behind a reverse proxy)."))
+    http_tls_key_file: Path = field(default=Path(""), metadata=_doc(
+        "Private key of `DEVICEDATA_HTTP_TLS_CERT_FILE`; empty: in the certificate file."))
     influx_url: str = field(default="http://127.0.0.1:8086", metadata=_doc(
         "InfluxDB base URL (1.x, or 2.x/3.x through their v1-compatible API)."))
     influx_db: str = field(default="devicedata", metadata=_doc("InfluxDB database name."))
@@ -109,8 +114,19 @@ class Settings:
         "Broker user that changes the broker's access rules (dynamic-security commands)."))
     mqtt_admin_password: str = field(default="", metadata=_doc(
         "Its password; empty: generated and kept in the data dir (`mqtt-admin-password`)."))
+    mqtt_tls: bool = field(default=False, metadata=_doc(
+        "The bridge connects to the broker over TLS, checking its certificate and name."))
+    mqtt_tls_ca_file: Path = field(default=Path(""), metadata=_doc(
+        "CA certificate(s) the bridge trusts for the broker (PEM); empty: the system's CAs."))
+    mqtt_tls_cert_file: Path = field(default=Path(""), metadata=_doc(
+        "The bridge's client certificate (PEM), for brokers that ask for one."))
+    mqtt_tls_key_file: Path = field(default=Path(""), metadata=_doc(
+        "Private key of `DEVICEDATA_MQTT_TLS_CERT_FILE`; empty: in the certificate file."))
+    mqtt_tls_server_name: str = field(default="", metadata=_doc(
+        "Name the broker's certificate must carry; empty: `DEVICEDATA_MQTT_HOST`."))
     mqtt_shared_group: str = field(default="", metadata=_doc(
-        "When set, subscribe to `$share/GROUP/devices/+/data` to split load across bridges."))
+        "When set, subscribe to the data topics as `$share/GROUP/devices/+/...` to split "
+        "load across bridges."))
     mqtt_points_per_second: float = field(default=1000.0, metadata=_doc(
         "Points one device may write per second over MQTT, sustained; a message over it is "
         "refused with an error report. 0 turns the limit off."))
@@ -122,6 +138,16 @@ class Settings:
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(
         "PID file of the Mosquitto to SIGHUP after credential changes; empty: "
         "`DATA_DIR/run/mosquitto.pid` (where `devicedata stack` writes it), if present."))
+    broker_plain_listener: bool = field(default=True, metadata=_doc(
+        "`stack`: Mosquitto also listens without TLS; false: TLS only (production)."))
+    broker_tls_cert_file: Path = field(default=Path(""), metadata=_doc(
+        "`stack`: certificate (PEM, with its chain) of Mosquitto's TLS listener; empty: "
+        "one from a local CA made in `DATA_DIR/tls`."))
+    broker_tls_key_file: Path = field(default=Path(""), metadata=_doc(
+        "`stack`: private key of `DEVICEDATA_BROKER_TLS_CERT_FILE`."))
+    broker_tls_hosts: str = field(default="", metadata=_doc(
+        "`stack` and compose `init`: names and addresses, comma-separated, that the local "
+        "CA's broker certificate carries besides `localhost` and `127.0.0.1`."))
     bridge_metrics_host: str = field(default="127.0.0.1", metadata=_doc(
         "Listen address of the bridge's own /metrics endpoint."))
     bridge_metrics_port: int = field(default=8889, metadata=_doc(
@@ -182,6 +208,11 @@ class Settings:
     def broker_dir(self) -> Path:
         return self.mosquitto_dir if str(self.mosquitto_dir) not in ("", ".") else (
             self.data_dir / "mosquitto")
+
+
+def configured(path: Path) -> Path | None:
+    """A path setting, or None when it is unset (empty: ``Path("")`` prints as ``.``)."""
+    return None if str(path) in ("", ".") else path
 
 
 def _convert(name: str, default: Any, raw: str) -> Any:

@@ -1,7 +1,8 @@
 """The local stack's processes: where they live under DATA_DIR, starting them in order
 with readiness checks, and stopping them (also halfway through a failed start).
 
-Layout: DATA_DIR/{mosquitto,influxdb}/ server data and configs, DATA_DIR/logs/*.log,
+Layout: DATA_DIR/{mosquitto,influxdb}/ server data and configs, DATA_DIR/tls/ the local CA
+and broker certificate (unless the operator gives one), DATA_DIR/logs/*.log,
 DATA_DIR/run/*.pid and DATA_DIR/run/stack.json (what ``stack status`` shows).
 """
 
@@ -18,8 +19,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bridge.registry import Registry, broker_sync, open_registry
-from bridge.settings import STACK_ENV, Settings
-from devicedata import procs, servers
+from bridge.settings import STACK_ENV, Settings, configured
+from devicedata import broker_tls, procs, servers
 
 DEMO_DEVICE = "demo"
 # Stopped tier by tier: the API and bridge drain into InfluxDB and ack to Mosquitto, so
@@ -150,28 +151,38 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
                   f"(apt-get install -y {package}) or run `make run`, which does")
     http_port = args.http_port if args.http_port is not None else base.http_port
     mqtt_port = args.mqtt_port if args.mqtt_port is not None else base.mqtt_port
-    _check_ports([(http_port, "--http-port", base.http_host),
-                  (mqtt_port, "--mqtt-port", "127.0.0.1"),
-                  (args.influx_port, "--influx-port", "127.0.0.1")])
+    plain = base.broker_plain_listener and not args.no_plain_mqtt
+    ports = [(http_port, "--http-port", base.http_host),
+             (args.mqtt_tls_port, "--mqtt-tls-port", "127.0.0.1"),
+             (args.influx_port, "--influx-port", "127.0.0.1")]
+    _check_ports([(mqtt_port, "--mqtt-port", "127.0.0.1"), *ports] if plain else ports)
     data_dir.mkdir(parents=True, exist_ok=True)
+    tls, ca_file = broker_tls.for_stack(args, base, data_dir, say)
     influx = servers.InfluxServer(data_dir / "influxdb", args.influx_port,
                                 log=layout.log("influxd"))
     settings = base.replace(
         data_dir=data_dir, http_port=http_port, influx_url=influx.url, mqtt_host="127.0.0.1",
         mqtt_port=mqtt_port, mosquitto_dir=data_dir / "mosquitto",
-        mosquitto_pid_file=layout.pid_file("mosquitto"))
+        mosquitto_pid_file=layout.pid_file("mosquitto"), mqtt_tls=False)
+    if not plain:  # the bridge too must use TLS, and check the certificate's name
+        settings = settings.replace(
+            mqtt_port=tls.port, mqtt_tls=True,
+            mqtt_tls_ca_file=configured(base.mqtt_tls_ca_file) or ca_file or Path(""),
+            mqtt_tls_server_name=base.mqtt_tls_server_name or broker_tls.tls_host(tls.cert))
     mosquitto = servers.MosquittoServer(settings.broker_dir, mqtt_port,
                                       pid_file=layout.pid_file("mosquitto"),
                                       bridge_user=settings.mqtt_username,
                                       admin_user=settings.mqtt_admin_username,
-                                      log=layout.log("mosquitto"))
+                                      log=layout.log("mosquitto"), tls=tls, plain=plain)
     stack = Stack(layout, settings)
     registry = open_registry(settings.registry_location)
     try:
         # No broker yet: render its files whole (its access-rule plugin reads them only now).
         broker_sync.prepare(settings, registry)
-        for server in (influx, mosquitto):
-            say(f"starting {server.name} on 127.0.0.1:{server.port} (log: {server.log})")
+        broker_tls.check_readable(settings.broker_dir, tls)
+        for server, where in ((influx, str(influx.port)),
+                              (mosquitto, _ports(mosquitto))):
+            say(f"starting {server.name} on 127.0.0.1:{where} (log: {server.log})")
             server.start()
             assert server.proc is not None
             stack.add(server.name, server.proc)
@@ -180,11 +191,15 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
         influx.create_database(settings.influx_db)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **child_env(settings)}
         host = settings.http_host
-        api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{http_port}"
+        https = configured(settings.http_tls_cert_file) is not None
+        api_url = (f"{'https' if https else 'http'}://"
+                   f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{http_port}")
         say(f"starting the API on {api_url} (log: {layout.log('api')})")
         stack.add("api", procs.spawn([sys.executable, "-m", "devicedata", "api"],
                                      layout.log("api"), env))
-        procs.wait_ready(lambda: procs.http_status(f"{api_url}/health") == 200,
+        # Is our own child up? Over HTTPS its certificate may name another host than the
+        # loopback address probed here, and the probe sends no secret: not verified.
+        procs.wait_ready(lambda: procs.http_status(f"{api_url}/health", verify=False) == 200,
                          f"the API on {api_url}", layout.log("api"), 30.0,
                          stack.children["api"])
         if bridge_wanted(args):
@@ -198,6 +213,9 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
     finally:
         registry.close()
     stack.info = describe(stack, api_url, device_id, token)
+    stack.info.update(mqtt_port=mqtt_port if plain else None, mqtt_tls_port=tls.port,
+                      mqtt_tls_host=broker_tls.tls_host(tls.cert),
+                      ca_file=str(ca_file) if ca_file is not None else "")
     public = {k: v for k, v in stack.info.items() if k not in ("device_token", "admin_token")}
     layout.state_file.write_text(json.dumps(public, indent=2) + "\n")
     # So that `devicedata device ...` run beside this stack reaches its InfluxDB and
@@ -208,6 +226,11 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
     return stack
 
 
+def _ports(broker: servers.MosquittoServer) -> str:
+    tls = f"{broker.tls_port} (TLS)"
+    return f"{broker.port} and {tls}" if broker.plain else f"{tls} only"
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     return {
         "DEVICEDATA_DATA_DIR": str(settings.data_dir),
@@ -216,6 +239,9 @@ def child_env(settings: Settings) -> dict[str, str]:
         "DEVICEDATA_INFLUX_DB": settings.influx_db,
         "DEVICEDATA_MQTT_HOST": settings.mqtt_host,
         "DEVICEDATA_MQTT_PORT": str(settings.mqtt_port),
+        "DEVICEDATA_MQTT_TLS": "true" if settings.mqtt_tls else "false",
+        "DEVICEDATA_MQTT_TLS_CA_FILE": str(configured(settings.mqtt_tls_ca_file) or ""),
+        "DEVICEDATA_MQTT_TLS_SERVER_NAME": settings.mqtt_tls_server_name,
         "DEVICEDATA_MOSQUITTO_DIR": str(settings.broker_dir),
         "DEVICEDATA_MOSQUITTO_PID_FILE": str(settings.mosquitto_pid_file),
     }

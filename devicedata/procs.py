@@ -202,9 +202,9 @@ def tcp_accepts(host: str, port: int) -> bool:
         return True
 
 
-def http_status(url: str, timeout: float = 2.0) -> int:
+def http_status(url: str, timeout: float = 2.0, verify: bool = True) -> int:
     # trust_env=False: a proxy from the environment must never see loopback traffic.
-    with httpx.Client(trust_env=False, timeout=timeout) as client:
+    with httpx.Client(trust_env=False, timeout=timeout, verify=verify) as client:
         return client.get(url).status_code
 
 
@@ -230,6 +230,24 @@ def owner_can_reach(path: Path, user: str) -> Path | None:
         if not ok:
             return parent
     return None
+
+
+def user_can_read(path: Path, user: str) -> bool:
+    """Whether ``user`` can read the file ``path`` (reach its directory, then read it by
+    its owner, group or other bits); True when there is no such user."""
+    if owner_can_reach(path.parent, user) is not None:
+        return False
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return True
+    groups = {entry.pw_gid} | set(os.getgrouplist(user, entry.pw_gid))
+    st = path.stat()
+    if st.st_uid == entry.pw_uid:
+        return bool(st.st_mode & 0o400)
+    if st.st_gid in groups:
+        return bool(st.st_mode & 0o040)
+    return bool(st.st_mode & 0o004)
 
 
 def chown_tree(path: Path, user: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from bridge import logs
 from bridge.influx.store import InfluxStore
-from bridge.settings import Settings
+from bridge.settings import Settings, configured
 
 SettingsLoader = Callable[[], Settings]
 
@@ -21,8 +21,9 @@ def add_commands(sub: Any, load: SettingsLoader) -> None:
     api.add_argument("--host", help="listen address (DEVICEDATA_HTTP_HOST)")
     api.add_argument("--port", type=int, help="listen port (DEVICEDATA_HTTP_PORT)")
     api.set_defaults(func=lambda args: run_api(load(), args))
-    bridge = sub.add_parser("bridge", help="run the MQTT bridge (devices/+/data -> InfluxDB)")
-    bridge.add_argument("--shared-group", help="subscribe as $share/NAME/devices/+/data so "
+    bridge = sub.add_parser("bridge", help="run the MQTT bridge (devices/+/data... -> "
+                            "InfluxDB)")
+    bridge.add_argument("--shared-group", help="subscribe as $share/NAME/devices/+/... so "
                         "several bridges split the load (DEVICEDATA_MQTT_SHARED_GROUP)")
     bridge.add_argument("--client-id", help="fixed MQTT client id; each bridge of a shared "
                         "group needs its own (DEVICEDATA_MQTT_CLIENT_ID)")
@@ -38,8 +39,14 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.replace(
         http_host=args.host or settings.http_host, http_port=args.port or settings.http_port)
     logs.configure(settings)
+    cert, key = configured(settings.http_tls_cert_file), configured(settings.http_tls_key_file)
+    if key is not None and cert is None:
+        raise ValueError("DEVICEDATA_HTTP_TLS_KEY_FILE is set without "
+                         "DEVICEDATA_HTTP_TLS_CERT_FILE")
+    # HTTPS by uvicorn itself, for those without a reverse proxy (docs/deployment.md).
     config = api_config(create_app(settings), settings, log_level=settings.log_level.lower(),
-                        log_config=None, timeout_graceful_shutdown=10)
+                        log_config=None, timeout_graceful_shutdown=10,
+                        ssl_certfile=cert, ssl_keyfile=key)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager

@@ -1,13 +1,18 @@
 """Our own InfluxDB and Mosquitto: configs rendered from the repository's templates into a
 directory of their own, started as plain processes, restartable on the same port and data
-(for outage tests). Used by ``devicedata stack`` and by the test fixtures alike."""
+(for outage tests). Used by ``devicedata stack`` and by the test fixtures alike.
+
+Mosquitto listens without TLS, with TLS (``BrokerTLS``), or both; ``local_tls`` gives it
+a certificate from the local CA of ``devicedata.tls``."""
 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +20,7 @@ import httpx
 
 from bridge.influx.influxql import create_database_statement
 from bridge.registry import broker_sync
+from devicedata import tls
 from devicedata.procs import (
     ProcessError,
     chown_tree,
@@ -33,6 +39,51 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
 MOSQUITTO_TEMPLATE = TEMPLATES / "mosquitto.conf.template"
 INFLUX_TEMPLATE = TEMPLATES / "influxdb.conf.template"
 MOSQUITTO_USER = "mosquitto"  # Debian's broker drops to this user when started as root
+
+
+@dataclass(frozen=True)
+class BrokerTLS:
+    """Mosquitto's TLS listener: its port (0: a free one, picked at each start unless
+    one was picked before), its certificate and key, and optionally a CA whose client
+    certificates it then requires (besides the username and password)."""
+
+    port: int
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+def listener_lines(address: str, port: int | None, tls: BrokerTLS | None) -> str:
+    """The ``listener`` sections of mosquitto.conf: plain on ``port`` (None: none), TLS
+    on ``tls.port``. With ``per_listener_settings false`` authentication and access rules
+    stay global; the TLS options and ``use_username_as_clientid`` (a session belongs to a
+    user name, whatever client id a client sends) are each listener's own."""
+    own = "use_username_as_clientid true"
+    sections = [f"listener {port} {address}\n{own}"] if port is not None else []
+    if tls is not None:
+        lines = [f"listener {tls.port} {address}", own, f"certfile {tls.cert}",
+                 f"keyfile {tls.key}"]
+        if tls.client_ca is not None:
+            lines += [f"cafile {tls.client_ca}", "require_certificate true"]
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def local_tls(directory: Path, hosts: Sequence[str] = ()) -> tls.TLSFiles:
+    """The local CA and a broker certificate for localhost, 127.0.0.1 and ``hosts`` in
+    ``directory`` (made once, renewed before expiry: ``devicedata.tls``). Started as
+    root, Mosquitto reads its certificate and key after dropping to ``mosquitto``, so
+    those two are handed to that user; the CA's key stays the caller's."""
+    names = list(dict.fromkeys([*tls.DEFAULT_HOSTS, *hosts]))
+    files = tls.ensure_local_tls(directory, hosts=names)
+    if os.geteuid() == 0:
+        try:
+            entry = pwd.getpwnam(MOSQUITTO_USER)
+        except KeyError:
+            return files
+        for path in (files.server_cert, files.server_key):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    return files
 
 
 class Server:
@@ -180,8 +231,14 @@ class MosquittoServer(Server):
 
     def __init__(self, dir: Path, port: int, pid_file: Path | None = None,
                  bridge_user: str = "devicedata-bridge", admin_user: str = "devicedata-admin",
-                 **kwargs: Any) -> None:
+                 tls: BrokerTLS | None = None, plain: bool = True, **kwargs: Any) -> None:
+        """``port`` is the plain listener's; with ``plain`` False there is none (the
+        port stays unused) and ``tls`` is required."""
         super().__init__(dir, port, **kwargs)
+        if not plain and tls is None:
+            raise ValueError("a broker without a plain listener needs a TLS listener")
+        self.tls = tls
+        self.plain = plain
         self.conf = self.dir / "mosquitto.conf"
         self.pid_file = pid_file or self.dir / "mosquitto.pid"
         self.bridge_user = bridge_user
@@ -206,13 +263,22 @@ class MosquittoServer(Server):
                 self.user = "root"
                 self.note = (f"user `{MOSQUITTO_USER}` cannot enter {blocked}, so mosquitto "
                              "runs as root (listening on 127.0.0.1 only)")
-        render(MOSQUITTO_TEMPLATE, self.conf, port=self.port, data_dir=self.dir,
+        if self.tls is not None and self.tls.port == 0:
+            self.tls = BrokerTLS(free_port(), self.tls.cert, self.tls.key, self.tls.client_ca)
+        listeners = listener_lines(self.host, self.port if self.plain else None, self.tls)
+        render(MOSQUITTO_TEMPLATE, self.conf, listeners=listeners, data_dir=self.dir,
                passwd_file=passwd, dynsec_plugin=dynsec_plugin(), dynsec_file=access,
                user=self.user)
         return [binary, "-c", str(self.conf)]
 
+    @property
+    def tls_port(self) -> int | None:
+        return self.tls.port if self.tls is not None else None
+
     def _ready(self) -> bool:
-        return tcp_accepts(self.host, self.port)
+        if self.tls is not None and not tcp_accepts(self.host, self.tls.port):
+            return False
+        return not self.plain or tcp_accepts(self.host, self.port)
 
     def start(self, timeout: float = 15.0) -> None:
         super().start(timeout)
@@ -224,6 +290,6 @@ class MosquittoServer(Server):
         self.pid_file.unlink(missing_ok=True)
 
     def hup(self) -> None:
-        """Make the broker re-read its password file now."""
+        """Make the broker re-read its password file (and its TLS certificate) now."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)

@@ -24,6 +24,7 @@ from devicedata.localstack import NAMES, Layout, start, stop_recorded
 SettingsLoader = Callable[[], Settings]
 
 STACK_MQTT_PORT = 18830
+STACK_MQTT_TLS_PORT = 18883
 STACK_INFLUX_PORT = 18086
 
 
@@ -31,12 +32,17 @@ def friendly(info: dict[str, Any]) -> str:
     api, token, dev = info["api_url"], info["device_token"], info["device_id"]
     body = '{"variable":"temperature","value":21.5,"unit":"C"}'
     mqtt_body = '{"variable":"humidity","value":48,"unit":"%"}'
+    plain, ca_file = info["mqtt_port"] is not None, info["ca_file"]
+    tls_host = info["mqtt_tls_host"]
+    trust = f"--cafile {ca_file}" if ca_file else "--capath /etc/ssl/certs"
     lines = [
         f"devicedata is up (data and logs under {info['data_dir']})",
         "",
         f"  API       {api}",
-        f"  MQTT      {info['mqtt_host']}:{info['mqtt_port']}  "
-        "(username = device id, password = its token)",
+        *([f"  MQTT      {info['mqtt_host']}:{info['mqtt_port']}  "
+           "(username = device id, password = its token)"] if plain else []),
+        f"  MQTT/TLS  {tls_host}:{info['mqtt_tls_port']}  "
+        + (f"(devices trust the CA {ca_file})" if ca_file else "(your certificate)"),
         f"  InfluxDB  {info['influx_url']}  (database {info['influx_db']})",
         "",
         f'Demo device "{info["device_name"]}"',
@@ -49,8 +55,10 @@ def friendly(info: dict[str, Any]) -> str:
         f"  curl -s -X POST $API/data -H \"token: $TOKEN\" -H 'content-type: application/json' "
         f"-d '{body}'",
         '  curl -s "$API/data?variable=temperature&qty=5" -H "token: $TOKEN"',
-        f"  mosquitto_pub -h {info['mqtt_host']} -p {info['mqtt_port']} -u {dev} -P \"$TOKEN\" "
-        f"-q 1 -t {info['mqtt_topic']} -m '{mqtt_body}'",
+        *([f"  mosquitto_pub -h {info['mqtt_host']} -p {info['mqtt_port']} -u {dev} "
+           f"-P \"$TOKEN\" -q 1 -t {info['mqtt_topic']} -m '{mqtt_body}'"] if plain else []),
+        f"  mosquitto_pub -h {tls_host} -p {info['mqtt_tls_port']} {trust} -u {dev} "
+        f"-P \"$TOKEN\" -q 1 -t {info['mqtt_topic']}/temperature -m 21.5",
     ]
     if not info["bridge"]:
         lines.append("  (the MQTT bridge is not running, so MQTT messages are not stored yet)")
@@ -128,7 +136,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for name in NAMES:
         print(f"  {name:<10} {f'running (pid {running[name]})' if name in running else '-'}")
-    for key in ("api_url", "mqtt_port", "influx_url", "device_id"):
+    for key in ("api_url", "mqtt_port", "mqtt_tls_port", "ca_file", "influx_url", "device_id"):
         if key in state:
             print(f"  {key:<10} {state[key]}")
     return 0
@@ -158,6 +166,15 @@ def add_commands(subparsers: Any, settings_loader: SettingsLoader) -> None:
         # and this stack must run beside them.
         p.add_argument("--mqtt-port", type=int, default=STACK_MQTT_PORT,
                        help=f"Mosquitto port (default {STACK_MQTT_PORT})")
+        p.add_argument("--mqtt-tls-port", type=int, default=STACK_MQTT_TLS_PORT,
+                       help=f"Mosquitto's TLS port (default {STACK_MQTT_TLS_PORT})")
+        p.add_argument("--tls-cert", type=Path, help="certificate (PEM, with its chain) for "
+                       "the TLS listener instead of one from the local CA made in "
+                       "DATA_DIR/tls (DEVICEDATA_BROKER_TLS_CERT_FILE)")
+        p.add_argument("--tls-key", type=Path, help="its private key "
+                       "(DEVICEDATA_BROKER_TLS_KEY_FILE)")
+        p.add_argument("--no-plain-mqtt", action="store_true", help="TLS only: no plain MQTT "
+                       "listener (DEVICEDATA_BROKER_PLAIN_LISTENER=false)")
         p.add_argument("--influx-port", type=int, default=STACK_INFLUX_PORT,
                        help=f"InfluxDB port (default {STACK_INFLUX_PORT})")
         p.add_argument("--no-bridge", action="store_true", help="do not start the MQTT bridge")

@@ -93,6 +93,18 @@ def ensure_local_tls(
                     created_ca, issue)
 
 
+def certificate_names(cert_file: Path) -> list[str]:
+    """The DNS names, then IP addresses, a PEM certificate is valid for (its subject
+    alternative names; its common name when it has none): what clients may dial."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return ([str(n) for n in names.get_values_for_type(x509.DNSName)]
+            + [str(a) for a in names.get_values_for_type(x509.IPAddress)])
+
+
 Pair = tuple[x509.Certificate, rsa.RSAPrivateKey]
 
 

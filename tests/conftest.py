@@ -8,7 +8,10 @@ temporary directory, and is stopped at the end even when tests fail):
   (restarts on the same port and data, for outage tests) and ``.kill()`` (SIGKILL).
 - ``mosquitto``: ``devicedata.servers.MosquittoServer`` with ``.host``, ``.port``, ``.dir``
   (its password and ACL files), ``.pid_file``, ``.pid``, ``.hup()``, ``.stop()``,
-  ``.start()`` (same port, persistence kept) and ``.kill()``.
+  ``.start()`` (same port, persistence kept) and ``.kill()``; and a TLS listener on
+  ``.tls_port`` with a certificate from the local CA of ``local_ca`` (devices verify it
+  with ``local_ca.ca_cert``).
+- ``local_ca``: ``devicedata.tls.TLSFiles`` of that CA (``devicedata.servers.local_tls``).
 - ``stack_settings``: a ``Settings`` pointing at both, with a fresh data dir (registry),
   its own InfluxDB database, ``mosquitto_dir``/``mosquitto_pid_file`` set so
   ``bridge.registry.broker_sync.sync`` reaches the test broker, the bridge's broker user in place,
@@ -33,10 +36,12 @@ import pytest
 from bridge.registry import broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
+from devicedata.tls import TLSFiles
 from support.mqtt import BridgeProcess
 
-# The API fixtures (``api``, ``client``, ``make_api``...) live in their own module.
-pytest_plugins = ["support.api"]
+# The API fixtures (``api``, ``client``, ``make_api``...) and ``stack_dir`` live in their own
+# modules.
+pytest_plugins = ["support.api", "support.stack"]
 
 S = TypeVar("S", bound=servers.Server)
 _started: list[servers.Server] = []
@@ -86,9 +91,15 @@ def influx(servers_dir: Path) -> Iterator[servers.InfluxServer]:
 
 
 @pytest.fixture(scope="session")
-def mosquitto(servers_dir: Path) -> Iterator[servers.MosquittoServer]:
+def local_ca(servers_dir: Path) -> TLSFiles:
+    return servers.local_tls(servers_dir / "tls")
+
+
+@pytest.fixture(scope="session")
+def mosquitto(servers_dir: Path, local_ca: TLSFiles) -> Iterator[servers.MosquittoServer]:
+    tls = servers.BrokerTLS(0, local_ca.server_cert, local_ca.server_key)
     server = _start(lambda port: servers.MosquittoServer(servers_dir / "mosquitto", port,
-                                                       new_session=False),
+                                                       tls=tls, new_session=False),
                     "mosquitto", "mosquitto")
     yield server
     server.terminate()

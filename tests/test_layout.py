@@ -23,6 +23,9 @@ LAYERS: dict[str, float] = {
     # The MQTT codec is pure (bytes in, packets out): the broker's access-rule commands
     # (bridge.registry) use it as well as the bridge process.
     "bridge.mqtt.wire": 1,
+    # So is the TLS client context (settings in, ssl.SSLContext out): the broker's access
+    # commands connect the way the bridge does.
+    "bridge.mqtt.tls": 1,
     "bridge.influx": 2, "bridge.registry": 2,
     "bridge.write": 3, "bridge.readcache": 3,
     "bridge.service": 4, "bridge.pipeline": 4.5,

@@ -1,7 +1,9 @@
 /* cpub: a fast MQTT publisher for the benchmarks (libmosquitto, one thread).
  *
  * One connection per device (username = device id, password = token, read from --creds),
- * each publishing to devices/<id>/data, messages assigned round-robin: message k goes to
+ * each publishing to devices/<id>/data (--format json, TagoIO JSON) or to
+ * devices/<id>/senml/cbor (--format senml-cbor: a SenML CBOR pack of --points records
+ * {0: name, 1: "Cel", 2: value, 6: time in seconds}), messages assigned round-robin: message k goes to
  * device k % D and carries variable (k / D) % V. Each message has a unique device time
  * (--base-ms + k milliseconds; + k*10 + j for the j-th point of an array message), so every
  * point is a distinct key in InfluxDB and the stored count can be checked exactly.
@@ -38,7 +40,7 @@ typedef struct {
 static dev_t_ devs[MAXDEV];
 static int ndev = 0;
 static long total = 100000, completed = 0, refused = 0, sent = 0;
-static int qos = 1, points_per_msg = 1, variables = 25, window = 1000;
+static int qos = 1, points_per_msg = 1, variables = 25, window = 1000, senml_cbor = 0;
 static long long base_ms = 0;
 static double rate = 0;
 
@@ -77,7 +79,41 @@ static int point(char *out, size_t n, long k, long long t) {
                     (k / ndev) % variables, v / 1000, v % 1000, ts);
 }
 
+/* CBOR heads (RFC 8949): major type and argument, shortest form. */
+static int cbor_head(unsigned char *out, int major, unsigned long v) {
+    if (v < 24) { out[0] = (unsigned char)(major << 5 | v); return 1; }
+    if (v < 256) { out[0] = (unsigned char)(major << 5 | 24); out[1] = (unsigned char)v; return 2; }
+    out[0] = (unsigned char)(major << 5 | 25); out[1] = (unsigned char)(v >> 8); out[2] = (unsigned char)v;
+    return 3;
+}
+static int cbor_double(unsigned char *out, double d) {
+    unsigned long long bits; memcpy(&bits, &d, 8);
+    out[0] = 0xfb;
+    for (int i = 0; i < 8; i++) out[1 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    return 9;
+}
+/* The same points as the JSON array form, as a SenML CBOR pack: variable names, values and
+ * device times (seconds, millisecond precision) as the JSON message k would carry. */
+static int senml_pack(unsigned char *buf, long k) {
+    int len = cbor_head(buf, 4, points_per_msg);
+    for (int j = 0; j < points_per_msg; j++) {
+        long kk = points_per_msg == 1 ? k : k * points_per_msg + j;
+        long var = points_per_msg == 1 ? (k / ndev) % variables : kk % variables;
+        char name[32]; int nl = snprintf(name, sizeof name, "temperature_sensor_%02ld", var);
+        long v = (kk * 7919) % 100000;
+        len += cbor_head(buf + len, 5, 4);
+        len += cbor_head(buf + len, 0, 0); len += cbor_head(buf + len, 3, nl);
+        memcpy(buf + len, name, nl); len += nl;
+        len += cbor_head(buf + len, 0, 1); len += cbor_head(buf + len, 3, 3);
+        memcpy(buf + len, "Cel", 3); len += 3;
+        len += cbor_head(buf + len, 0, 2); len += cbor_double(buf + len, v / 1000.0);
+        len += cbor_head(buf + len, 0, 6); len += cbor_double(buf + len, (base_ms + kk) / 1000.0);
+    }
+    return len;
+}
+
 static int payload(char *buf, size_t n, long k) {
+    if (senml_cbor) return senml_pack((unsigned char *)buf, k);
     if (points_per_msg == 1) return point(buf, n, k, base_ms + k);
     int len = 0; buf[len++] = '[';
     for (int j = 0; j < points_per_msg; j++) {
@@ -109,6 +145,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rate")) { rate = atof(v); i++; }
         else if (!strcmp(a, "--base-ms")) { base_ms = atoll(v); i++; }
         else if (!strcmp(a, "--timeout")) { settle_timeout = atof(v); i++; }
+        else if (!strcmp(a, "--format")) {
+            if (!strcmp(v, "senml-cbor")) senml_cbor = 1;
+            else if (strcmp(v, "json")) { fprintf(stderr, "cpub: --format json|senml-cbor\n"); return 2; }
+            i++;
+        }
         else { fprintf(stderr, "cpub: unknown argument %s\n", a); return 2; }
     }
     if (!creds) { fprintf(stderr, "usage: cpub --creds FILE (lines: device_id token) [-n N] ...\n"); return 2; }
@@ -129,7 +170,8 @@ int main(int argc, char **argv) {
         mosquitto_username_pw_set(d->mosq, d->id, d->token);
         mosquitto_connect_v5_callback_set(d->mosq, on_connect);
         mosquitto_publish_v5_callback_set(d->mosq, on_publish);
-        snprintf(d->topic, sizeof d->topic, "devices/%s/data", d->id);
+        snprintf(d->topic, sizeof d->topic, senml_cbor ? "devices/%s/senml/cbor" : "devices/%s/data",
+                 d->id);
         if (mosquitto_connect_bind_v5(d->mosq, host, port, 60, NULL, NULL) != MOSQ_ERR_SUCCESS) {
             fprintf(stderr, "cpub: cannot connect to %s:%d\n", host, port); return 3;
         }

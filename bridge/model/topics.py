@@ -3,9 +3,22 @@ in which payload format, and where it reads why a message was refused. Everythin
 ``devices/{device id}/``; the broker lets a device publish to its own topics of this list
 and read only its own errors topic. One list, used by the bridge's subscriptions, by
 ingest to pick the format, and by the broker's per-device roles.
+
+| suffix | payload (``bridge.model.formats``) |
+|---|---|
+| ``data`` | TagoIO JSON |
+| ``data/+`` | one raw value of variable ``+`` (one topic level: no ``/`` in it) |
+| ``kv`` | key-value JSON |
+| ``senml`` | a SenML JSON pack |
+| ``senml/cbor`` | a SenML CBOR pack |
+
+No topic matches two of these filters: overlapping subscriptions would have the broker
+deliver a message twice.
 """
 
 from __future__ import annotations
+
+from bridge.model.formats import PayloadFormat, format_for_topic
 
 PREFIX = "devices"
 # Topic suffixes a device may publish to (MQTT filter syntax: "+" is one level).
@@ -36,3 +49,13 @@ def split(topic: str) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
         return None
     return parts[1], parts[2]
+
+
+def parse(topic: str) -> tuple[str, PayloadFormat | None]:
+    """``(device id, payload format)`` of a topic ``devices/{id}/...``; the id is empty
+    when the topic is not under ``devices/{id}/``, the format None when the rest names no
+    data topic (``errors``, ``kv/x``)."""
+    found = split(topic)
+    if found is None:
+        return "", None
+    return found[0], format_for_topic(found[1])

@@ -1,5 +1,5 @@
-"""The bridge's MQTT 5 connection on asyncio: connect, subscribe, receive, acknowledge
-later, reconnect with capped backoff.
+"""The bridge's MQTT 5 connection on asyncio (plain TCP or TLS): connect, subscribe,
+receive, acknowledge later, reconnect with capped backoff.
 
 QoS 1 messages are acknowledged only when ``ack`` is called (after the write), so the
 broker keeps every message the bridge has not stored. Neither aiomqtt 2.5 (it acks on
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ class ConnectionOptions:
     keepalive: int = 30
     backoff_initial: float = 0.5
     backoff_max: float = 15.0
+    tls: ssl.SSLContext | None = None  # bridge.mqtt.tls.client_context
+    server_name: str | None = None  # checked against the broker's certificate
 
 
 class _Protocol(asyncio.Protocol):
@@ -142,8 +145,7 @@ class MqttConnection:
 
     async def disconnect(self) -> None:
         """A clean DISCONNECT that keeps the session (and its queue) on the broker."""
-        transport = self._transport
-        if transport is None:
+        if (transport := self._transport) is None:
             return
         self._flush()
         self._closing = True
@@ -229,8 +231,9 @@ class MqttConnection:
         options = self.options
         try:
             transport, _ = await asyncio.wait_for(self._loop.create_connection(
-                lambda: _Protocol(self), options.host, options.port), 10)
-        except (OSError, TimeoutError) as exc:
+                lambda: _Protocol(self), options.host, options.port, ssl=options.tls,
+                server_hostname=options.server_name if options.tls else None), 10)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError (a failed handshake) too
             self.last_error = f"{type(exc).__name__}: {exc}"
             self._disconnected.set()
             return False
@@ -287,8 +290,7 @@ class MqttConnection:
         interval = max(1.0, self.options.keepalive / 2)
         while True:
             await asyncio.sleep(interval)
-            transport = self._transport
-            if transport is None or not self.connected.is_set():
+            if (transport := self._transport) is None or not self.connected.is_set():
                 continue
             silent = time.monotonic() - self.last_heard
             if not self._paused and silent > self.options.keepalive * 1.5:

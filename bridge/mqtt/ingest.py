@@ -1,7 +1,9 @@
 """MQTT messages in, data points out: the bridge's per-message logic.
 
-A message on ``devices/{id}/data`` is checked (size, known device), validated by the same
-function as HTTP, encoded, and queued on the batching writer. Its QoS 1 PUBACK goes out
+A message on one of a device's data topics (``bridge.model.topics``: ``devices/{id}/data``,
+``data/{variable}``, ``kv``, ``senml``, ``senml/cbor``) is checked (size, known device),
+converted from its topic's payload format and validated by ``DataService.accept``, the
+same path as HTTP, encoded, and queued on the batching writer. Its QoS 1 PUBACK goes out
 only once the writer reports the points stored. A message that can never be stored
 (bad JSON, invalid point, unknown device, rejected by InfluxDB) is acknowledged, counted,
 logged at most once a minute per device, and answered on ``devices/{id}/errors``.
@@ -24,7 +26,8 @@ from bridge.errors import (
 )
 from bridge.limits import Gate
 from bridge.metrics import Metrics
-from bridge.model.points import decode_json
+from bridge.model import topics
+from bridge.model.formats import PayloadFormat
 from bridge.model.timeparse import now_ns
 from bridge.mqtt.devices import KnownDevices
 from bridge.mqtt.reports import Reports
@@ -33,20 +36,8 @@ from bridge.write.batcher import Batcher
 
 log = logging.getLogger("devicedata.bridge")
 
-DATA_TOPIC = "devices/+/data"
 MAX_WAITING = 10_000  # messages held while their unknown device ids are looked up
 RETRY_MAX = 10.0
-
-
-def device_from_topic(topic: str) -> str | None:
-    parts = topic.split("/")
-    if len(parts) == 3 and parts[0] == "devices" and parts[2] == "data" and parts[1]:
-        return parts[1]
-    return None
-
-
-def error_topic(device_id: str) -> str:
-    return f"devices/{device_id}/errors"
 
 
 @dataclass
@@ -67,6 +58,7 @@ class _Pending:
     generation: int
     device_id: str
     topic: str
+    fmt: PayloadFormat | None = None
     accepted: Accepted | None = None
     attempts: int = 0
 
@@ -119,11 +111,12 @@ class Ingest:
         self._counted[message.qos] += 1
         topic: str = message.topic
         pending = _Pending(message.mid, message.qos, conn.generation, "", topic)
-        device_id = device_from_topic(topic)
-        if device_id is None:
-            self._reject(pending, "bad_topic", "not a devices/{id}/data topic", [])
+        device_id, fmt = topics.parse(topic)
+        if fmt is None:
+            self._reject(pending, "bad_topic", "not a device data topic", [])
             return
         pending.device_id = device_id
+        pending.fmt = fmt
         payload: bytes = message.payload
         if len(payload) > self.max_payload:
             self._reject(pending, "too_large", f"payload of {len(payload)} bytes is over the "
@@ -144,8 +137,8 @@ class Ingest:
 
     def _accept(self, pending: _Pending, payload: bytes) -> None:
         try:
-            accepted = self.service.accept(pending.device_id, decode_json(payload),
-                                           source="mqtt", received_ns=now_ns())
+            accepted = self.service.accept(pending.device_id, payload, source="mqtt",
+                                           received_ns=now_ns(), fmt=pending.fmt)
         except ValidationError as exc:
             self._reject(pending, "invalid", exc.message, exc.errors)
             return

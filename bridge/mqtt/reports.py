@@ -18,8 +18,9 @@ from typing import Any
 
 import orjson
 
-from bridge.errors import FieldError, ValidationError
+from bridge.errors import REPORTED_ERRORS, FieldError, ValidationError
 from bridge.limits import Gate
+from bridge.model import topics
 from bridge.model.timeparse import format_iso_ms, now_ns
 
 log = logging.getLogger("devicedata.bridge")
@@ -27,7 +28,7 @@ log = logging.getLogger("devicedata.bridge")
 REPORT_BURST = 5
 REPORT_EVERY = 1.0  # seconds per report once the burst is spent
 LOG_EVERY = 60.0  # seconds between log lines about one device's refused messages
-MAX_FIELD_ERRORS = 100
+MAX_FIELD_ERRORS = REPORTED_ERRORS  # as in an HTTP 400 answer
 MAX_MESSAGE = 1000  # characters of the message text
 
 
@@ -47,7 +48,7 @@ class Reports:
             if held is None:
                 self.held_back += 1
             else:
-                self._publish(f"devices/{device_id}/errors",
+                self._publish(topics.errors_topic(device_id),
                               report(topic, message, errors, held))
                 self.sent += 1
         held = self.lines.passes(device_id or "-")

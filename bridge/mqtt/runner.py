@@ -13,9 +13,11 @@ import logging
 from bridge.errors import DeviceDataError
 from bridge.metrics import Metrics, Readiness
 from bridge.metrics import serve as serve_metrics
+from bridge.model import topics
+from bridge.mqtt import tls
 from bridge.mqtt.connection import ConnectionOptions, MqttConnection
 from bridge.mqtt.devices import KnownDevices
-from bridge.mqtt.ingest import DATA_TOPIC, Ingest
+from bridge.mqtt.ingest import Ingest
 from bridge.pipeline import Pipeline, open_pipeline
 from bridge.registry import Registry, broker_sync, dynsec, open_registry
 from bridge.registry.broker_sync import BrokerSync
@@ -25,14 +27,9 @@ log = logging.getLogger("devicedata.bridge")
 DRAIN_TIMEOUT = 30.0
 
 
-def subscription(settings: Settings) -> str:
-    if settings.mqtt_shared_group:
-        return f"$share/{settings.mqtt_shared_group}/{DATA_TOPIC}"
-    return DATA_TOPIC
-
-
 async def run(settings: Settings, stopping: asyncio.Event,
               ready: asyncio.Event | None = None) -> Ingest:
+    tls.client_context(settings)  # a TLS file that cannot be used fails the start, here
     registry = open_registry(settings.registry_location)
     metrics = Metrics()
     try:
@@ -56,7 +53,8 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
-        subscriptions=(subscription(settings),))
+        subscriptions=topics.data_filters(settings.mqtt_shared_group),
+        tls=tls.client_context(settings), server_name=tls.server_name(settings))
     conn = MqttConnection(options, ingest.on_message)
     ingest.conn = conn
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",

@@ -29,15 +29,23 @@ BATCH = 50  # commands per message: each can stall a broker with 10,000 roles ~0
 
 class BrokerControl:
     def __init__(self, host: str, port: int, username: str, password: str, *,
-                 tls: ssl.SSLContext | None = None, timeout: float = 10.0) -> None:
+                 tls: ssl.SSLContext | None = None, server_name: str | None = None,
+                 timeout: float = 10.0) -> None:
+        """Over TLS with ``tls``, checking the certificate for ``server_name`` (default:
+        ``host``)."""
         self._timeout = timeout
         self._reader = wire.Reader()
         self._pending: list[wire.Message | wire.Packet] = []
         try:
             raw = socket.create_connection((host, port), timeout=timeout)
-            self._sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
         except OSError as exc:
             raise BrokerError(f"cannot reach the broker at {host}:{port}: {exc}") from exc
+        try:
+            self._sock = (tls.wrap_socket(raw, server_hostname=server_name or host) if tls
+                          else raw)
+        except OSError as exc:  # ssl.SSLError: the handshake or the certificate failed
+            raw.close()
+            raise BrokerError(f"TLS with the broker at {host}:{port} failed: {exc}") from exc
         try:
             self._sock.sendall(wire.connect(f"control-{secrets.token_hex(4)}", username,
                                             password, keepalive=60, session_expiry=0,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import BrokerError
+from bridge.mqtt import tls as mqtt_tls
 from bridge.registry import broker_files, dynsec
 from bridge.registry.broker_control import BrokerControl
 from bridge.registry.interface import Registry
@@ -149,9 +150,12 @@ class BrokerSync:
 
     def reconcile(self, devices: list[str], users: list[tuple[str, str]]) -> None:
         settings = self.settings
+        # The broker the bridge uses, the way it connects: over TLS when it does.
         with BrokerControl(settings.mqtt_host, settings.mqtt_port,
                            settings.mqtt_admin_username,
-                           broker_files.admin_password(settings)) as control:
+                           broker_files.admin_password(settings),
+                           tls=mqtt_tls.client_context(settings),
+                           server_name=mqtt_tls.server_name(settings)) as control:
             listed = control.run([{"command": "listClients"}, {"command": "listRoles"}])
             clients = _names(listed[0], "clients")
             roles = _names(listed[1], "roles")

@@ -9,7 +9,14 @@ to exit 0), this writes, with the same code the local stack uses
 - ``DATA_DIR/mqtt-bridge-password`` and ``mqtt-admin-password``: generated once;
 - ``MOSQUITTO_DIR/passwd``: our own users plus one line per device in the registry;
 - ``MOSQUITTO_DIR/dynamic-security.json``: a role per device, and our users' roles;
-- ``DATA_DIR/admin-token``: the admin API token, generated once unless configured.
+- ``DATA_DIR/admin-token``: the admin API token, generated once unless configured;
+- ``MOSQUITTO_DIR/server.crt`` and ``server.key``: the certificate of the broker's TLS
+  listener, copied from ``DEVICEDATA_BROKER_TLS_CERT_FILE``/``_KEY_FILE`` when set (a
+  certificate you mount into this container), else from the local CA kept in
+  ``DATA_DIR/tls`` (made on the first run, for localhost, 127.0.0.1, the broker's service
+  name and ``DEVICEDATA_BROKER_TLS_HOSTS``; devices trust ``DATA_DIR/tls/ca.crt``). The
+  broker's entrypoint reloads the broker when they change, so running init again after
+  a renewal is enough.
 
 It runs again on every ``docker compose up``, which is harmless: the files are rendered from
 the registry, the broker is not running yet, and the secrets already in the data dir are
@@ -23,6 +30,7 @@ import sys
 from bridge.registry import broker_sync, open_registry
 from bridge.registry.devices import admin_token
 from bridge.settings import Settings
+from devicedata import broker_tls
 
 
 def main() -> int:
@@ -34,9 +42,14 @@ def main() -> int:
     finally:
         registry.close()
     admin_token(settings)
+    cert, key, ca_file = broker_tls.choose(
+        settings, settings.data_dir, lambda text: print(f"event=init_tls {text}", file=sys.stderr),
+        hosts=[settings.mqtt_host])
+    changed = broker_tls.install(cert, key, settings.broker_dir)
     print(f"event=init_done broker_dir={settings.broker_dir} "
           f"bridge_user={settings.mqtt_username} devices={devices} "
-          f"data_dir={settings.data_dir}", file=sys.stderr)
+          f"data_dir={settings.data_dir} tls_certificate={cert} ca_file={ca_file or ''} "
+          f"tls_changed={changed}", file=sys.stderr)
     return 0
 
 

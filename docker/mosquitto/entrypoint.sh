@@ -1,16 +1,20 @@
 #!/bin/sh
 # Entrypoint of the `mosquitto` service in docker-compose.yml (eclipse-mosquitto:2, Alpine).
 #
-# It starts the broker and makes it re-read its password file when it changes. The
-# devicedata containers write that file into the shared `broker-auth` volume. They use
-# bridge/registry/broker_sync.py, the same code as the local stack. On one machine that code
-# sends SIGHUP to the broker itself, but from another container it cannot. So this script
-# compares the file's checksum every MOSQUITTO_RELOAD_SECONDS. When the checksum changes,
-# it sends the broker SIGHUP: Mosquitto re-reads it and disconnects any client whose
-# credentials no longer hold. broker_sync replaces the file atomically and only when its
-# content changes, so the broker never reads a half-written file and a quiet system causes
-# no reloads. The access rules (dynamic-security.json in the same volume) are not watched:
-# the broker writes that file itself, and reads it only when it starts.
+# It starts the broker and makes it re-read its password file, and its TLS certificate and
+# key, when they change. The devicedata containers write the password file into the shared
+# `broker-auth` volume. They use bridge/registry/broker_sync.py, the same code as the local
+# stack. On one machine that code sends SIGHUP to the broker itself, but from another
+# container it cannot. So this script compares the files' checksum every
+# MOSQUITTO_RELOAD_SECONDS. When the checksum changes, it sends the broker SIGHUP:
+# Mosquitto re-reads them and disconnects any client whose credentials no longer hold.
+# broker_sync replaces the file atomically and only when its content changes, so the broker
+# never reads a half-written file and a quiet system causes no reloads. The `init` service
+# writes the certificate and key of the TLS listener (MOSQUITTO_TLS_PORT) the same way;
+# Mosquitto 2.0 re-reads them on SIGHUP too. Without them (init has not run) the broker
+# starts without its TLS listener. The access rules (dynamic-security.json in the same
+# volume) are not watched: the broker writes that file itself, and reads it only when it
+# starts.
 #
 #   entrypoint.sh               run the broker and the reload loop (the container's process)
 #   entrypoint.sh healthcheck   exit 0 when the broker listens on MOSQUITTO_PORT
@@ -22,12 +26,15 @@ CONFIG="${MOSQUITTO_CONFIG:-/mosquitto/config/mosquitto.conf}"
 AUTH_DIR="${MOSQUITTO_AUTH_DIR:-/mosquitto/auth}"
 DATA_DIR="${MOSQUITTO_DATA_DIR:-/mosquitto/data}"
 PORT="${MOSQUITTO_PORT:-1883}"
+TLS_PORT="${MOSQUITTO_TLS_PORT:-8883}"
 INTERVAL="${MOSQUITTO_RELOAD_SECONDS:-1}"
 BROKER="${MOSQUITTO_BIN:-/usr/sbin/mosquitto}"
 BROKER_USER="${MOSQUITTO_USER:-mosquitto}"
 ADMIN_USER="${MOSQUITTO_ADMIN_USER:-devicedata-admin}"  # = DEVICEDATA_MQTT_ADMIN_USERNAME
 PASSWD="$AUTH_DIR/passwd"
 ACCESS="$AUTH_DIR/dynamic-security.json"
+CERT="$AUTH_DIR/server.crt"
+KEY="$AUTH_DIR/server.key"
 
 log() {
     echo "$(date -u +%Y-%m-%dT%H:%M:%S): reload: $*" >&2
@@ -47,7 +54,7 @@ if [ "${1:-}" = healthcheck ]; then
 fi
 
 fingerprint() {
-    cksum < "$PASSWD" 2>/dev/null
+    cat "$PASSWD" "$CERT" "$KEY" 2>/dev/null | cksum
 }
 
 give_to_broker() {
@@ -84,6 +91,17 @@ if [ ! -e "$PASSWD" ] || [ ! -e "$ACCESS" ]; then
     placeholder "$ACCESS" "$(printf '{"defaultACLAccess": {"publishClientSend": false, "publishClientReceive": false, "subscribe": false, "unsubscribe": true}, "roles": [{"rolename": "dynsec-admin", "acls": [{"acltype": "publishClientSend", "topic": "$CONTROL/dynamic-security/#", "allow": true}, {"acltype": "publishClientReceive", "topic": "$CONTROL/dynamic-security/#", "allow": true}, {"acltype": "subscribePattern", "topic": "$CONTROL/dynamic-security/#", "allow": true}]}], "clients": [{"username": "%s", "roles": [{"rolename": "dynsec-admin"}]}]}' "$ADMIN_USER")"
 fi
 
+if [ ! -s "$CERT" ] || [ ! -s "$KEY" ]; then
+    # Mosquitto would refuse to start at all. Start it without the listener on TLS_PORT
+    # (its `listener` line up to its `keyfile` line); the next start after init has
+    # written the files has it again.
+    log "no $CERT or $KEY yet: starting without the TLS listener on port $TLS_PORT"
+    plain_config="$DATA_DIR/.mosquitto-without-tls.conf"
+    awk -v port="$TLS_PORT" '$1 == "listener" && $2 == port { skip = 1 }
+        !skip { print } skip && $1 == "keyfile" { skip = 0 }' "$CONFIG" > "$plain_config"
+    CONFIG="$plain_config"
+fi
+
 # Taken before the broker reads the files, so that no change can slip between the two.
 last=$(fingerprint)
 "$BROKER" -c "$CONFIG" &
@@ -101,7 +119,7 @@ while kill -0 "$pid" 2>/dev/null; do
     now=$(fingerprint)
     if [ "$now" != "$last" ] && kill -0 "$pid" 2>/dev/null; then
         last=$now
-        log "password file changed: sending SIGHUP to mosquitto (pid $pid)"
+        log "password or TLS file changed: sending SIGHUP to mosquitto (pid $pid)"
         kill -HUP "$pid"
     fi
 done

@@ -23,6 +23,8 @@ import re
 import shlex
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,9 +44,15 @@ from bridge.influx.schema import MEASUREMENT, encode_point
 from bridge.model.points import Point
 from bridge.registry import broker_sync
 from bridge.settings import Settings, describe
-from devicedata import procs, servers
+from devicedata import broker_tls, procs, servers
 from devicedata.cli import build_parser
-from devicedata.servers import INFLUX_TEMPLATE, MOSQUITTO_TEMPLATE, InfluxServer
+from devicedata.servers import (
+    INFLUX_TEMPLATE,
+    MOSQUITTO_TEMPLATE,
+    BrokerTLS,
+    InfluxServer,
+    listener_lines,
+)
 from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_refused, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,10 +217,35 @@ def mosquitto_conf() -> dict[str, list[str]]:
     return out
 
 
+def listeners() -> dict[int, tuple[str, dict[str, str]]]:
+    """port -> (address, the listener's own options: certfile, keyfile...)."""
+    out: dict[int, tuple[str, dict[str, str]]] = {}
+    current: dict[str, str] | None = None
+    for line in conf_directives(MOSQUITTO_CONF.read_text(encoding="utf-8")):
+        key, _, value = line.partition(" ")
+        if key == "listener":
+            port, address = value.split()
+            current = {}
+            out[int(port)] = (address, current)
+        elif key in ("certfile", "keyfile", "cafile", "require_certificate",
+                     "use_username_as_clientid"):
+            assert current is not None, f"{key} before any listener"
+            current[key] = value
+    return out
+
+
 def listener() -> tuple[int, str]:
-    (value,) = mosquitto_conf()["listener"]
-    port, address = value.split()
-    return int(port), address
+    """The plain listener: (port, address)."""
+    (found,) = [(port, address) for port, (address, options) in listeners().items()
+                if "certfile" not in options]
+    return found
+
+
+def tls_listener() -> tuple[int, str, dict[str, str]]:
+    """The TLS listener: (port, address, its options)."""
+    (found,) = [(port, address, options) for port, (address, options) in listeners().items()
+                if "certfile" in options]
+    return found
 
 
 def app_settings(name: str) -> Settings:
@@ -269,10 +302,10 @@ def test_volumes_are_named_or_repository_files() -> None:
 
 def test_ports_match_what_each_server_listens_on() -> None:
     expected = {
-        "api": app_settings("api").http_port,
-        "mosquitto": listener()[0],
-        "influxdb": INFLUX_HTTP_PORT,
-        "grafana": GRAFANA_PORT,
+        "api": [app_settings("api").http_port],
+        "mosquitto": [listener()[0], tls_listener()[0]],
+        "influxdb": [INFLUX_HTTP_PORT],
+        "grafana": [GRAFANA_PORT],
     }
     host_ports = []
     for name in SERVICES:
@@ -280,10 +313,11 @@ def test_ports_match_what_each_server_listens_on() -> None:
         if name not in expected:
             assert not published, f"{name} publishes {published}"
             continue
-        assert len(published) == 1, (name, published)
-        *host, container = published[0].split(":")
-        assert int(container) == expected[name], (name, published[0])
-        host_ports.append(int(host[-1]))
+        assert len(published) == len(expected[name]), (name, published)
+        for mapping, port in zip(published, expected[name], strict=True):
+            *host, container = mapping.split(":")
+            assert int(container) == port, (name, mapping)
+            host_ports.append(int(host[-1]))
     assert len(set(host_ports)) == len(host_ports), host_ports
     # InfluxDB has no authentication in this setup: published on the host's loopback only.
     (influx_port,) = service("influxdb")["ports"]
@@ -331,7 +365,10 @@ def test_settings_point_at_the_services() -> None:
 
 def test_mosquitto_listens_for_other_containers_with_authentication() -> None:
     conf = mosquitto_conf()
-    assert listener()[1] == "0.0.0.0"
+    assert listener()[1] == tls_listener()[1] == "0.0.0.0"
+    # Sessions belong to user names on both listeners (a per-listener option).
+    assert all(options.get("use_username_as_clientid") == "true"
+               for _, options in listeners().values())
     assert conf["allow_anonymous"] == ["false"]
     assert conf["per_listener_settings"] == ["false"]
 
@@ -355,6 +392,13 @@ def test_the_bridge_writes_the_files_the_broker_reads() -> None:
     env = environment("mosquitto")
     assert env["MOSQUITTO_AUTH_DIR"] == broker_dirs.pop()
     assert int(env["MOSQUITTO_PORT"]) == listener()[0]
+    assert int(env["MOSQUITTO_TLS_PORT"]) == tls_listener()[0]
+    # init installs the TLS certificate and key where the broker reads them.
+    options = tls_listener()[2]
+    auth = Path(env["MOSQUITTO_AUTH_DIR"])
+    assert options == {"certfile": str(auth / broker_tls.CERT_NAME),
+                       "keyfile": str(auth / broker_tls.KEY_NAME),
+                       "use_username_as_clientid": "true"}
     assert env["MOSQUITTO_CONFIG"] == "/mosquitto/config/mosquitto.conf"
     assert bind_source("mosquitto", env["MOSQUITTO_CONFIG"]) == MOSQUITTO_CONF
     (persistence,) = conf["persistence_location"]
@@ -374,14 +418,16 @@ def test_app_services_share_the_registry_and_secrets() -> None:
 
 
 def test_mosquitto_conf_is_the_template_rendered_for_compose() -> None:
+    port, address = listener()
+    tls_port, _, options = tls_listener()
+    tls = BrokerTLS(tls_port, Path(options["certfile"]), Path(options["keyfile"]))
     rendered = MOSQUITTO_TEMPLATE.read_text(encoding="utf-8").format(
-        port=listener()[0], data_dir=mosquitto_conf()["persistence_location"][0],
+        listeners=listener_lines(address, port, tls),
+        data_dir=mosquitto_conf()["persistence_location"][0],
         passwd_file=mosquitto_conf()["password_file"][0], dynsec_plugin=IMAGE_DYNSEC_PLUGIN,
         dynsec_file=mosquitto_conf()["plugin_opt_config_file"][0], user="mosquitto")
-    expected = [line.replace(f"listener {listener()[0]} 127.0.0.1",
-                             f"listener {listener()[0]} 0.0.0.0")
-                for line in conf_directives(rendered)]
-    assert conf_directives(MOSQUITTO_CONF.read_text(encoding="utf-8")) == expected
+    assert conf_directives(MOSQUITTO_CONF.read_text(encoding="utf-8")) == conf_directives(
+        rendered)
 
 
 def test_influxdb_environment_mirrors_the_template() -> None:
@@ -570,6 +616,7 @@ class Topology:
         self.base = base
         self.shell = shell
         self.port = procs.free_port()
+        self.tls_port = procs.free_port()
         env = environment("bridge")
         compose_dir = env["DEVICEDATA_MOSQUITTO_DIR"]
         env.update({
@@ -589,6 +636,9 @@ class Topology:
         conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
         port, address = listener()
         conf = conf.replace(f"listener {port} {address}", f"listener {self.port} 127.0.0.1")
+        tls_port, tls_address, _ = tls_listener()
+        conf = conf.replace(f"listener {tls_port} {tls_address}",
+                            f"listener {self.tls_port} 127.0.0.1")
         conf = conf.replace(compose_dir, str(base / "auth"))
         conf = conf.replace(mosquitto_conf()["persistence_location"][0], str(base / "broker"))
         conf = conf.replace(IMAGE_DYNSEC_PLUGIN, str(servers.dynsec_plugin()))  # Debian's path
@@ -601,13 +651,16 @@ class Topology:
         self.broker_env = {
             **os.environ, "MOSQUITTO_CONFIG": str(self.conf),
             "MOSQUITTO_AUTH_DIR": str(base / "auth"), "MOSQUITTO_DATA_DIR": str(base / "broker"),
-            "MOSQUITTO_PORT": str(self.port), "MOSQUITTO_RELOAD_SECONDS": "0.2",
+            "MOSQUITTO_PORT": str(self.port), "MOSQUITTO_TLS_PORT": str(self.tls_port),
+            "MOSQUITTO_RELOAD_SECONDS": "0.2",
             "MOSQUITTO_BIN": procs.find_binary("mosquitto") or "mosquitto"}
         self.log = base / "entrypoint.log"
         self.broker: subprocess.Popen[bytes] | None = None
 
-    def run_app(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *argv], env={**os.environ, **self.app_env},
+    def run_app(self, *argv: str, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *argv],
+                              env={**os.environ, **self.app_env, **(env or {})},
                               capture_output=True, text=True, timeout=60, cwd=self.base)
 
     def healthcheck(self, *argv: str, env: dict[str, str] | None = None) -> int:
@@ -664,6 +717,10 @@ def test_entrypoint_starts_from_an_empty_volume_and_reloads_on_change(
     topology.start_broker()
     auth = topology.base / "auth"
     assert (auth / "passwd").read_text() == ""
+    # No certificate without init: the broker runs, without its TLS listener.
+    assert "starting without the TLS listener" in topology.log.read_text()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", topology.tls_port), timeout=5)
     health = [*topology.shell, str(ENTRYPOINT), "healthcheck"]
     assert topology.healthcheck(*health, env={"MOSQUITTO_PORT": str(topology.port)}) == 0
     assert topology.healthcheck(*health, env={"MOSQUITTO_PORT": str(procs.free_port())}) == 1
@@ -732,6 +789,7 @@ def test_compose_wiring_end_to_end_without_containers(topology: Topology,
             return bool(result["results"][0].get("series"))
 
         wait_until(stored, timeout=15, what="the point in InfluxDB")
+        check_tls_listener(topology, device, influx)
         revoked = topology.run_app("-m", "devicedata", "token", "revoke", device["token"])
         assert revoked.returncode == 0, revoked.stderr
         wait_refused(settings, device["mqtt_username"], device["mqtt_password"])
@@ -739,6 +797,39 @@ def test_compose_wiring_end_to_end_without_containers(topology: Topology,
         assert bridge.stop() == 0
     assert "sending SIGHUP" in topology.log.read_text()
     assert topology.stop_broker() == 0
+
+
+def check_tls_listener(topology: Topology, device: dict[str, Any], influx: InfluxServer) -> None:
+    """The TLS listener with init's certificate: a device trusting the CA init made
+    publishes; init run again with another name renews the certificate, and the
+    entrypoint's SIGHUP makes the broker serve it."""
+    settings = topology.settings
+    ca_file = settings.data_dir / "tls" / "ca.crt"
+    client = connect_when_allowed(settings, device["mqtt_username"], device["mqtt_password"],
+                                  port=topology.tls_port, tls=(ca_file, None), host="localhost")
+    try:
+        assert not client.publish(f"{device['topic']}/tls", "1").is_failure
+    finally:
+        client.close()
+    wait_until(lambda: influx.query(
+        f"SELECT \"value\" FROM \"{MEASUREMENT}\" WHERE \"device\" = '{device['id']}' "
+        f"AND \"variable\" = 'tls'", db=settings.influx_db)["results"][0].get("series"),
+        timeout=15, what="the point sent over TLS")
+    context = ssl.create_default_context(cafile=str(ca_file))
+
+    def serves(name: str) -> bool:
+        with socket.create_connection(("127.0.0.1", topology.tls_port), timeout=5) as raw:
+            try:
+                context.wrap_socket(raw, server_hostname=name).close()
+            except ssl.SSLCertVerificationError:
+                return False
+        return True
+
+    assert not serves("mqtt.example.com")
+    renewed = topology.run_app(str(INIT), env={"DEVICEDATA_BROKER_TLS_HOSTS": "mqtt.example.com"})
+    assert "tls_changed=True" in renewed.stderr, renewed.stderr
+    wait_until(lambda: serves("mqtt.example.com"), timeout=10, what="the renewed certificate")
+    assert "TLS file changed: sending SIGHUP" in topology.log.read_text()
 
 
 # -- the health check script ----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,10 +25,15 @@ from devicedata import procs, servers
 
 
 class DeviceClient:
-    """A device connected with username = device id, password = token (MQTT 5)."""
+    """A device connected with username = device id, password = token (MQTT 5); over TLS
+    to ``port`` when ``tls`` is given: (CA file to trust or None for the system's CAs,
+    client certificate and key or None). A failed TLS handshake raises ssl.SSLError."""
 
     def __init__(self, settings: Settings, username: str | None, password: str | None,
-                 client_id: str | None = None, session_expiry: int = 0) -> None:
+                 client_id: str | None = None, session_expiry: int = 0, *,
+                 port: int | None = None,
+                 tls: tuple[Path | None, tuple[Path, Path] | None] | None = None,
+                 host: str | None = None) -> None:
         """``session_expiry`` > 0: a persistent session (resumed, not started clean)."""
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"t-{os.urandom(6).hex()}",
@@ -50,8 +56,19 @@ class DeviceClient:
         if session_expiry:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = session_expiry
-        self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30,
-                            clean_start=not session_expiry, properties=properties)
+        if tls is not None:
+            ca_file, cert = tls
+            self.client.tls_set(ca_certs=str(ca_file) if ca_file else None,
+                                certfile=str(cert[0]) if cert else None,
+                                keyfile=str(cert[1]) if cert else None)
+        try:
+            self.client.connect(host or settings.mqtt_host, port or settings.mqtt_port,
+                                keepalive=30, clean_start=not session_expiry,
+                                properties=properties)
+        except BaseException as exc:
+            self.client._reset_sockets()
+            _close_sockets_of(exc)
+            raise
         self.client.loop_start()
         if not self._connected.wait(10):
             raise TimeoutError("no CONNACK")
@@ -112,12 +129,24 @@ class DeviceClient:
         self.client._reset_sockets()
 
 
+def _close_sockets_of(exc: BaseException) -> None:
+    """paho leaves the socket of a failed TLS handshake open (a ResourceWarning, an error
+    under filterwarnings): close the sockets the failed call's frames still hold."""
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, socket.socket):
+                value.close()
+        tb = tb.tb_next
+
+
 def connect_when_allowed(settings: Settings, username: str, password: str,
-                         timeout: float = 5.0) -> DeviceClient:
-    """The broker reloads credentials on SIGHUP, a moment after they change."""
+                         timeout: float = 5.0, **options: Any) -> DeviceClient:
+    """The broker reloads credentials on SIGHUP, a moment after they change. ``options``
+    are DeviceClient's (``port``, ``tls``, ``host``)."""
     deadline = time.monotonic() + timeout
     while True:
-        client = DeviceClient(settings, username, password)
+        client = DeviceClient(settings, username, password, **options)
         if client.accepted:
             return client
         client.close()
@@ -162,14 +191,17 @@ class BridgeProcess:
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> BridgeProcess:
+    def start(self, wait: bool = True) -> BridgeProcess:
+        """Start the process and, with ``wait``, return once it is connected."""
+        start = self.log.stat().st_size if self.log.exists() else 0
         env = {**os.environ, **self.settings.to_env()}
         with self.log.open("ab") as out:
             BridgeProcess.started.append(self)
             self.proc = subprocess.Popen([sys.executable, "-m", "devicedata", "bridge",
                                           *self.extra], env=env, stdout=out, stderr=out,
                                          stdin=subprocess.DEVNULL)
-        start = self.log.stat().st_size if self.log.exists() else 0
+        if not wait:
+            return self
         wait_until(lambda: b"event=mqtt_connected" in self.log.read_bytes()[start:]
                    or self.proc is None or self.proc.poll() is not None,
                    timeout=20, what="the bridge to connect")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,15 @@ from support.mqtt import env_of, wait_until
 class ApiProcess:
     """``devicedata api`` as a child process, so it can be SIGKILLed."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        """``verify``: what httpx checks the certificate with when the API serves HTTPS."""
         self.settings = settings
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{settings.http_port}"
+        https = str(settings.http_tls_cert_file) not in ("", ".")
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{settings.http_port}"
+        self.verify = verify
 
     def start(self) -> ApiProcess:
         with self.log.open("ab") as out:
@@ -30,7 +35,8 @@ class ApiProcess:
         def up() -> bool:
             assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
             try:
-                return httpx.get(self.url + "/health", timeout=1).status_code == 200
+                return httpx.get(self.url + "/health", timeout=1,
+                                 verify=self.verify).status_code == 200
             except httpx.HTTPError:
                 return False
 

@@ -72,8 +72,9 @@ def format_for_topic(suffix: str) -> PayloadFormat | None:
     """The format of a topic ``devices/{id}/{suffix}``; None when it is no data topic.
 
     ``data/{variable}`` takes everything after ``data/`` as the variable, slashes
-    included (``data/room/1`` is variable ``room/1``): a variable may hold a slash, and
-    the topic is the only place a raw value can name it."""
+    included (``data/room/1`` is variable ``room/1``). The topics a device may publish
+    to (``bridge.model.topics``) have one level there (``data/+``), so over MQTT such a
+    variable never arrives; this only says what it would mean."""
     fmt = _BY_SUFFIX.get(suffix)
     if fmt is None and suffix.startswith("data/"):
         fmt = PayloadFormat("raw", suffix[len("data/"):])

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -28,38 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import Settings
-from devicedata import procs, servers
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEVICEDATA_")}
-    return subprocess.run([sys.executable, "-m", "devicedata", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO)
-
-
-@pytest.fixture
-def stack_dir() -> Iterator[Path]:
-    # mkdtemp under /tmp rather than tmp_path: Mosquitto (user `mosquitto` once it drops
-    # root) must be able to enter every parent of its directory.
-    path = Path(tempfile.mkdtemp(prefix="devicedata-stack-"))
-    path.chmod(0o755)
-    yield path
-    cli("stack", "down", "--data-dir", str(path))
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def port_args() -> list[str]:
-    return ["--http-port", str(procs.free_port()), "--mqtt-port", str(procs.free_port()),
-            "--influx-port", str(procs.free_port())]
-
-
-def wait_gone(pids: list[int], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while any(procs.pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert [p for p in pids if procs.pid_alive(p)] == []
+from devicedata import servers
+from support.stack import REPO, cli, port_args, wait_gone
 
 
 def test_up_serves_data_then_down_stops_everything(stack_dir: Path) -> None:
@@ -98,7 +66,8 @@ def test_up_serves_data_then_down_stops_everything(stack_dir: Path) -> None:
     assert again.returncode == 0 and "nothing runs" in again.stdout
 
 
-@pytest.mark.parametrize("flag", ["--mqtt-port", "--http-port", "--influx-port"])
+@pytest.mark.parametrize("flag", ["--mqtt-port", "--mqtt-tls-port", "--http-port",
+                                  "--influx-port"])
 def test_taken_port_fails_at_once_naming_the_flag(stack_dir: Path, flag: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
