@@ -86,6 +86,9 @@ class Settings:
         "Broker user that changes the broker's access rules (dynamic-security commands)."))
     mqtt_admin_password: str = field(default="", metadata=_doc(
         "Its password; empty: generated and kept in the data dir (`mqtt-admin-password`)."))
+    mqtt_protocol: str = field(default="auto", metadata=_doc(
+        "MQTT version the bridge speaks: `5`, `3.1.1`, or `auto` (5, and 3.1.1 when the "
+        "broker answers \"unsupported protocol version\")."))
     mqtt_shared_group: str = field(default="", metadata=_doc(
         "When set, subscribe to `$share/GROUP/devices/+/data` to split load across bridges."))
     mqtt_points_per_second: float = field(default=1000.0, metadata=_doc(

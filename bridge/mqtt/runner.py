@@ -13,9 +13,10 @@ import logging
 from bridge.errors import DeviceDataError
 from bridge.metrics import Metrics, Readiness
 from bridge.metrics import serve as serve_metrics
-from bridge.mqtt.connection import ConnectionOptions, MqttConnection
+from bridge.mqtt.connection import MqttConnection
 from bridge.mqtt.devices import KnownDevices
 from bridge.mqtt.ingest import DATA_TOPIC, Ingest
+from bridge.mqtt.session import ConnectionOptions
 from bridge.pipeline import Pipeline, open_pipeline
 from bridge.registry import Registry, broker_sync, dynsec, open_registry
 from bridge.registry.broker_sync import BrokerSync
@@ -23,6 +24,13 @@ from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.bridge")
 DRAIN_TIMEOUT = 30.0
+
+
+def max_packet_size(settings: Settings) -> int:
+    """The largest packet the bridge accepts (MQTT 5 Maximum Packet Size): room for twice
+    the largest payload, so a payload somewhat over the limit still reaches ingest and earns
+    the device an error report, while no broker can make the bridge buffer without bound."""
+    return 2 * settings.max_body_bytes + 65536
 
 
 def subscription(settings: Settings) -> str:
@@ -56,7 +64,8 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
-        subscriptions=(subscription(settings),))
+        subscriptions=(subscription(settings),), protocol=settings.mqtt_protocol,
+        maximum_packet_size=max_packet_size(settings))
     conn = MqttConnection(options, ingest.on_message)
     ingest.conn = conn
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
