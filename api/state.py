@@ -15,7 +15,8 @@ from starlette.requests import Request
 
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_files, open_registry
+from bridge.registry.broker_login import BrokerLogin
 from bridge.registry.token_cache import TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
@@ -32,6 +33,7 @@ class AppState:
     service: DataService
     metrics: Metrics
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
+    broker_login: BrokerLogin | None = None  # the broker hooks' (api.broker_hooks), if on
 
     @staticmethod
     def of(request: Request) -> AppState:
@@ -54,10 +56,21 @@ async def lifespan(app: Starlette, settings: Settings,
             app.state.devicedata = AppState(
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
-                service=pipe.service, metrics=metrics,
+                service=pipe.service, metrics=metrics, broker_login=_broker_login(settings, reg),
             )
             yield
     finally:
         if own_registry:
             reg.close()
 
+
+
+def _broker_login(settings: Settings, registry: Registry) -> BrokerLogin | None:
+    """Only with ``DEVICEDATA_BROKER_HOOK_SECRET`` set: the broker hooks' log-in checks,
+    with the passwords of our own broker users and of the broker admin."""
+    if not settings.broker_hook_secret:
+        return None
+    return BrokerLogin(registry, shared_password=broker_files.bridge_password(settings),
+                       admin_username=settings.mqtt_admin_username,
+                       admin_password=broker_files.admin_password(settings),
+                       ttl=settings.token_cache_seconds)

@@ -109,6 +109,9 @@ class Settings:
     broker_sync_seconds: float = field(default=2.0, metadata=_doc(
         "How often the bridge rewrites the broker's password/ACL files from the registry "
         "(catches expiries and changes made elsewhere); 0 disables."))
+    broker_hook_secret: str = field(default="", metadata=_doc(
+        "Secret a broker sends to the API's broker hooks (`/broker/...`: EMQX, VerneMQ, "
+        "mosquitto-go-auth, RabbitMQ; docs/scaling.md); empty: the hooks are off (404)."))
     log_format: str = field(default="text", metadata=_doc("`text` (key=value) or `json`."))
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 
