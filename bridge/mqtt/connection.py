@@ -1,11 +1,8 @@
-"""The bridge's MQTT connection on asyncio: connect, subscribe, receive, acknowledge later,
-reconnect with capped, jittered backoff; MQTT 5 or 3.1.1 (``bridge.mqtt.session``).
+"""The bridge's MQTT connection on asyncio: connect (MQTT 5 or 3.1.1, ``session``), subscribe,
+receive, acknowledge later, reconnect with capped, jittered backoff (``backoff``).
 
-QoS 1 messages are acknowledged only when ``ack`` is called (after the write), so the
-broker keeps every message the bridge has not stored; the PUBACK is the same in both
-versions. Why our own codec (``bridge.mqtt.wire``) and not a library: docs/benchmarks.md.
-What the CONNACK sets (keep-alive, Receive Maximum, Maximum Packet Size, an assigned
-client id) is kept in ``session`` and honoured (``keepalive``, ``outbound``).
+A QoS 1 message is acknowledged only when ``ack`` is called, after the write, so the broker
+keeps what the bridge has not stored. Why our own codec: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -64,7 +61,6 @@ class MqttConnection:
         self._retry_at_once = False
         self.out = Outbound(self._loop)
 
-    # -- what the bridge calls ------------------------------------------------------
 
     def ack(self, mid: int, qos: int, generation: int) -> None:
         """Acknowledge a message received on connection ``generation``. After a
@@ -96,9 +92,10 @@ class MqttConnection:
     @property
     def live(self) -> tuple[asyncio.Transport, Session] | None:
         """The transport and what its CONNACK agreed, while connected."""
-        if self._transport is None or self.session is None or not self.connected.is_set():
+        transport, session = self._transport, self.session
+        if transport is None or session is None or not self.connected.is_set():
             return None
-        return self._transport, self.session
+        return transport, session
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Stay connected until ``stopping`` is set, reconnecting with jittered backoff."""
@@ -146,7 +143,6 @@ class MqttConnection:
             return False, self.refused or f"waiting for the broker to grant {missing[0]}"
         return True, "ok"
 
-    # -- called by the protocol --------------------------------------------------------
 
     def handle(self, packets: list[wire.Message | wire.Packet]) -> None:
         for packet in packets:
@@ -169,7 +165,6 @@ class MqttConnection:
                 self.last_error = ("broker disconnected us: " + wire.reason_text(code)
                                    + (f": {text}" if text else ""))
                 log.error("event=mqtt_broker_disconnect reason=%s", self.last_error)
-            # PINGRESP needs nothing beyond last_heard.
 
     def _connacked(self, body: bytes) -> None:
         protocol = self.protocols.current
@@ -232,13 +227,21 @@ class MqttConnection:
         if self._transport is not None:
             self._transport.abort()
 
+    def _fall_back(self, code: int | None, protocol: int, reason: str) -> bool:
+        """Another protocol version to try at once (``auto``), after this refusal?"""
+        if not self.protocols.fall_back(code):
+            return False
+        log.warning("event=mqtt_protocol_fallback from=%s to=%s reason=%s",
+                    PROTOCOL_NAMES[protocol], PROTOCOL_NAMES[self.protocols.current], reason)
+        self._retry_at_once = True
+        return True
+
     def _give_up(self) -> None:
         """Drop a connection that never worked; its late ``lost`` is then ignored."""
         self.abort()
         self._transport = None
         self.out.attach(None)
 
-    # -- internals ----------------------------------------------------------------------
 
     async def _connect(self) -> bool:
         self._disconnected.clear()
@@ -267,24 +270,21 @@ class MqttConnection:
             maximum_packet_size=options.maximum_packet_size))
         try:
             ack = await asyncio.wait_for(self._connack, 10)
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError) as exc:
             self.last_error = self.last_error or "no CONNACK within 10 s"
             self._give_up()
+            if isinstance(exc, ConnectionError):  # closed without a word
+                self._fall_back(None, protocol, "the broker closed the connection")
             return False
-        if ack.code != 0:
+        if ack.code:
             reason = refusal(ack.code, protocol)
             self._give_up()
-            if self.protocols.fall_back(ack.code):
-                log.warning("event=mqtt_protocol_fallback from=%s to=%s reason=%s",
-                            PROTOCOL_NAMES[protocol], PROTOCOL_NAMES[self.protocols.current],
-                            reason)
-                self._retry_at_once = True
-                return False
-            self.last_error = self.refused = f"the broker refused the connection: {reason}"
-            log.error("event=mqtt_refused reason=%s", reason)
+            if not self._fall_back(ack.code, protocol, reason):
+                self.last_error = self.refused = f"the broker refused the connection: {reason}"
+                log.error("event=mqtt_refused reason=%s", reason)
             return False
-        # Subscribing again on every connect is harmless, and needed when the broker
-        # lost the session (persistence off, expired, or restarted: session present 0).
+        self.protocols.worked()
+        # Needed when the broker lost the session (restarted: session present 0).
         for topic in options.subscriptions:
             packet_id = self.out.packet_id()
             self._subscribing[packet_id] = topic

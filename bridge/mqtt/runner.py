@@ -82,9 +82,10 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
                   lambda: float(ingest.inflight))
     server = await _metrics_server(settings, metrics, lambda: conn.ready)
     broker = BrokerSync(settings)
+    # This bridge's own user must be known before it connects: to the broker's files (the
+    # sync below), or to the broker hooks of the API (which read the registry).
+    await asyncio.to_thread(_register, settings, registry)
     if settings.broker_sync_seconds > 0:
-        # This bridge's own user must reach the broker before it connects.
-        await asyncio.to_thread(_register, settings, registry)
         await _sync_once(broker, registry)
     syncer = asyncio.create_task(_sync_broker(broker, registry), name="broker-sync")
     refresher = asyncio.create_task(devices.refresh_forever(), name="device-list")

@@ -73,22 +73,30 @@ class Session:
 
 
 class ProtocolChoice:
-    """``DEVICEDATA_MQTT_PROTOCOL``: "5", "3.1.1", or "auto" (5 first; 3.1.1 when the broker
-    answers "unsupported protocol version", and from then on)."""
+    """``DEVICEDATA_MQTT_PROTOCOL``: "5", "3.1.1", or "auto": 5 first; 3.1.1 when the broker
+    answers "unsupported protocol version" or, as long as 5 never worked with it, closes
+    the connection without any CONNACK (RabbitMQ 3.10 does that to a level 5 CONNECT)."""
 
     def __init__(self, setting: str) -> None:
         if setting not in PROTOCOLS:
             raise ValueError(f"MQTT protocol {setting!r}: expected one of {', '.join(PROTOCOLS)}")
         self._choices = PROTOCOLS[setting]
         self._at = 0
+        self._worked = False
 
     @property
     def current(self) -> int:
         return self._choices[self._at]
 
-    def fall_back(self, code: int) -> bool:
-        """After a refused CONNECT: True when another version is worth trying at once."""
-        unsupported = code in (wire.UNSUPPORTED_VERSION, 1)
+    def worked(self) -> None:
+        """A CONNACK accepted this version: a later silent close is no reason to change."""
+        self._worked = True
+
+    def fall_back(self, code: int | None) -> bool:
+        """After a refused CONNECT (``code``), or none at all (None): True when another
+        version is worth trying at once."""
+        unsupported = code in (wire.UNSUPPORTED_VERSION, 1) or (
+            code is None and not self._worked)
         if unsupported and self._at + 1 < len(self._choices):
             self._at += 1
             return True

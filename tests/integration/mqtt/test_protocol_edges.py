@@ -282,3 +282,27 @@ async def test_311_retained_copies_on_a_resumed_session_are_acked_not_stored(
         if present:
             await until(lambda: pubacks(broker.peers[0]) == [5], "the retained copy's ack")
             assert client.conn.retained_skipped == 1
+
+
+async def test_auto_falls_back_when_a_311_broker_just_hangs_up() -> None:
+    """RabbitMQ 3.10 closes the socket of a level 5 CONNECT without any CONNACK."""
+    def script(peer: Peer, kind: int, body: bytes) -> None:
+        if kind == sb.CONNECT and sb.protocol_level(body) == 5:
+            peer.close()
+            return
+        answering(sb.connack_311(0), v311=True)(peer, kind, body)
+
+    broker = ScriptedBroker(script)
+    async with connected(broker, protocol="auto") as client:
+        assert client.conn.session is not None
+        assert client.conn.session.protocol == wire.MQTT311
+
+
+def test_a_silent_close_changes_nothing_once_5_worked() -> None:
+    from bridge.mqtt.session import ProtocolChoice
+    choice = ProtocolChoice("auto")
+    choice.worked()
+    assert not choice.fall_back(None) and choice.current == wire.MQTT5
+    assert choice.fall_back(0x84) and choice.current == wire.MQTT311
+    with pytest.raises(ValueError):
+        ProtocolChoice("4")
