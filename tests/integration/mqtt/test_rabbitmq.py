@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ class Device:
                                   protocol=MQTTProtocolVersion.MQTTv311, clean_session=True)
         self.client.username_pw_set(username, password)
         self.result: dict[str, Any] = {}
-        self.client.on_connect = lambda c, u, f, rc, p: self.result.__setitem__("connack", rc)
+        # setdefault: paho reconnects by itself; the first CONNACK is the one tested.
+        self.client.on_connect = lambda c, u, f, rc, p: self.result.setdefault("connack", rc)
         self.client.on_subscribe = lambda c, u, m, rcs, p: self.result.__setitem__(
             "suback", rcs)
         self.client.on_disconnect = lambda c, u, f, rc, p: self.result.__setitem__(
@@ -173,3 +175,29 @@ def test_a_foreign_topic_is_refused(setup: Setup) -> None:
     finally:
         device.close()
     assert count(setup.api, victim_token, variable="forged") == 0
+
+
+
+def test_revoking_a_devices_last_token_stops_its_open_connection(setup: Setup) -> None:
+    """RabbitMQ asks the hooks again as the device publishes (measured here: refused on the
+    second publish, a second apart, after the revocation): once its last write token is
+    revoked and the hooks' cache (0.5 s here) has let go, the publish is refused and the
+    connection closed. A device with another active token keeps publishing on an open
+    connection: the hooks are not told which token a connection logged in with."""
+    device_id, token = setup.api.device("write")
+    reader = setup.api.registry.create_token(device_id, "read").token
+    device = Device(setup.node, device_id, token)
+    try:
+        device.publish(f"devices/{device_id}/data", {"variable": "before", "value": 1})
+        wait_until(lambda: count(setup.api, reader, variable="before") == 1, timeout=20,
+                   what="a point before the revocation")
+        setup.api.registry.revoke_token(token)
+
+        for attempt in range(20):  # one publish a second (a burst stays within a cache)
+            time.sleep(1.0)
+            device.publish(f"devices/{device_id}/data", {"variable": "after", "value": attempt})
+            if "disconnected" in device.result:
+                break
+        assert "disconnected" in device.result, "publishes still accepted 20 s after"
+    finally:
+        device.close()
