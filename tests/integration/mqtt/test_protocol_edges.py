@@ -306,3 +306,21 @@ def test_a_silent_close_changes_nothing_once_5_worked() -> None:
     assert choice.fall_back(0x84) and choice.current == wire.MQTT311
     with pytest.raises(ValueError):
         ProtocolChoice("4")
+
+
+async def test_an_assigned_client_identifier_is_asked_for_again() -> None:
+    def connack(peer: Peer, body: bytes) -> bytes:
+        if peer.index == 0:
+            return sb.connack(properties=sb.text_prop(0x12, "assigned-7"))
+        return sb.connack(session_present=True)
+
+    def after_suback(peer: Peer) -> None:
+        if peer.index == 0:
+            peer.close()
+
+    broker = ScriptedBroker(answering(connack, after_suback))
+    async with connected(broker, wait_ready=False) as client:
+        await until(lambda: len(broker.peers) == 2 and client.conn.ready[0], "a reconnection")
+        second_connect = broker.peers[1].received[0][1]
+        assert b"\x00\x0aassigned-7" in second_connect
+        assert client.conn.client_id == "assigned-7"
