@@ -6,18 +6,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, broker_files, open_registry
 from bridge.registry.broker_login import BrokerLogin
-from bridge.registry.token_cache import TokenCache
+from bridge.registry.token_cache import NetworkCache, TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
 
@@ -32,6 +33,11 @@ class AppState:
     tokens: TokenCache
     service: DataService
     metrics: Metrics
+    networks: NetworkCache
+    # One log line a minute per unknown DevEUI, however often its uplinks come, and at
+    # most ten a minute for all of them (a network token could make up any number).
+    unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
+    unknown_eui_lines: Gate = field(default_factory=lambda: Gate(every=6.0, burst=10))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
     broker_login: BrokerLogin | None = None  # the broker hooks' (api.broker_hooks), if on
 
@@ -56,7 +62,9 @@ async def lifespan(app: Starlette, settings: Settings,
             app.state.devicedata = AppState(
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
-                service=pipe.service, metrics=metrics, broker_login=_broker_login(settings, reg),
+                service=pipe.service, metrics=metrics,
+                networks=NetworkCache(reg, settings.token_cache_seconds),
+                broker_login=_broker_login(settings, reg),
             )
             yield
     finally:
