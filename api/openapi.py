@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.broker_hooks import openapi_paths
 from bridge.model.query import KINDS
 
 _LIST = {"type": "array", "items": {"type": "string"}}
@@ -179,5 +180,6 @@ def openapi_document() -> dict[str, Any]:
                 "200": {"description": "Alive"}}}},
             "/ready": {"get": {"summary": "InfluxDB, registry and broker reachable", "responses": {
                 "200": {"description": "Ready"}, "503": {"description": "Not ready"}}}},
+            **openapi_paths(),
         },
     }

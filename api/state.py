@@ -17,7 +17,8 @@ from api.fairness import DeviceLimits
 from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_files, open_registry
+from bridge.registry.broker_login import BrokerLogin
 from bridge.registry.token_cache import NetworkCache, TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
@@ -40,6 +41,7 @@ class AppState:
     unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
     unknown_eui_lines: Gate = field(default_factory=lambda: Gate(every=6.0, burst=10))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
+    broker_login: BrokerLogin | None = None  # the broker hooks' (api.broker_hooks), if on
 
     @staticmethod
     def of(request: Request) -> AppState:
@@ -65,9 +67,21 @@ async def lifespan(app: Starlette, settings: Settings,
                 service=pipe.service, metrics=metrics,
                 limits=DeviceLimits.from_settings(settings),
                 networks=NetworkCache(reg, settings.token_cache_seconds),
+                broker_login=_broker_login(settings, reg),
             )
             yield
     finally:
         if own_registry:
             reg.close()
 
+
+
+def _broker_login(settings: Settings, registry: Registry) -> BrokerLogin | None:
+    """Only with ``DEVICEDATA_BROKER_HOOK_SECRET`` set: the broker hooks' log-in checks,
+    with the passwords of our own broker users and of the broker admin."""
+    if not settings.broker_hook_secret:
+        return None
+    return BrokerLogin(registry, shared_password=broker_files.bridge_password(settings),
+                       admin_username=settings.mqtt_admin_username,
+                       admin_password=broker_files.admin_password(settings),
+                       ttl=settings.token_cache_seconds)

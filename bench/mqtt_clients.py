@@ -131,8 +131,8 @@ class Mqtt5Codec:
             (IndexError "Not enough bytes"); PUBLISH becomes wire.Message, as ingest
             reads it, the rest wire.Packet with the decoded packet as body."""
 
-            def __init__(self) -> None:
-                self._buffer = b""
+            def __init__(self, properties: bool = True, maximum: int = 0) -> None:
+                self._buffer = b""  # MQTT 5 only; no maximum enforced (bench use)
 
             def feed(self, data: bytes) -> list[Any]:
                 buf = self._buffer + data if self._buffer else data
@@ -156,19 +156,25 @@ class Mqtt5Codec:
 
         self.Reader = Reader
 
+    def __getattr__(self, name: str) -> Any:
+        """Constants and helpers the connection uses that need no codec (since issue 15)."""
+        return getattr(wire, name)
+
     def connect(self, client_id: str, username: str, password: str, *, keepalive: int,
-                session_expiry: int, receive_maximum: int, clean_start: bool = False) -> bytes:
+                session_expiry: int, receive_maximum: int, clean_start: bool = False,
+                **_: Any) -> bytes:
         return bytes(self.m.ConnectPacket(
             client_id, username=username, password=password.encode(), clean_start=clean_start,
             keep_alive=keepalive, session_expiry_interval=session_expiry,
             receive_max=receive_maximum).write())
 
-    def subscribe(self, packet_id: int, topic_filter: str, qos: int = 1) -> bytes:
+    def subscribe(self, packet_id: int, topic_filter: str, qos: int = 1, **_: Any) -> bytes:
         m = self.m
         return bytes(m.SubscribePacket(packet_id, [m.TopicFilter(
             topic_filter, max_qos=m.QoS(qos))]).write())
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, packet_id: int = 0) -> bytes:
+    def publish(self, topic: str, payload: bytes, qos: int = 0, packet_id: int = 0,
+                protocol: int = wire.MQTT5) -> bytes:
         return bytes(self.m.PublishPacket(topic, payload, qos=self.m.QoS(qos),
                                           packet_id=packet_id or None).write())
 
@@ -176,16 +182,16 @@ class Mqtt5Codec:
         return bytes(self.m.PubAckPacket(packet_id).write())
 
     @staticmethod
-    def connack(body: Any) -> tuple[bool, int]:
-        return bool(body.session_present), int(body.reason_code)
+    def connack(body: Any, protocol: int = wire.MQTT5) -> wire.ConnAck:
+        return wire.ConnAck(bool(body.session_present), int(body.reason_code))
 
     @staticmethod
-    def suback_codes(body: Any) -> tuple[int, list[int]]:
+    def suback_codes(body: Any, protocol: int = wire.MQTT5) -> tuple[int, list[int]]:
         return int(body.packet_id), [int(c) for c in body.reason_codes]
 
     @staticmethod
-    def disconnect_reason(body: Any) -> int:
-        return int(body.reason_code)
+    def disconnect_reason(body: Any) -> tuple[int, str]:
+        return int(body.reason_code), ""
 
 
 def use_mqtt5() -> type:

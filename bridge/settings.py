@@ -124,6 +124,9 @@ class Settings:
         "Private key of `DEVICEDATA_MQTT_TLS_CERT_FILE`; empty: in the certificate file."))
     mqtt_tls_server_name: str = field(default="", metadata=_doc(
         "Name the broker's certificate must carry; empty: `DEVICEDATA_MQTT_HOST`."))
+    mqtt_protocol: str = field(default="auto", metadata=_doc(
+        "MQTT version the bridge speaks: `5`, `3.1.1`, or `auto` (5, and 3.1.1 when the "
+        "broker answers \"unsupported protocol version\")."))
     mqtt_shared_group: str = field(default="", metadata=_doc(
         "When set, subscribe to the data topics as `$share/GROUP/devices/+/...` to split "
         "load across bridges."))
@@ -158,6 +161,9 @@ class Settings:
     broker_sync_seconds: float = field(default=2.0, metadata=_doc(
         "How often the bridge rewrites the broker's password/ACL files from the registry "
         "(catches expiries and changes made elsewhere); 0 disables."))
+    broker_hook_secret: str = field(default="", metadata=_doc(
+        "Secret a broker sends to the API's broker hooks (`/broker/...`: EMQX, VerneMQ, "
+        "mosquitto-go-auth, RabbitMQ; docs/scaling.md); empty: the hooks are off (404)."))
     log_format: str = field(default="text", metadata=_doc("`text` (key=value) or `json`."))
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 

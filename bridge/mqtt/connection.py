@@ -1,14 +1,9 @@
-"""The bridge's MQTT 5 connection on asyncio (plain TCP or TLS): connect, subscribe,
-receive, acknowledge later, reconnect with capped backoff.
+"""The bridge's MQTT connection on asyncio (plain TCP or TLS): connect (MQTT 5 or 3.1.1,
+``session``), subscribe, receive, acknowledge later, reconnect with capped, jittered
+backoff (``backoff``).
 
-QoS 1 messages are acknowledged only when ``ack`` is called (after the write), so the
-broker keeps every message the bridge has not stored. Neither aiomqtt 2.5 (it acks on
-receipt) nor paho (fast enough for devices, not for the bridge's inflow) fit, so the few
-packets a subscriber needs are read and written by ``bridge.mqtt.wire``. PUBACKs produced
-in one turn of the event loop leave in one socket write.
-
-Over 300 lines: connecting, subscribing, acknowledging, keep-alive and reconnecting share
-one connection's state and are checked against each other when read in one place.
+A QoS 1 message is acknowledged only when ``ack`` is called, after the write, so the broker
+keeps what the bridge has not stored. Why our own codec: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -16,13 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from bridge.mqtt import wire
+from bridge.mqtt.backoff import Backoff
+from bridge.mqtt.keepalive import keep_alive
+from bridge.mqtt.outbound import Outbound
+from bridge.mqtt.session import (
+    PROTOCOL_NAMES,
+    ConnectionOptions,
+    ProtocolChoice,
+    Session,
+    refusal,
+)
+from bridge.mqtt.stream import Stream, first
 
 log = logging.getLogger("devicedata.mqtt")
 
@@ -30,47 +34,9 @@ MessageHandler = Callable[[wire.Message], None]
 SESSION_EXPIRY = 7 * 24 * 3600  # keep queued messages for a bridge that is down a week
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionOptions:
-    host: str
-    port: int
-    client_id: str
-    username: str
-    password: str
-    subscriptions: tuple[str, ...]
-    receive_maximum: int = 1000  # unacknowledged QoS 1 messages the broker may send us
-    keepalive: int = 30
-    backoff_initial: float = 0.5
-    backoff_max: float = 15.0
-    tls: ssl.SSLContext | None = None  # bridge.mqtt.tls.client_context
-    server_name: str | None = None  # checked against the broker's certificate
-
-
-class _Protocol(asyncio.Protocol):
-    def __init__(self, conn: MqttConnection) -> None:
-        self.conn = conn
-        self.reader = wire.Reader()
-        self.transport: asyncio.BaseTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.conn.last_heard = time.monotonic()
-        try:
-            packets = self.reader.feed(data)
-        except (wire.ProtocolError, IndexError, ValueError) as exc:
-            self.conn.last_error = f"unreadable data from the broker: {exc}"
-            self.conn.abort()
-            return
-        self.conn.handle(packets)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.lost(self.transport, exc)
-
-
 class MqttConnection:
-    def __init__(self, options: ConnectionOptions, on_message: MessageHandler) -> None:
+    def __init__(self, options: ConnectionOptions, on_message: MessageHandler,
+                 rng: random.Random | None = None) -> None:
         self.options = options
         self.on_message = on_message
         self.connected = asyncio.Event()
@@ -80,32 +46,35 @@ class MqttConnection:
         self.last_error = ""
         self.granted: set[str] = set()  # a refused one is absent: connected but deaf
         self.refused = ""  # why the broker refused the last CONNECT or SUBSCRIBE
+        self.session: Session | None = None  # what the last CONNACK agreed
+        self.protocols = ProtocolChoice(options.protocol)
+        self.backoff = Backoff(options.backoff_initial, options.backoff_max, rng)
+        self.client_id = options.client_id  # an Assigned Client Identifier replaces it
+        self.retained_skipped = 0  # 3.1.1 retained copies of what the session already had
         self._subscribing: dict[int, str] = {}  # SUBSCRIBE packet id -> topic filter
         self.last_heard = 0.0
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._disconnected = asyncio.Event()
-        self._connack: asyncio.Future[tuple[bool, int]] | None = None
+        self._connack: asyncio.Future[wire.ConnAck] | None = None
         self._paused = False
         self._closing = False
-        self._out: list[bytes] = []
-        self._flush_scheduled = False
-        self._next_id = 0
+        self._retry_at_once = False
+        self.out = Outbound(self._loop)
 
-    # -- what the bridge calls ------------------------------------------------------
 
     def ack(self, mid: int, qos: int, generation: int) -> None:
         """Acknowledge a message received on connection ``generation``. After a
         reconnect the broker resends unacknowledged messages, possibly reusing old ids
         for other messages, so an ack from an earlier connection is dropped."""
         if qos and generation == self.generation and self.connected.is_set():
-            self._send(wire.puback(mid))
+            self.out.send(wire.puback(mid))
 
     def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
-        """Fire and forget (error reports to devices): nothing is resent after a reconnect.
-        QoS 0 by default, so nothing counts against the broker's Receive Maximum."""
-        if self.connected.is_set():
-            self._send(wire.publish(topic, payload, qos, self._packet_id() if qos else 0))
+        """Fire and forget (error reports to devices): nothing is resent after a reconnect,
+        and the broker's limits apply (``Outbound.publish``)."""
+        if self.connected.is_set() and self.session is not None:
+            self.out.publish(self.session, topic, payload, qos)
 
     def pause_reading(self) -> None:
         if not self._paused and self._transport is not None:
@@ -121,23 +90,33 @@ class MqttConnection:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def live(self) -> tuple[asyncio.Transport, Session] | None:
+        """The transport and what its CONNACK agreed, while connected."""
+        transport, session = self._transport, self.session
+        if transport is None or session is None or not self.connected.is_set():
+            return None
+        return transport, session
+
     async def run(self, stopping: asyncio.Event) -> None:
-        """Stay connected until ``stopping`` is set, reconnecting with capped backoff."""
-        delay = self.options.backoff_initial
-        pinger = asyncio.create_task(self._keepalive())
+        """Stay connected until ``stopping`` is set, reconnecting with jittered backoff."""
+        pinger = asyncio.create_task(keep_alive(self))
         try:
             while not stopping.is_set():
                 if await self._connect():
-                    delay = self.options.backoff_initial
-                    await _first(stopping.wait(), self._disconnected.wait())
+                    self.backoff.reset()
+                    await first(stopping.wait(), self._disconnected.wait())
                 if stopping.is_set():
                     break
+                if self._retry_at_once:  # the same broker, another protocol version
+                    self._retry_at_once = False
+                    continue
                 self.reconnects += 1
-                log.warning("event=mqtt_reconnect_wait seconds=%.1f reason=%s", delay,
+                delay = self.backoff.next()
+                log.warning("event=mqtt_reconnect_wait seconds=%.2f reason=%s", delay,
                             self.last_error or "connection lost")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), delay)
-                delay = min(delay * 2, self.options.backoff_max)
         finally:
             pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,50 +126,12 @@ class MqttConnection:
         """A clean DISCONNECT that keeps the session (and its queue) on the broker."""
         if (transport := self._transport) is None:
             return
-        self._flush()
+        self.out.flush()
         self._closing = True
         transport.write(wire.DISCONNECT_PACKET)
         transport.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._disconnected.wait(), 5)
-
-    # -- called by the protocol --------------------------------------------------------
-
-    def handle(self, packets: list[wire.Message | wire.Packet]) -> None:
-        for packet in packets:
-            if isinstance(packet, wire.Message):
-                self.on_message(packet)
-            elif packet.kind == wire.CONNACK:
-                result = wire.connack(packet.body)
-                if result[1] == 0:
-                    # Now, not when _connect resumes: the broker may resend unacknowledged
-                    # messages in the very same read, and their acks must be accepted.
-                    self.generation += 1
-                    self.connected.set()
-                if self._connack is not None and not self._connack.done():
-                    self._connack.set_result(result)
-            elif packet.kind == wire.SUBACK:
-                self._subacked(packet.body)
-            elif packet.kind == wire.DISCONNECT:
-                code = wire.disconnect_reason(packet.body)
-                if code == wire.SESSION_TAKEN_OVER:
-                    self.takeovers += 1
-                self.last_error = "broker disconnected us: " + wire.reason_text(code)
-            # PUBACK (for our error reports) and PINGRESP need nothing beyond last_heard.
-
-    def _subacked(self, body: bytes) -> None:
-        packet_id, codes = wire.suback_codes(body)
-        topic = self._subscribing.pop(packet_id, "?")
-        refused = [code for code in codes if code >= 0x80]
-        if refused:
-            self.granted.discard(topic)
-            self.refused = (f"the broker refused the subscription to {topic}: "
-                            f"{wire.reason_text(refused[0])}")
-            log.error("event=mqtt_subscribe_refused topic=%s reason=%s", topic,
-                      wire.reason_text(refused[0]))
-        else:
-            self.granted.add(topic)
-            self.refused = ""
 
     @property
     def ready(self) -> tuple[bool, str]:
@@ -201,6 +142,68 @@ class MqttConnection:
         if missing:
             return False, self.refused or f"waiting for the broker to grant {missing[0]}"
         return True, "ok"
+
+
+    def handle(self, packets: list[wire.Message | wire.Packet]) -> None:
+        for packet in packets:
+            if isinstance(packet, wire.Message):
+                if packet.retain and self.session and self.session.stored_before(packet):
+                    self.retained_skipped += 1  # acknowledged, not stored twice
+                    self.ack(packet.mid, packet.qos, self.generation)
+                    continue
+                self.on_message(packet)
+            elif packet.kind == wire.PUBACK:
+                self.out.acked(packet.body)
+            elif packet.kind == wire.CONNACK:
+                self._connacked(packet.body)
+            elif packet.kind == wire.SUBACK:
+                self._subacked(packet.body)
+            elif packet.kind == wire.DISCONNECT:
+                code, text = wire.disconnect_reason(packet.body)
+                if code == wire.SESSION_TAKEN_OVER:
+                    self.takeovers += 1
+                self.last_error = ("broker disconnected us: " + wire.reason_text(code)
+                                   + (f": {text}" if text else ""))
+                log.error("event=mqtt_broker_disconnect reason=%s", self.last_error)
+
+    def _connacked(self, body: bytes) -> None:
+        protocol = self.protocols.current
+        ack = wire.connack(body, protocol)
+        if ack.code == 0:
+            # Now, not when _connect resumes: the broker may resend unacknowledged
+            # messages in the very same read, and their acks must be accepted.
+            self.session = Session.agreed(ack, protocol, self.options.keepalive,
+                                          self.client_id)
+            self.client_id = self.session.client_id
+            self.out.agreed(self.session)
+            self.generation += 1
+            self.connected.set()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(ack)
+
+    def _subacked(self, body: bytes) -> None:
+        protocol = self.session.protocol if self.session else wire.MQTT5
+        packet_id, codes = wire.suback_codes(body, protocol)
+        topic = self._subscribing.pop(packet_id, "?")
+        refused = [code for code in codes if code >= 0x80]
+        if refused:
+            self.granted.discard(topic)
+            reason = wire.reason_text(refused[0], protocol)
+            self.refused = f"the broker refused the subscription to {topic}: {reason}"
+            log.error("event=mqtt_subscribe_refused topic=%s reason=%s", topic, reason)
+        else:
+            self.granted.add(topic)
+            self.refused = ""
+
+    def too_large(self, exc: wire.PacketTooLarge) -> None:
+        """The broker ignored the Maximum Packet Size we gave it: say so and hang up
+        (MQTT 5, 3.1.2.11.4), before any of the packet is buffered."""
+        self.last_error = f"the broker sent a packet too large: {exc}"
+        log.error("event=mqtt_packet_too_large reason=%s", exc)
+        transport = self._transport
+        if transport is not None and self.session and self.session.protocol == wire.MQTT5:
+            transport.write(wire.disconnect(wire.PACKET_TOO_LARGE))
+        self.abort()
 
     def lost(self, transport: asyncio.BaseTransport | None, exc: Exception | None) -> None:
         if transport is not self._transport:
@@ -215,7 +218,7 @@ class MqttConnection:
         self.granted.clear()
         self._subscribing.clear()
         self._transport = None
-        self._out.clear()
+        self.out.attach(None)
         if self._connack is not None and not self._connack.done():
             self._connack.set_exception(ConnectionError(self.last_error or "connection lost"))
         self._disconnected.set()
@@ -224,14 +227,30 @@ class MqttConnection:
         if self._transport is not None:
             self._transport.abort()
 
-    # -- internals ----------------------------------------------------------------------
+    def _fall_back(self, code: int | None, protocol: int, reason: str) -> bool:
+        """Another protocol version to try at once (``auto``), after this refusal?"""
+        if not self.protocols.fall_back(code):
+            return False
+        log.warning("event=mqtt_protocol_fallback from=%s to=%s reason=%s",
+                    PROTOCOL_NAMES[protocol], PROTOCOL_NAMES[self.protocols.current], reason)
+        self._retry_at_once = True
+        return True
+
+    def _give_up(self) -> None:
+        """Drop a connection that never worked; its late ``lost`` is then ignored."""
+        self.abort()
+        self._transport = None
+        self.out.attach(None)
+
 
     async def _connect(self) -> bool:
         self._disconnected.clear()
-        options = self.options
+        options, protocol = self.options, self.protocols.current
+        reader = wire.Reader(properties=protocol == wire.MQTT5,
+                             maximum=options.maximum_packet_size)
         try:
             transport, _ = await asyncio.wait_for(self._loop.create_connection(
-                lambda: _Protocol(self), options.host, options.port, ssl=options.tls,
+                lambda: Stream(self, reader), options.host, options.port, ssl=options.tls,
                 server_hostname=options.server_name if options.tls else None), 10)
         except (OSError, TimeoutError) as exc:  # ssl.SSLError (a failed handshake) too
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -239,71 +258,43 @@ class MqttConnection:
             return False
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self.out.attach(transport)
+        self._closing = False
         if self._paused:
             transport.pause_reading()
         self._connack = self._loop.create_future()
         self.last_heard = time.monotonic()
         transport.write(wire.connect(
-            options.client_id, options.username, options.password,
+            self.client_id, options.username, options.password,
             keepalive=options.keepalive, session_expiry=SESSION_EXPIRY,
-            receive_maximum=options.receive_maximum))
+            receive_maximum=options.receive_maximum, protocol=protocol,
+            maximum_packet_size=options.maximum_packet_size))
         try:
-            session_present, code = await asyncio.wait_for(self._connack, 10)
-        except (TimeoutError, ConnectionError):
+            ack = await asyncio.wait_for(self._connack, 10)
+        except (TimeoutError, ConnectionError) as exc:
             self.last_error = self.last_error or "no CONNACK within 10 s"
-            self.abort()
+            self._give_up()
+            if isinstance(exc, ConnectionError):  # closed without a word
+                self._fall_back(None, protocol, "the broker closed the connection")
             return False
-        if code != 0:
-            self.last_error = self.refused = (f"the broker refused the connection: "
-                                              f"{wire.reason_text(code)}")
-            log.error("event=mqtt_refused reason=%s", wire.reason_text(code))
-            self.abort()
+        if ack.code:
+            reason = refusal(ack.code, protocol)
+            self._give_up()
+            if not self._fall_back(ack.code, protocol, reason):
+                self.last_error = self.refused = f"the broker refused the connection: {reason}"
+                log.error("event=mqtt_refused reason=%s", reason)
             return False
-        # Subscribing again on every connect is harmless, and needed when the broker
-        # lost the session (persistence off, or expired).
+        self.protocols.worked()
+        # Needed when the broker lost the session (restarted: session present 0).
         for topic in options.subscriptions:
-            packet_id = self._packet_id()
+            packet_id = self.out.packet_id()
             self._subscribing[packet_id] = topic
-            transport.write(wire.subscribe(packet_id, topic, qos=1))
+            transport.write(wire.subscribe(packet_id, topic, qos=1, protocol=protocol))
         self.last_error = ""
-        log.info("event=mqtt_connected session_present=%s subscriptions=%s",
-                 session_present, ",".join(options.subscriptions))
+        session = self.session
+        assert session is not None
+        log.info("event=mqtt_connected protocol=%s session_present=%s keepalive=%d "
+                 "send_quota=%d max_packet=%d subscriptions=%s", PROTOCOL_NAMES[protocol],
+                 session.session_present, session.keepalive, session.send_quota,
+                 session.maximum_packet_size, ",".join(options.subscriptions))
         return True
-
-    def _packet_id(self) -> int:
-        self._next_id = self._next_id % 65535 + 1
-        return self._next_id
-
-    def _send(self, packet: bytes) -> None:
-        self._out.append(packet)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and self._transport is not None:
-            self._transport.write(b"".join(self._out))
-        self._out.clear()
-
-    async def _keepalive(self) -> None:
-        interval = max(1.0, self.options.keepalive / 2)
-        while True:
-            await asyncio.sleep(interval)
-            if (transport := self._transport) is None or not self.connected.is_set():
-                continue
-            silent = time.monotonic() - self.last_heard
-            if not self._paused and silent > self.options.keepalive * 1.5:
-                self.last_error = f"no answer from the broker for {silent:.0f} s"
-                self.abort()
-                continue
-            transport.write(wire.PINGREQ_PACKET)
-
-
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()

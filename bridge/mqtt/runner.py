@@ -15,9 +15,10 @@ from bridge.metrics import Metrics, Readiness
 from bridge.metrics import serve as serve_metrics
 from bridge.model import topics
 from bridge.mqtt import tls
-from bridge.mqtt.connection import ConnectionOptions, MqttConnection
+from bridge.mqtt.connection import MqttConnection
 from bridge.mqtt.devices import KnownDevices
 from bridge.mqtt.ingest import Ingest
+from bridge.mqtt.session import ConnectionOptions
 from bridge.pipeline import Pipeline, open_pipeline
 from bridge.registry import Registry, broker_sync, dynsec, open_registry
 from bridge.registry.broker_sync import BrokerSync
@@ -25,6 +26,13 @@ from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.bridge")
 DRAIN_TIMEOUT = 30.0
+
+
+def max_packet_size(settings: Settings) -> int:
+    """The largest packet the bridge accepts (MQTT 5 Maximum Packet Size): room for twice
+    the largest payload, so a payload somewhat over the limit still reaches ingest and earns
+    the device an error report, while no broker can make the bridge buffer without bound."""
+    return 2 * settings.max_body_bytes + 65536
 
 
 async def run(settings: Settings, stopping: asyncio.Event,
@@ -54,7 +62,8 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
         subscriptions=topics.data_filters(settings.mqtt_shared_group),
-        tls=tls.client_context(settings), server_name=tls.server_name(settings))
+        tls=tls.client_context(settings), server_name=tls.server_name(settings),
+        protocol=settings.mqtt_protocol, maximum_packet_size=max_packet_size(settings))
     conn = MqttConnection(options, ingest.on_message)
     ingest.conn = conn
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
@@ -71,9 +80,10 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
                   lambda: float(ingest.inflight))
     server = await _metrics_server(settings, metrics, lambda: conn.ready)
     broker = BrokerSync(settings)
+    # This bridge's own user must be known before it connects: to the broker's files (the
+    # sync below), or to the broker hooks of the API (which read the registry).
+    await asyncio.to_thread(_register, settings, registry)
     if settings.broker_sync_seconds > 0:
-        # This bridge's own user must reach the broker before it connects.
-        await asyncio.to_thread(_register, settings, registry)
         await _sync_once(broker, registry)
     syncer = asyncio.create_task(_sync_broker(broker, registry), name="broker-sync")
     refresher = asyncio.create_task(devices.refresh_forever(), name="device-list")

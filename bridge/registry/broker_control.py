@@ -50,7 +50,7 @@ class BrokerControl:
             self._sock.sendall(wire.connect(f"control-{secrets.token_hex(4)}", username,
                                             password, keepalive=60, session_expiry=0,
                                             receive_maximum=10, clean_start=True))
-            _, code = wire.connack(self._packet(wire.CONNACK).body)
+            code = wire.connack(self._packet(wire.CONNACK).body).code
             if code:
                 raise BrokerError(f"the broker refused {username}: {wire.reason_text(code)}")
             self._sock.sendall(wire.subscribe(1, RESPONSE_TOPIC, qos=0))
@@ -120,7 +120,7 @@ class BrokerControl:
         found = self._pending.pop(0)
         if isinstance(found, wire.Packet) and found.kind == wire.DISCONNECT:
             raise BrokerError("the broker disconnected: " + wire.reason_text(
-                wire.disconnect_reason(found.body)))
+                wire.disconnect_reason(found.body)[0]))
         return found
 
     def close(self) -> None:

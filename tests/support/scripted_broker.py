@@ -31,18 +31,45 @@ def connack(code: int = 0, session_present: bool = False, properties: bytes = b"
                   + properties)
 
 
+def connack_311(code: int = 0, session_present: bool = False) -> bytes:
+    return packet(CONNACK, bytes((int(session_present), code)))
+
+
+def prop(ident: int, value: int, width: int) -> bytes:
+    """A numeric MQTT 5 property (Server Keep Alive: 0x13, 2 bytes; Receive Maximum: 0x21,
+    2 bytes; Maximum Packet Size: 0x27, 4 bytes)."""
+    return bytes((ident,)) + value.to_bytes(width, "big")
+
+
+def text_prop(ident: int, text: str) -> bytes:
+    raw = text.encode()
+    return bytes((ident,)) + len(raw).to_bytes(2, "big") + raw
+
+
 def suback(packet_id: int, *codes: int) -> bytes:
     return packet(SUBACK, packet_id.to_bytes(2, "big") + b"\x00" + bytes(codes))
 
 
-def disconnect(reason: int) -> bytes:
-    return packet(DISCONNECT, bytes((reason, 0)))
+def suback_311(packet_id: int, *codes: int) -> bytes:
+    return packet(SUBACK, packet_id.to_bytes(2, "big") + bytes(codes))
 
 
-def publish(topic: str, payload: bytes, packet_id: int = 0, qos: int = 1) -> bytes:
+def disconnect(reason: int, reason_string: str = "") -> bytes:
+    props = text_prop(0x1F, reason_string) if reason_string else b""
+    return packet(DISCONNECT, bytes((reason,)) + varint(len(props)) + props)
+
+
+def publish(topic: str, payload: bytes, packet_id: int = 0, qos: int = 1,
+            retain: bool = False, v311: bool = False) -> bytes:
     raw = topic.encode()
     body = len(raw).to_bytes(2, "big") + raw + (packet_id.to_bytes(2, "big") if qos else b"")
-    return packet(PUBLISH, body + b"\x00" + payload, flags=qos << 1)
+    return packet(PUBLISH, body + (b"" if v311 else b"\x00") + payload,
+                  flags=(qos << 1) | int(retain))
+
+
+def protocol_level(connect_body: bytes) -> int:
+    """The protocol level of a CONNECT: 5 for MQTT 5, 4 for 3.1.1."""
+    return connect_body[6]
 
 
 @dataclass
@@ -50,7 +77,11 @@ class Peer:
     """One client connection, as the script sees it."""
 
     sock: socket.socket
+    index: int = 0  # 0 for the first connection to this broker, 1 for the next...
     received: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def kinds(self) -> list[int]:
+        return [kind for kind, _ in list(self.received)]
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -92,7 +123,7 @@ class ScriptedBroker:
                 sock, _ = self._server.accept()
             except OSError:
                 return
-            peer = Peer(sock)
+            peer = Peer(sock, len(self.peers))
             self.peers.append(peer)
             threading.Thread(target=self._serve, args=(peer,), daemon=True).start()
 

@@ -61,9 +61,10 @@ def test_reader_in_one_read() -> None:
 
 
 def test_control_packets() -> None:
-    assert wire.connack(b"\x01\x00\x00") == (True, 0)
-    assert wire.connack(b"\x00\x86") == (False, 0x86)
-    assert wire.reason_text(0x86) == "bad user name or password"
+    assert wire.connack(b"\x01\x00\x00") == wire.ConnAck(True, 0)
+    assert wire.connack(b"\x00\x86") == wire.ConnAck(False, 0x86)
+    assert wire.reason_text(0x86) == "bad user name or password (0x86)"
+    assert wire.reason_text(5, wire.MQTT311) == "not authorized (0x05)"
     assert wire.suback_codes(b"\x00\x05\x00\x01\x87") == (5, [1, 0x87])
     assert wire.puback(258) == b"\x40\x02\x01\x02"
     assert wire.subscribe(1, "devices/+/data") == (
@@ -71,3 +72,58 @@ def test_control_packets() -> None:
     assert wire.publish("e", b"{}", 1, 9) == b"\x32\x08\x00\x01e\x00\x09\x00{}"
     with pytest.raises(wire.ProtocolError):
         wire.Reader().feed(b"\x30\xff\xff\xff\xff\x01")
+
+
+def test_connack_properties() -> None:
+    props = (b"\x13\x00\x05"  # server keep alive 5
+             + b"\x21\x00\x02"  # receive maximum 2
+             + b"\x27\x00\x00\x01\x00"  # maximum packet size 256
+             + b"\x12\x00\x03abc"  # assigned client identifier
+             + b"\x26\x00\x01k\x00\x01v"  # a user property: skipped
+             + b"\x1f\x00\x02hi")  # reason string
+    ack = wire.connack(b"\x01\x00" + bytes((len(props),)) + props)
+    assert ack == wire.ConnAck(True, 0, keepalive=5, receive_maximum=2,
+                               maximum_packet_size=256, assigned_client_id="abc", reason="hi")
+    with pytest.raises(wire.ProtocolError):
+        wire.connack(b"\x00\x00\x02\x7f\x00")  # an unknown property
+    with pytest.raises(wire.ProtocolError):
+        wire.connack(b"\x00\x00\x05\x13\x00")  # a block longer than the packet
+
+
+def test_a_311_broker_answering_a_level_5_connect_is_read_as_311() -> None:
+    assert wire.connack(b"\x00\x01") == wire.ConnAck(False, 1)
+
+
+def test_mqtt_311_packets() -> None:
+    packet = wire.connect("cid", "u", "p", keepalive=30, session_expiry=3600,
+                          receive_maximum=1000, protocol=wire.MQTT311)
+    assert packet == b"\x10\x15\x00\x04MQTT\x04\xc0\x00\x1e\x00\x03cid\x00\x01u\x00\x01p"
+    assert wire.subscribe(1, "a/+", qos=1, protocol=wire.MQTT311) == (
+        b"\x82\x08\x00\x01\x00\x03a/+\x01")  # no properties, no retain handling bits
+    assert wire.publish("e", b"{}", 1, 9, wire.MQTT311) == b"\x32\x07\x00\x01e\x00\x09{}"
+    assert wire.suback_codes(b"\x00\x05\x01\x80", wire.MQTT311) == (5, [1, 0x80])
+    body = b"\x00\x01t" + b"\x00\x07" + b"payload"  # no property length byte in 3.1.1
+    reader = wire.Reader(properties=False)
+    assert reader.feed(wire._packet(wire.PUBLISH | 0x02 | 0x01, body)) == [
+        wire.Message("t", b"payload", 1, 7, retain=True)]
+
+
+def test_connect_announces_our_maximum_packet_size() -> None:
+    packet = wire.connect("c", "u", "p", keepalive=30, session_expiry=0,
+                          receive_maximum=10, maximum_packet_size=4096)
+    assert b"\x27" + (4096).to_bytes(4, "big") in packet
+
+
+def test_a_packet_over_our_maximum_is_refused_from_its_header() -> None:
+    reader = wire.Reader(maximum=100)
+    header = b"\x30" + wire._varint(10_000)  # only the fixed header has arrived
+    with pytest.raises(wire.PacketTooLarge):
+        reader.feed(header)
+    small = publish_from_broker("t", b"x" * 50, 0, 0)
+    assert len(wire.Reader(maximum=100).feed(small)) == 1
+
+
+def test_disconnect_with_reason_and_reason_string() -> None:
+    assert wire.disconnect_reason(b"") == (0, "")
+    assert wire.disconnect_reason(b"\x8b\x06\x1f\x00\x03bye") == (0x8B, "bye")
+    assert wire.disconnect(0x95) == b"\xe0\x01\x95"
