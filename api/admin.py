@@ -56,7 +56,7 @@ def _given_token(request: Request) -> str:
     return given
 
 
-def _authorized(request: Request) -> AppState:
+def authorized(request: Request) -> AppState:
     state = AppState.of(request)
     expected = state.admin_token.encode("utf-8")
     given = _given_token(request).encode("utf-8")
@@ -85,14 +85,14 @@ def _text(body: dict[str, Any], key: str, *, default: str | None = None) -> str:
     return value
 
 
-async def _existing_device(state: AppState, device_id: str) -> None:
+async def existing_device(state: AppState, device_id: str) -> None:
     await state.registry_call(state.registry.get_device, device_id)  # NotFound -> 404
 
 
 # devices
 
 async def list_devices(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     devices = await state.registry_call(state.registry.list_devices)
     counts = await _points_last_hour(state)
     result = []
@@ -119,14 +119,14 @@ async def _points_last_hour(state: AppState) -> dict[str, int] | None:
 
 
 async def create_device(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     name = _text(await _body(request), "name")
     new = await state.registry_call(_admin(state).create_device, name)
     return success(new.as_json())
 
 
 async def rename_device(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     name = _text(await _body(request), "name")
     device = await state.registry_call(_admin(state).rename_device,
                                        request.path_params["device_id"], name)
@@ -135,7 +135,7 @@ async def rename_device(request: Request) -> Response:
 
 
 async def delete_device(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
 
     def delete_data(device_id: str) -> None:
         # Runs in the worker thread; the store lives on the event loop.
@@ -150,7 +150,7 @@ async def delete_device(request: Request) -> Response:
 # tokens
 
 async def list_tokens(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     tokens = await state.registry_call(state.registry.list_tokens,
                                        request.path_params["device_id"])
     now = time.time_ns()
@@ -158,7 +158,7 @@ async def list_tokens(request: Request) -> Response:
 
 
 async def create_token(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     body = await _body(request)
     permission = _text(body, "permission")
     expires = body.get("expires")
@@ -173,7 +173,7 @@ async def create_token(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     info = await state.registry_call(_admin(state).revoke_token, request.path_params["token"])
     state.tokens.clear()
     return success(token_json(info, time.time_ns()))
@@ -183,9 +183,9 @@ async def revoke_token(request: Request) -> Response:
 
 async def variables(request: Request) -> Response:
     """Every variable of the device with its newest point (TagoCore's Data tab)."""
-    state = _authorized(request)
+    state = authorized(request)
     device_id = request.path_params["device_id"]
-    await _existing_device(state, device_id)
+    await existing_device(state, device_id)
     points = await state.service.get(device_id, DataQuery(kind="last_item"))
     assert isinstance(points, list)
     return success(sorted(points, key=lambda p: p["variable"]))
@@ -194,13 +194,13 @@ async def variables(request: Request) -> Response:
 async def series(request: Request) -> Response:
     """The last hour of one numeric variable, for a sparkline: every point when there are
     at most SPARK_RAW_MAX, else one mean per minute (a sparkline has no use for more)."""
-    state = _authorized(request)
+    state = authorized(request)
     device_id = request.path_params["device_id"]
     variable = request.query_params.get("variable", "")
     if not variable:
         raise ValidationError("Invalid query parameters",
                               [FieldError("variable", "is required")])
-    await _existing_device(state, device_id)
+    await existing_device(state, device_id)
     start = now_ns() - SPARK_WINDOW_NS
     raw = await state.service.get(device_id, DataQuery(
         variables=[variable], start_ns=start, ascending=True, qty=SPARK_RAW_MAX + 1))

@@ -270,3 +270,9 @@ def aggregate_statement(device_id: str, q: DataQuery) -> str:
             f"WHERE {where(device_id, q, extra=extra)} "
             f'GROUP BY time({seconds}s), "variable" fill(none) '
             f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}")
+
+
+def export_statement(device_id: str, q: DataQuery) -> str:
+    """Every row matching the filter (variables, groups, time range), oldest first, no
+    limit: an export, read through ``InfluxStore.stream`` in chunks."""
+    return f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} ORDER BY time ASC"

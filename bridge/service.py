@@ -7,6 +7,7 @@ request body, so a device only ever sees and changes its own data.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from bridge.answers import Answer, AnswerCache
@@ -19,6 +20,7 @@ from bridge.query import (
     DataQuery,
     aggregate_statement,
     edge_statement,
+    export_statement,
     list_statements,
     number_statement,
     select_exact,
@@ -111,6 +113,16 @@ class DataService:
             rows.extend(r for s in series for r in s.rows if _row_is(r, point_id))
         rows.sort(key=lambda r: r["time"], reverse=not q.ascending)
         return rows[q.skip: q.skip + q.qty]
+
+    async def export(self, device_id: str, q: DataQuery,
+                     chunk_size: int = 5000) -> AsyncGenerator[list[dict[str, Any]]]:
+        """Every point matching ``q``'s variables, groups and time range (not its qty or
+        skip), oldest first, as TagoIO points in lists of at most ``chunk_size``: streamed
+        from InfluxDB as it answers, so memory stays flat whatever the size."""
+        async for series in self.store.stream(export_statement(device_id, q), chunk_size):
+            points = [row_to_point(r) for s in series for r in s.rows]
+            if points:
+                yield points
 
     async def delete(self, device_id: str, q: DataQuery) -> int:
         """Delete what the same GET would return (so ``qty`` defaults to 15 here too)."""

@@ -135,3 +135,35 @@ def make_api(stack_settings: Settings, tmp_path: Path) -> Iterator[MakeApi]:
     for server in started:
         server.stop()
         server.registry.close()
+
+
+@pytest.fixture
+def admin(api: ApiServer) -> Iterator[httpx.Client]:
+    """An HTTP client for /admin/... that sends the admin token."""
+    with httpx.Client(base_url=api.url, timeout=30,
+                      headers={"admin-token": api.state.admin_token}) as client:
+        yield client
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The ``result`` of a successful answer (asserting the status and envelope)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] is True
+    return body["result"]
+
+
+def failed(response: httpx.Response, status: int) -> str:
+    """The ``message`` of a failed answer (asserting the status and envelope)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] is False
+    message: str = body["message"]
+    return message
+
+
+def new_device(admin: httpx.Client, name: str = "") -> dict[str, Any]:
+    """A device created through the admin API: its id, name and first token."""
+    created: dict[str, Any] = ok(admin.post("/admin/devices",
+                                            json={"name": name or f"dev-{time.time_ns()}"}))
+    return created
