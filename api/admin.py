@@ -96,9 +96,12 @@ async def list_devices(request: Request) -> Response:
     devices = await state.registry_call(state.registry.list_devices)
     counts = await _points_last_hour(state)
     result = []
+    recent = now_ns() - int(state.settings.active_seconds * 10**9)
     for device in devices:
-        item = device_json(device, state.last_input.latest(device.id, device.last_input_ns))
+        last = state.last_input.latest(device.id, device.last_input_ns)
+        item = device_json(device, last)
         item["points_last_hour"] = None if counts is None else counts.get(device.id, 0)
+        item["active"] = last is not None and last >= recent
         result.append(item)
     return success(result)
 
@@ -145,6 +148,14 @@ async def delete_device(request: Request) -> Response:
                                        request.path_params["device_id"], delete_data)
     state.tokens.clear()  # this process refuses the deleted tokens now, not after the TTL
     return success(device_json(device))
+
+
+async def info(request: Request) -> Response:
+    """What the console needs to print connection snippets and mark activity."""
+    state = authorized(request)
+    settings = state.settings
+    return success({"http_port": settings.http_port, "mqtt_port": settings.mqtt_port,
+                    "mqtt_tls_port": None, "active_seconds": settings.active_seconds})
 
 
 # tokens
@@ -218,6 +229,7 @@ async def series(request: Request) -> Response:
 
 
 routes = [
+    Route("/admin/info", info, methods=["GET"]),
     Route("/admin/devices", list_devices, methods=["GET"]),
     Route("/admin/devices", create_device, methods=["POST"]),
     Route("/admin/devices/{device_id}", rename_device, methods=["PATCH"]),

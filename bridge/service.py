@@ -7,6 +7,7 @@ request body, so a device only ever sees and changes its own data.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -16,6 +17,7 @@ from bridge.errors import FieldError, NotFound, ValidationError
 from bridge.points import Point, PointUpdate, validate_points, validate_update
 from bridge.query import (
     EDGE_KINDS,
+    MAX_QTY,
     NUMBER_KINDS,
     DataQuery,
     aggregate_statement,
@@ -124,6 +126,45 @@ class DataService:
             if points:
                 yield points
 
+    async def page(self, device_id: str, q: DataQuery, before: tuple[int, int] | None = None
+                   ) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+        """``q.qty`` points newest first (ties in time by variable and slot), and the
+        cursor for the next page, None at the end. A cursor ``(t, k)`` continues with the
+        points at exactly ``t`` from the k-th on (k > 0 only when a page ended inside such
+        a group), then the older ones. Unlike ``skip``, a page costs the same however
+        deep it lies."""
+        q = dataclasses.replace(q, kind="default", ascending=False, ids=[], skip=0)
+        rows: list[dict[str, Any]] = []
+        if before is not None and (q.end_ns is None or before[0] <= q.end_ns):
+            at, shown = before
+            if shown:
+                ties = await self._ties(device_id, q, at)
+                rows = ties[shown:shown + q.qty]
+                if len(ties) > shown + q.qty:
+                    return _points(rows), (at, shown + q.qty)
+            q.end_ns = at - 1
+        need = q.qty - len(rows)
+        older = await self._list_rows(device_id, dataclasses.replace(q, qty=need + 1))
+        if need == 0:
+            return _points(rows), (rows[-1]["time"], 0) if older else None
+        if len(older) <= need:
+            return _points(rows + sorted(older, key=_order)), None
+        last = int(older[need - 1]["time"])
+        rows += sorted(older[:need], key=_order)
+        if int(older[need]["time"]) != last:
+            return _points(rows), (last, 0)
+        # The page ends inside a group sharing one time, which InfluxDB returns in no
+        # fixed order: end it with a prefix of the whole group, in our order.
+        taken = sum(1 for r in rows if int(r["time"]) == last)
+        rows = [r for r in rows if int(r["time"]) != last]
+        rows += (await self._ties(device_id, q, last))[:taken]
+        return _points(rows), (last, taken)
+
+    async def _ties(self, device_id: str, q: DataQuery, at: int) -> list[dict[str, Any]]:
+        exact = dataclasses.replace(q, start_ns=at, end_ns=at, qty=MAX_QTY)
+        (series,) = await self.store.query(list_statements(device_id, exact))
+        return sorted((r for s in series for r in s.rows), key=_order)
+
     async def delete(self, device_id: str, q: DataQuery) -> int:
         """Delete what the same GET would return (so ``qty`` defaults to 15 here too)."""
         if q.kind in NUMBER_KINDS or q.kind == "aggregate":
@@ -188,6 +229,15 @@ async def delete_device_points(store: InfluxStore, device_id: str) -> None:
                            f"WHERE \"device\" = {quote_string(device_id)}"])
     finally:
         await store.changed((device_id,))
+
+
+def _order(row: dict[str, Any]) -> tuple[int, str, int]:
+    """Newest first; points sharing a time by variable, then slot."""
+    return -int(row["time"]), row["variable"], int(row.get("slot") or 0)
+
+
+def _points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row_to_point(r) for r in rows]
 
 
 def _row_is(row: dict[str, Any], point_id: str) -> bool:

@@ -93,6 +93,8 @@ class Settings:
     broker_sync_seconds: float = field(default=2.0, metadata=_doc(
         "How often the bridge rewrites the broker's password/ACL files from the registry "
         "(catches expiries and changes made elsewhere); 0 disables."))
+    active_seconds: float = field(default=300.0, metadata=_doc(
+        "The console marks a device active when its last input is at most this old."))
     log_format: str = field(default="text", metadata=_doc("`text` (key=value) or `json`."))
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 
