@@ -7,7 +7,6 @@ and broker-sync calls are blocking, so each runs in a worker thread.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from typing import Any
@@ -18,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.auth import authorized, existing_device
 from api.data import read_body
 from api.responses import success
 from api.state import AppState
 from bridge.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
-from bridge.errors import AuthorizationDenied, FieldError, StoreError, ValidationError
+from bridge.errors import FieldError, StoreError, ValidationError
 from bridge.points import decode_json
 from bridge.query import DataQuery
 from bridge.schema import MEASUREMENT, quote_ident
@@ -47,24 +47,6 @@ async def load_admin_token(state: AppState) -> None:
         log.error("event=admin_token_unavailable reason=%s", exc)
 
 
-def _given_token(request: Request) -> str:
-    given = request.headers.get("admin-token", "").strip()
-    if not given:
-        auth = request.headers.get("authorization", "").strip()
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-    return given
-
-
-def authorized(request: Request) -> AppState:
-    state = AppState.of(request)
-    expected = state.admin_token.encode("utf-8")
-    given = _given_token(request).encode("utf-8")
-    if not expected or not hmac.compare_digest(given, expected):
-        raise AuthorizationDenied()
-    return state
-
-
 def _admin(state: AppState) -> DeviceAdmin:
     return DeviceAdmin(state.settings, state.registry)
 
@@ -83,10 +65,6 @@ def _text(body: dict[str, Any], key: str, *, default: str | None = None) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"{key} must be a string", [FieldError(key, "must be a string")])
     return value
-
-
-async def existing_device(state: AppState, device_id: str) -> None:
-    await state.registry_call(state.registry.get_device, device_id)  # NotFound -> 404
 
 
 # devices

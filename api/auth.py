@@ -1,10 +1,14 @@
-"""Device tokens on HTTP: which headers carry them and what each permission allows."""
+"""Tokens on HTTP: which headers carry a device token and what each permission allows;
+the admin token that guards ``/admin/...``."""
 
 from __future__ import annotations
+
+import hmac
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.state import AppState
 from bridge.errors import AuthorizationDenied
 from bridge.registry import Permission, TokenInfo
 from bridge.tokens import TokenCache
@@ -37,3 +41,27 @@ async def authorize(request: Request, tokens: TokenCache,
     if info is None or (needed is not None and not info.allows(needed)):
         raise AuthorizationDenied()
     return info
+
+
+def _given_admin_token(request: Request) -> str:
+    given = request.headers.get("admin-token", "").strip()
+    if not given:
+        auth = request.headers.get("authorization", "").strip()
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+    return given
+
+
+def authorized(request: Request) -> AppState:
+    """The app's state when the request carries the admin token (``admin-token`` header
+    or ``authorization: Bearer``), else AuthorizationDenied."""
+    state = AppState.of(request)
+    expected = state.admin_token.encode("utf-8")
+    given = _given_admin_token(request).encode("utf-8")
+    if not expected or not hmac.compare_digest(given, expected):
+        raise AuthorizationDenied()
+    return state
+
+
+async def existing_device(state: AppState, device_id: str) -> None:
+    await state.registry_call(state.registry.get_device, device_id)  # NotFound -> 404

@@ -8,11 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api import inspect
 from api.auth import authorize
 from api.params import query_lists
 from api.responses import success
 from api.state import AppState
-from bridge.errors import PayloadTooLarge
+from bridge.errors import DeviceDataError, PayloadTooLarge
 from bridge.points import decode_json
 from bridge.query import parse_data_query
 from bridge.timeparse import format_iso_ms, now_ns
@@ -39,7 +40,14 @@ async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
     received = now_ns()
-    count = await state.service.add(token.device_id, await _json_body(request, state), received)
+    body = None
+    try:
+        body = await read_body(request, state.settings.max_body_bytes)
+        count = await state.service.add(token.device_id, decode_json(body), received)
+    except DeviceDataError as exc:
+        inspect.rejected(state, token.device_id, body, exc)
+        raise
+    inspect.accepted(state, token.device_id, body, count)
     if count:
         state.last_input.note(token.device_id, received)
         state.metrics.child(state.metrics.points_accepted, "http").inc(count)

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from api.admin import authorized, existing_device
+from api.auth import authorized, existing_device
 from api.params import query_lists
 from api.responses import success
 from api.state import AppState

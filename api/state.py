@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from bridge.activity import LastInput, save_periodically
 from bridge.batcher import Batcher
+from bridge.inspector.link import InspectorLink
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
@@ -41,6 +42,7 @@ class AppState:
     metrics: Metrics
     last_input: LastInput = field(default_factory=LastInput)
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
+    inspector: InspectorLink | None = None  # None with DEVICEDATA_INSPECTOR=false
 
     @staticmethod
     def of(request: Request) -> AppState:
@@ -68,10 +70,15 @@ async def lifespan(app: Starlette, settings: Settings,
             )
             metrics.track_last_seen(state.last_input.snapshot)
             app.state.devicedata = state
+            if settings.inspector:
+                state.inspector = InspectorLink(settings, f"api-{settings.http_port}")
+                await state.inspector.start()
             saver = asyncio.create_task(save_periodically(state.last_input, reg))
             try:
                 yield
             finally:
+                if state.inspector is not None:
+                    await state.inspector.close()
                 saver.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await saver

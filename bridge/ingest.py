@@ -27,6 +27,7 @@ from bridge.errors import (
     StoreRejected,
     ValidationError,
 )
+from bridge.inspector.tap import Tap
 from bridge.metrics import Metrics
 from bridge.points import decode_json
 from bridge.registry import Registry
@@ -150,6 +151,7 @@ class Ingest:
         self.inflight = 0
         self.conn: Connection | None = None
         self._logged: dict[str, tuple[float, int]] = {}  # device -> (last line, not logged)
+        self.tap: Tap | None = None  # the live inspector (bridge/inspector), when wired
 
     def on_message(self, message: Any) -> None:
         """Called by the connection for every PUBLISH, in the event loop."""
@@ -167,7 +169,7 @@ class Ingest:
         payload: bytes = message.payload
         if len(payload) > self.max_payload:
             self._reject(pending, "too_large", f"payload of {len(payload)} bytes is over the "
-                         f"limit of {self.max_payload}", [])
+                         f"limit of {self.max_payload}", [], payload)
             return
         if not self.devices.exists(device_id):
             self._reject(pending, "unknown_device", "unknown device", [])
@@ -176,11 +178,14 @@ class Ingest:
         try:
             points = self.service.prepare(device_id, decode_json(payload), received)
         except ValidationError as exc:
-            self._reject(pending, "invalid", exc.message, exc.errors)
+            self._reject(pending, "invalid", exc.message, exc.errors, payload)
             return
         except PayloadTooLarge as exc:
-            self._reject(pending, "too_large", str(exc), [])
+            self._reject(pending, "too_large", str(exc), [], payload)
             return
+        tap = self.tap
+        if tap is not None and tap.watching(device_id):
+            tap.accepted(device_id, "mqtt", topic, payload, len(points))
         if not points:
             self._ack(pending)
             return
@@ -250,9 +255,13 @@ class Ingest:
         self.stats.messages_acked += 1
 
     def _reject(self, pending: _Pending, reason: str, message: str,
-                errors: list[FieldError]) -> None:
-        """Never fatal: count, tell the device, log (rarely), acknowledge."""
+                errors: list[FieldError], payload: bytes | None = None) -> None:
+        """Never fatal: count, tell the device and the inspector, log (rarely), acknowledge."""
         self.stats.rejected[reason] += 1
+        tap = self.tap
+        if tap is not None and tap.watching(pending.device_id):
+            tap.rejected(pending.device_id, "mqtt", pending.topic, payload, reason, message,
+                         errors)
         self.metrics.child(self.metrics.points_rejected, "mqtt", reason).inc()
         if pending.device_id:
             body = {"status": False, "message": message,

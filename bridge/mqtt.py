@@ -38,6 +38,8 @@ class ConnectionOptions:
     keepalive: int = 30
     backoff_initial: float = 0.5
     backoff_max: float = 15.0
+    session_expiry: int = SESSION_EXPIRY  # 0 with clean_start: a session of this connection only
+    clean_start: bool = False
 
 
 class _Protocol(asyncio.Protocol):
@@ -90,11 +92,12 @@ class MqttConnection:
         if qos and generation == self.generation and self.connected.is_set():
             self._send(wire.puback(mid))
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Fire and forget (error reports to devices): the broker's PUBACK is not awaited
         and nothing is resent after a reconnect."""
         if self.connected.is_set():
-            self._send(wire.publish(topic, payload, qos, self._packet_id() if qos else 0))
+            self._send(wire.publish(topic, payload, qos, self._packet_id() if qos else 0,
+                                    retain))
 
     def pause_reading(self) -> None:
         if not self._paused and self._transport is not None:
@@ -206,8 +209,8 @@ class MqttConnection:
         self.last_heard = time.monotonic()
         transport.write(wire.connect(
             options.client_id, options.username, options.password,
-            keepalive=options.keepalive, session_expiry=SESSION_EXPIRY,
-            receive_maximum=options.receive_maximum))
+            keepalive=options.keepalive, session_expiry=options.session_expiry,
+            receive_maximum=options.receive_maximum, clean_start=options.clean_start))
         try:
             session_present, code = await asyncio.wait_for(self._connack, 10)
         except (TimeoutError, ConnectionError):

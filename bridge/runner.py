@@ -11,9 +11,12 @@ import contextlib
 import logging
 
 from bridge import broker_sync
+from bridge import mqtt_wire as wire
 from bridge.activity import save_periodically
 from bridge.errors import DeviceDataError
 from bridge.ingest import DATA_TOPIC, Ingest, KnownDevices
+from bridge.inspector.events import WATCH_FILTER
+from bridge.inspector.tap import Tap
 from bridge.metrics import Metrics
 from bridge.metrics import serve as serve_metrics
 from bridge.mqtt import ConnectionOptions, MqttConnection
@@ -54,8 +57,18 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
-        subscriptions=(subscription(settings),))
-    conn = MqttConnection(options, ingest.on_message)
+        subscriptions=(subscription(settings), WATCH_FILTER))
+    # The live inspector: leases arrive on WATCH_FILTER, events leave as QoS 0.
+    tap = ingest.tap = Tap(f"bridge-{settings.mqtt_client_id}")
+
+    def on_message(message: wire.Message) -> None:
+        if tap.take(message.topic, message.payload):
+            conn.ack(message.mid, message.qos, conn.generation)
+        else:
+            ingest.on_message(message)
+
+    conn = MqttConnection(options, on_message)
+    tap.publish = lambda topic, payload: conn.publish(topic, payload, qos=0)
     ingest.conn = conn
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
                     lambda: float(conn.reconnects))
