@@ -15,7 +15,7 @@ ENV PYTHONUNBUFFERED=1 \
     DEVICEDATA_MOSQUITTO_DIR=/mosquitto/auth
 
 # uid and gid 1883 are those of the `mosquitto` user in the eclipse-mosquitto image. The
-# password file this user writes into the shared volume has mode 0600 (bridge/broker_sync.py),
+# password file this user writes into the shared volume has mode 0600 (bridge/registry/broker_sync.py),
 # and the broker can read it only if it runs as the same uid.
 RUN groupadd --system --gid 1883 devicedata \
  && useradd --system --uid 1883 --gid devicedata --home-dir /data --no-create-home \
@@ -35,12 +35,12 @@ print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-depe
  && pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
 
-# The whole source tree (.dockerignore leaves out local state), installed in editable
-# mode: bridge/broker_sync.py reads mosquitto/acl.template relative to its own file, so the
-# packages must stay beside mosquitto/ in /app rather than move to site-packages.
+# The source tree (.dockerignore leaves out local state), installed as a regular package:
+# the templates the code reads at run time (the broker ACL) are package data, so the copy
+# in site-packages is complete. docker/app/ stays in /app for compose's init and healthcheck.
 COPY . ./
-RUN pip install --no-deps -e /app \
- && python -c "from bridge.broker_sync import ACL_TEMPLATE; assert ACL_TEMPLATE.is_file(), ACL_TEMPLATE" \
+RUN pip install --no-deps /app \
+ && cd / && python -c "from bridge.registry.broker_sync import ACL_TEMPLATE; assert ACL_TEMPLATE.is_file(), ACL_TEMPLATE" \
  && devicedata --help > /dev/null
 
 USER devicedata

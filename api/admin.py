@@ -1,7 +1,7 @@
 """``/admin/...``: devices and tokens for operators, and what the Data page shows.
 
 Guarded by the admin token (``admin-token`` header, or ``authorization: Bearer``). The
-operations are ``bridge.devices``, the same code as ``devicedata device|token``; registry
+operations are ``bridge.registry.devices``, the same code as ``devicedata device|token``; registry
 and broker-sync calls are blocking, so each runs in a worker thread.
 """
 
@@ -21,12 +21,11 @@ from api.auth import authorized, existing_device
 from api.data import read_body
 from api.responses import success
 from api.state import AppState
-from bridge.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
 from bridge.errors import FieldError, StoreError, ValidationError
-from bridge.points import decode_json
-from bridge.query import DataQuery
-from bridge.schema import MEASUREMENT, quote_ident
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.model.points import decode_json
+from bridge.model.query import DataQuery
+from bridge.model.timeparse import format_iso_ms, now_ns
+from bridge.registry.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
 
 log = logging.getLogger("devicedata.api")
 
@@ -34,8 +33,6 @@ MAX_ADMIN_BODY = 16 * 1024
 SPARK_WINDOW_NS = 3600 * 10**9
 SPARK_MINUTE_NS = 60 * 10**9
 SPARK_RAW_MAX = 120  # up to this many points a sparkline draws them all, else minute means
-POINTS_LAST_HOUR = (f'SELECT count("created") FROM {quote_ident(MEASUREMENT)} '
-                    'WHERE time > now() - 1h GROUP BY "device"')
 
 
 async def load_admin_token(state: AppState) -> None:
@@ -76,7 +73,7 @@ async def list_devices(request: Request) -> Response:
     result = []
     recent = now_ns() - int(state.settings.active_seconds * 10**9)
     for device in devices:
-        last = state.last_input.latest(device.id, device.last_input_ns)
+        last = state.service.last_input.latest(device.id, device.last_input_ns)
         item = device_json(device, last)
         item["points_last_hour"] = None if counts is None else counts.get(device.id, 0)
         item["active"] = last is not None and last >= recent
@@ -88,15 +85,10 @@ async def _points_last_hour(state: AppState) -> dict[str, int] | None:
     """Points per device over the last hour, in one query for all devices; None while
     InfluxDB is unreachable, so the device list itself still loads."""
     try:
-        (series,) = await state.store.query([POINTS_LAST_HOUR])
+        return await state.service.points_per_device(3600)
     except StoreError as exc:
         log.warning("event=points_last_hour_unavailable reason=%s", exc)
         return None
-    counts: dict[str, int] = {}
-    for s in series:
-        for row in s.rows:
-            counts[s.tags.get("device", "")] = int(row.get("count") or 0)
-    return counts
 
 
 async def create_device(request: Request) -> Response:
@@ -111,7 +103,7 @@ async def rename_device(request: Request) -> Response:
     name = _text(await _body(request), "name")
     device = await state.registry_call(_admin(state).rename_device,
                                        request.path_params["device_id"], name)
-    return success(device_json(device, state.last_input.latest(device.id,
+    return success(device_json(device, state.service.last_input.latest(device.id,
                                                                 device.last_input_ns)))
 
 

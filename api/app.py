@@ -14,6 +14,7 @@ from api import admin, data, export, history, inspect, metrics, page, system
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import RequestMetrics
 from api.state import lifespan
+from bridge.inspector.link import LinkFactory
 from bridge.registry import Registry
 from bridge.settings import Settings
 
@@ -42,10 +43,14 @@ class DeviceCORS:
             await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, *, registry: Registry | None = None) -> Starlette:
+def create_app(settings: Settings, *, registry: Registry | None = None,
+               inspector: LinkFactory | None = None) -> Starlette:
+    """``inspector``: the live inspector's broker connection, made at start-up
+    (``bridge.mqtt.inspector.InspectorLink``; ``devicedata api`` passes it)."""
+
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with lifespan(app, settings, registry):
+        async with lifespan(app, settings, registry, inspector):
             await admin.load_admin_token(app.state.devicedata)
             yield
 

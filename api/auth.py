@@ -11,7 +11,7 @@ from starlette.requests import Request
 from api.state import AppState
 from bridge.errors import AuthorizationDenied
 from bridge.registry import Permission, TokenInfo
-from bridge.tokens import TokenCache
+from bridge.registry.token_cache import TokenCache
 
 # TagoIO clients send the token under any of these names (the SDKs use ``token``).
 _HEADERS = ("token", "device-token", "authorization")

@@ -14,9 +14,9 @@ from api.params import query_lists
 from api.responses import success
 from api.state import AppState
 from bridge.errors import DeviceDataError, PayloadTooLarge
-from bridge.points import decode_json
-from bridge.query import parse_data_query
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.model.points import decode_json
+from bridge.model.query import parse_data_query
+from bridge.model.timeparse import format_iso_ms, now_ns
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -39,18 +39,14 @@ async def _json_body(request: Request, state: AppState) -> Any:
 async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
-    received = now_ns()
     body = None
     try:
         body = await read_body(request, state.settings.max_body_bytes)
-        count = await state.service.add(token.device_id, decode_json(body), received)
+        count = await state.service.add(token.device_id, decode_json(body), source="http")
     except DeviceDataError as exc:
         inspect.rejected(state, token.device_id, body, exc)
         raise
     inspect.accepted(state, token.device_id, body, count)
-    if count:
-        state.last_input.note(token.device_id, received)
-        state.metrics.child(state.metrics.points_accepted, "http").inc(count)
     return success(f"{count} Data Added")
 
 
@@ -79,7 +75,7 @@ async def info(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, None)
     device = await state.registry_call(state.registry.get_device, token.device_id)
-    last = state.last_input.latest(device.id, device.last_input_ns)
+    last = state.service.last_input.latest(device.id, device.last_input_ns)
     return success({
         "id": device.id,
         "name": device.name,

@@ -40,7 +40,7 @@ def _retry_after(seconds: float) -> dict[str, str]:
 
 _REASONS = {ValidationError: "invalid", PayloadTooLarge: "too_large",
             AuthorizationDenied: "unauthorized", StoreRejected: "store_rejected",
-            StoreUnavailable: "unavailable", Overloaded: "overloaded"}
+            StoreUnavailable: "unavailable", Overloaded: "overloaded", NotFound: "not_found"}
 
 
 def _count_rejection(request: Request, exc: Exception) -> None:
@@ -48,8 +48,7 @@ def _count_rejection(request: Request, exc: Exception) -> None:
         return
     state = getattr(request.app.state, "devicedata", None)
     if state is not None:
-        reason = _REASONS.get(type(exc), type(exc).__name__)
-        state.metrics.child(state.metrics.points_rejected, "http", reason).inc()
+        state.service.rejected("http", _REASONS.get(type(exc), "other"))
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:

@@ -33,8 +33,8 @@ from api.params import query_lists
 from api.responses import success
 from api.state import AppState
 from bridge.errors import FieldError, StoreError, ValidationError
-from bridge.query import DataQuery, parse_data_query
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.model.query import DataQuery, parse_data_query
+from bridge.model.timeparse import format_iso_ms, now_ns
 
 log = logging.getLogger("devicedata.api")
 

@@ -24,7 +24,7 @@ async def ready(request: Request) -> Response:
     state = AppState.of(request)
     problems = {}
     try:
-        await state.store.ping()
+        await state.service.ping()
     except DeviceDataError as exc:
         problems["influxdb"] = str(exc)
     try:

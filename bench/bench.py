@@ -121,10 +121,10 @@ def fig_mqtt(args: argparse.Namespace) -> None:
 
 def our_lines(n: int, devices: list[str], variables: int, start_ns: int, step_ns: int,
               ) -> list[bytes]:
-    """``n`` points as our line protocol, built by bridge.points.Point +
-    bridge.schema.encode_point, one bytes object per line."""
-    from bridge.points import Point
-    from bridge.schema import encode_point
+    """``n`` points as our line protocol, built by bridge.model.points.Point +
+    bridge.influx.schema.encode_point, one bytes object per line."""
+    from bridge.influx.schema import encode_point
+    from bridge.model.points import Point
     out = []
     group = "0123456789abcdef01234567"
     created = time.time_ns()
@@ -558,8 +558,8 @@ def _load_worker(url: str, device: str, first: int, last: int, end_ns: int, step
     end - (k // 20) * step, so the 20 variables are sampled together every ``step``."""
     import httpx
 
-    from bridge.points import Point
-    from bridge.schema import encode_point
+    from bridge.influx.schema import encode_point
+    from bridge.model.points import Point
     written = 0
     with httpx.Client(base_url=url, trust_env=False, timeout=120) as client:
         for start in range(first, last, batch):
@@ -602,8 +602,8 @@ def top_up_big(env: Env, device: str) -> int:
     cadence, 20 variables), so the device reads as live and "recent" means recent."""
     import httpx
 
-    from bridge.points import Point
-    from bridge.schema import encode_point
+    from bridge.influx.schema import encode_point
+    from bridge.model.points import Point
     assert env.influx is not None
     res = env.influx.query(f"SELECT last(\"created\") FROM \"data\" WHERE \"device\" = "
                            f"'{device}'", db=lib.DB, epoch="ns")
@@ -660,9 +660,9 @@ def _recorded_calls(settings: Any, device: str, qs: str
     further read of a polling client sends, as long as the data stays put)."""
     from urllib.parse import parse_qs
 
-    from bridge.query import parse_data_query
+    from bridge.influx.store import InfluxStore
+    from bridge.model.query import parse_data_query
     from bridge.service import DataService
-    from bridge.store import InfluxStore
 
     async def run() -> tuple[list[list[str]], list[list[str]]]:
         store = InfluxStore(settings)
@@ -692,7 +692,8 @@ def _variants(device: str) -> dict[str, str]:
     statement each (what the API sent before commit c137bf0 "newest-first reads look at
     recent windows first"), and the default read's last-hour statement cut down to one
     field, or to one of the 20 variables, to show where InfluxDB's time goes."""
-    from bridge.query import COLUMNS, DataQuery, edge_statement, list_statements
+    from bridge.influx.influxql import COLUMNS, edge_statement, list_statements
+    from bridge.model.query import DataQuery
     hour = DataQuery(start_ns=time.time_ns() - 3600 * 10**9)
     default_hour = list_statements(device, hour)[0]
     one_variable = list_statements(device, DataQuery(start_ns=hour.start_ns,

@@ -33,11 +33,10 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E40
 from paho.mqtt.packettypes import PacketTypes  # noqa: E402
 from paho.mqtt.properties import Properties  # noqa: E402
 
-from bridge import broker_sync  # noqa: E402
-from bridge.registry import open_registry  # noqa: E402
+from bridge.registry import broker_sync, open_registry  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
 from devicedata import procs, servers  # noqa: E402
-from mqtt_helpers import BridgeProcess  # noqa: E402
+from support.mqtt import BridgeProcess  # noqa: E402
 
 WORK = BENCH / "work"          # gitignored: servers' data, logs, raw outputs
 RESULTS = BENCH / "results"    # committed: one small JSON per figure, plus the plots
@@ -427,7 +426,7 @@ def purge_session(env: Env, client_id: str) -> None:
 # -- our processes -----------------------------------------------------------------------
 
 class Bridge:
-    """``devicedata bridge`` (tests/mqtt_helpers.BridgeProcess), with peak RSS."""
+    """``devicedata bridge`` (tests/support/mqtt.py BridgeProcess), with peak RSS."""
 
     def __init__(self, env: Env, tag: str, *extra: str, settings: Settings | None = None):
         self.env = env

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lib
 from lib import Env, log, summary
 
-from mqtt_helpers import BridgeProcess
+from support.mqtt import BridgeProcess
 
 
 def one_run(env: Env, bridges: int, messages: int, rep: int) -> dict[str, Any]:

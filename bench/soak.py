@@ -64,12 +64,12 @@ from lib import BIN, PY, RESULTS, ROOT, WORK, Env, log
 
 from bridge.settings import Settings
 from devicedata import procs
-from mqtt_helpers import BridgeProcess
+from support.mqtt import BridgeProcess
 
 VARIABLES = 25          # cpub's default --variables
 HTTP_VARIABLES = 4
 SEGMENT = re.compile(r"(\d{12})\.seg")
-FRAME = struct.Struct(">4sII")   # bridge/spool.py record header: magic, length, crc32
+FRAME = struct.Struct(">4sII")   # bridge/write/spool.py record header: magic, length, crc32
 MAGIC = b"DDS\x01"
 
 

@@ -1,8 +1,8 @@
 """The small exception hierarchy every layer speaks.
 
-Third-party errors (httpx, sqlite3, paho) are converted into these at the boundary where
-they occur, so callers never need to know which library failed. ``api.errors`` maps each
-class onto exactly one HTTP response.
+Third-party errors (httpx, sqlite3, psycopg, sockets) are converted into these at the
+boundary where they occur, so callers never need to know which library failed.
+``api.errors`` maps each class onto exactly one HTTP response.
 """
 
 from __future__ import annotations

@@ -8,15 +8,13 @@ time by a collector, so the hot path pays nothing for them.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from bridge.answers import AnswerCache
-from bridge.versions import DataVersions
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Reading = Callable[[], float]
@@ -115,22 +113,14 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def describe_sink(metrics: Metrics, sink: Any) -> None:
-    """Spool depth and drain progress of a ``SpoolingSink``."""
-    metrics.gauge("devicedata_spool_records", "Batches waiting in the on-disk spool.",
-                  lambda: float(sink.spool.records))
-    metrics.gauge("devicedata_spool_bytes", "Bytes waiting in the on-disk spool.",
-                  lambda: float(sink.spool.size_bytes))
-    metrics.counter("devicedata_spool_batches_drained", "Spooled batches written to InfluxDB.",
-                    lambda: float(sink.stats.batches_drained))
-    metrics.counter("devicedata_spool_lines_rejected",
-                    "Spooled lines InfluxDB refused (kept in rejected.lp).",
-                    lambda: float(sink.stats.lines_rejected))
+Readiness = Callable[[], tuple[bool, str]]
 
 
-async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
+async def serve(metrics: Metrics, host: str, port: int,
+                ready: Readiness | None = None) -> asyncio.Server:
     """A minimal HTTP endpoint for processes without a web app (the bridge):
-    ``GET /metrics`` and ``GET /health``. Anything else is a 404."""
+    ``GET /metrics``, ``GET /health`` (the process is alive) and ``GET /ready`` (``ready()``
+    holds; 503 with the reason otherwise). Anything else is a 404."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -141,6 +131,11 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
                 status, body, kind = "200 OK", metrics.render(), CONTENT_TYPE
             elif parts[0] == b"GET" and path == b"/health":
                 status, body, kind = "200 OK", b'{"status":true,"result":"ok"}', "application/json"
+            elif parts[0] == b"GET" and path == b"/ready":
+                ok, reason = ready() if ready is not None else (True, "ok")
+                status = "200 OK" if ok else "503 Service Unavailable"
+                body = json.dumps({"status": ok, "result" if ok else "message": reason}).encode()
+                kind = "application/json"
             else:
                 status, body, kind = "404 Not Found", b"not found\n", "text/plain"
             writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: "
@@ -153,23 +148,3 @@ async def serve(metrics: Metrics, host: str, port: int) -> asyncio.Server:
             writer.close()
 
     return await asyncio.start_server(handle, host, port)
-
-
-def describe_reads(metrics: Metrics, versions: DataVersions | None,
-                   answers: AnswerCache | None) -> None:
-    """Kept answers (``AnswerCache``) and failed data-version bumps (``DataVersions``)."""
-    if versions is not None:
-        metrics.counter("devicedata_data_version_bumps",
-                        "Writes that ended a watched device's kept answers.",
-                        lambda: float(versions.bumps))
-        metrics.counter("devicedata_data_version_bump_failures",
-                        "Writes whose data version could not be bumped in the registry.",
-                        lambda: float(versions.bump_failures))
-    if answers is not None:
-        metrics.counter("devicedata_read_cache_hits", "GETs answered from kept answers.",
-                        lambda: float(answers.hits))
-        metrics.counter("devicedata_read_cache_misses",
-                        "Cacheable GETs that had to ask InfluxDB.",
-                        lambda: float(answers.misses))
-        metrics.gauge("devicedata_read_cache_points", "Points held in kept answers.",
-                      lambda: float(answers.points))

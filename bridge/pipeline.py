@@ -1,24 +1,28 @@
-"""The write path every process builds the same way: store -> spooling sink -> batcher ->
-service. ``open_pipeline`` starts it; closing drains the batcher, then stops the drainer
-(leaving what is still spooled on disk for the next start), then closes the store."""
+"""Where a process's data path is assembled, the same way in the API and the bridge:
+store -> spooling sink -> batcher -> service, with the read cache and the last-input
+bookkeeping. ``open_pipeline`` starts it; closing drains the batcher, then stops the
+drainer (leaving what is still spooled on disk for the next start), saves last input,
+then closes the store."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from bridge.answers import AnswerCache
-from bridge.batcher import Batcher
-from bridge.metrics import Metrics, describe_reads, describe_sink
+from bridge.influx.store import InfluxStore
+from bridge.metrics import Metrics
+from bridge.readcache.answers import AnswerCache
+from bridge.readcache.versions import DataVersions
 from bridge.registry import Registry
+from bridge.registry.activity import LastInput, save_periodically
 from bridge.service import DataService
 from bridge.settings import Settings
-from bridge.spool import Spool
-from bridge.spooling import SpoolingSink
-from bridge.store import InfluxStore
-from bridge.versions import DataVersions
+from bridge.write.batcher import Batcher
+from bridge.write.sink import SpoolingSink
+from bridge.write.spool import Spool
 
 log = logging.getLogger("devicedata.pipeline")
 
@@ -37,7 +41,7 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
                         serves_reads: bool = False) -> AsyncIterator[Pipeline]:
     """``process`` names this process's own spool directory (``api-8888``...). With a
     ``registry``, every write bumps the data versions of the devices readers watch
-    (``bridge/versions.py``), and a process that ``serves_reads`` may answer repeated
+    (``bridge/readcache/versions.py``), and a process that ``serves_reads`` may answer repeated
     reads from its AnswerCache (``DEVICEDATA_READ_CACHE_*``)."""
     versions = answers = None
     if registry is not None:
@@ -61,15 +65,26 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
                       linger=settings.batch_linger_ms / 1000,
                       max_pending_points=settings.max_pending_points,
                       on_written=metrics.observe_batch if metrics else None)
-    if metrics is not None:
-        describe_sink(metrics, sink)
-        describe_reads(metrics, versions, answers)
+    metrics = metrics if metrics is not None else Metrics()
+    sink.describe(metrics)
+    if versions is not None:
+        versions.describe(metrics)
+    if answers is not None:
+        answers.describe(metrics)
+    last_input = LastInput()
+    service = DataService(store, batcher, max_points=settings.max_points, versions=versions,
+                          answers=answers, metrics=metrics, last_input=last_input)
     await batcher.start()
+    saver = (asyncio.create_task(save_periodically(last_input, registry), name="last-input")
+             if registry is not None else None)
     try:
-        yield Pipeline(store, sink, batcher,
-                       DataService(store, batcher, max_points=settings.max_points,
-                                   versions=versions, answers=answers))
+        yield Pipeline(store, sink, batcher, service)
     finally:
         await batcher.close()
         await sink.close()
+        if saver is not None and registry is not None:
+            saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saver
+            await asyncio.to_thread(last_input.save, registry)
         await store.close()

@@ -1,74 +1,137 @@
-"""The /data operations, independent of HTTP: add, read, edit and delete a device's points.
+"""DataService: the single way into the data, for both faces.
 
-Both faces go through here: the API for all four verbs, the MQTT bridge for ``add``. Every
-operation is scoped to one device id, taken from the caller's credentials, never from the
-request body, so a device only ever sees and changes its own data.
+The API calls it for all four verbs, the MQTT bridge for writes. A write enters through
+``accept`` (validation, encoding and the accepted-points count, once for every face), then
+``write`` (await durability: HTTP) or ``write_later`` (a callback: the bridge, which must
+not spend a task per message). Last input is noted once a write is stored. Every operation
+is scoped to one device id, taken from the caller's credentials, never from the request
+body, so a device only ever sees and changes its own data.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections import Counter
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
-from bridge.answers import Answer, AnswerCache
-from bridge.batcher import Batcher
 from bridge.errors import FieldError, NotFound, ValidationError
-from bridge.points import Point, PointUpdate, validate_points, validate_update
-from bridge.query import (
-    EDGE_KINDS,
-    MAX_QTY,
-    NUMBER_KINDS,
-    DataQuery,
+from bridge.influx.influxql import (
     aggregate_statement,
+    delete_device_statement,
+    delete_point_statement,
     edge_statement,
     export_statement,
     list_statements,
     number_statement,
+    points_per_device_statement,
     select_exact,
 )
-from bridge.recent import WindowHints, newest_per_variable, newest_rows
-from bridge.schema import (
-    MEASUREMENT,
+from bridge.influx.pages import Cursor, page_rows
+from bridge.influx.schema import (
+    aggregate_points,
     encode_point,
     encode_points,
-    id_matches,
-    parse_point_id,
-    quote_ident,
-    quote_string,
+    number_from_series,
     row_to_point,
     row_to_stored,
     variable_from_tag,
 )
-from bridge.store import InfluxStore, Series
-from bridge.timeparse import format_iso_ms, now_ns
-from bridge.versions import DataVersions
+from bridge.influx.store import InfluxStore
+from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
+from bridge.metrics import Metrics
+from bridge.model.ids import id_matches, parse_point_id
+from bridge.model.points import Point, PointUpdate, validate_points, validate_update
+from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
+from bridge.model.timeparse import now_ns
+from bridge.readcache.answers import Answer, AnswerCache
+from bridge.readcache.versions import DataVersions
+from bridge.registry.activity import LastInput
+from bridge.write.batcher import Batcher, Done
+
+SOURCES = ("http", "mqtt")  # the faces; metric labels come from this closed set
+
+
+@dataclass(slots=True)
+class Accepted:
+    """One request's or message's points, validated and encoded, not yet stored."""
+
+    device_id: str
+    body: bytes
+    count: int
+    received_ns: int
 
 
 class DataService:
     def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int,
-                 versions: DataVersions | None = None,
-                 answers: AnswerCache | None = None) -> None:
+                 versions: DataVersions | None = None, answers: AnswerCache | None = None,
+                 metrics: Metrics | None = None, last_input: LastInput | None = None) -> None:
         """With ``versions`` and ``answers``, a read without a time bound is answered
         from ``answers`` while the device's data version is what it was when the answer
-        was read (``bridge/versions.py``)."""
+        was read (``bridge/readcache/versions.py``)."""
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
         self.hints = WindowHints()
         self.versions = versions
         self.answers = answers
+        self.last_input = last_input if last_input is not None else LastInput()
+        self.metrics = metrics if metrics is not None else Metrics()
+        # Counted in plain ints on the hot path, moved to Prometheus before each scrape.
+        self._accepted: Counter[str] = Counter()
+        self._rejected: Counter[tuple[str, str]] = Counter()
+        self.metrics.before_scrape(self._flush_counts)
+        self.metrics.track_last_seen(self.last_input.snapshot)
 
-    def prepare(self, device_id: str, payload: Any, received_ns: int | None = None) -> list[Point]:
-        return validate_points(payload, device_id=device_id,
-                               received_ns=received_ns or now_ns(), max_points=self.max_points)
+    # -- writes --------------------------------------------------------------------------
 
-    async def add(self, device_id: str, payload: Any, received_ns: int | None = None) -> int:
-        """Validate (all or nothing) and return once every point is durably written."""
-        points = self.prepare(device_id, payload, received_ns)
-        if points:
-            await self.batcher.submit(encode_points(points), len(points), device_id)
-        return len(points)
+    def accept(self, device_id: str, payload: Any, *, source: str,
+               received_ns: int | None = None) -> Accepted:
+        """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
+        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``."""
+        received = received_ns or now_ns()
+        points = validate_points(payload, device_id=device_id, received_ns=received,
+                                 max_points=self.max_points)
+        self._accepted[source] += len(points)
+        return Accepted(device_id, encode_points(points) if points else b"", len(points),
+                        received)
+
+    async def write(self, accepted: Accepted) -> None:
+        """Return once the points are durably written (InfluxDB or the spool)."""
+        if accepted.count:
+            await self.batcher.submit(accepted.body, accepted.count, accepted.device_id)
+            self.last_input.note(accepted.device_id, accepted.received_ns)
+
+    def write_later(self, accepted: Accepted, done: Done) -> None:
+        """Queue without waiting: ``done(None)`` once durably written, ``done(exc)`` if not.
+        The caller bounds its own intake (the bridge stops reading)."""
+        def stored(exc: BaseException | None) -> None:
+            if exc is None:
+                self.last_input.note(accepted.device_id, accepted.received_ns)
+            done(exc)
+
+        self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id)
+
+    async def add(self, device_id: str, payload: Any, *, source: str,
+                  received_ns: int | None = None) -> int:
+        """``accept`` then ``write``: the number of points stored."""
+        accepted = self.accept(device_id, payload, source=source, received_ns=received_ns)
+        await self.write(accepted)
+        return accepted.count
+
+    def rejected(self, source: str, reason: str) -> None:
+        """Count a refused request or message; ``reason`` comes from a closed set."""
+        self._rejected[(source, reason)] += 1
+
+    def _flush_counts(self) -> None:
+        accepted, self._accepted = self._accepted, Counter()
+        for source, n in accepted.items():
+            self.metrics.child(self.metrics.points_accepted, source).inc(n)
+        rejected, self._rejected = self._rejected, Counter()
+        for (source, reason), n in rejected.items():
+            self.metrics.child(self.metrics.points_rejected, source, reason).inc(n)
+
+    # -- reads ---------------------------------------------------------------------------
 
     async def get(self, device_id: str, q: DataQuery) -> Answer:
         # A relative bound ("1 day") moves with the clock, so only unbounded reads are kept.
@@ -88,14 +151,14 @@ class DataService:
     async def _read(self, device_id: str, q: DataQuery) -> Answer:
         if q.kind in NUMBER_KINDS:
             (series,) = await self.store.query([number_statement(device_id, q)])
-            return _single_number(series)
+            return number_from_series(series)
         if q.kind in EDGE_KINDS:
             rows = await self._edge_rows(device_id, q)
             rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
             return [row_to_point(r, details=q.details) for r in rows]
         if q.kind == "aggregate":
             (series,) = await self.store.query([aggregate_statement(device_id, q)])
-            return _aggregate_points(series, device_id, q)
+            return aggregate_points(series, device_id, q.ascending)
         return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
 
     async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
@@ -126,44 +189,13 @@ class DataService:
             if points:
                 yield points
 
-    async def page(self, device_id: str, q: DataQuery, before: tuple[int, int] | None = None
-                   ) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
-        """``q.qty`` points newest first (ties in time by variable and slot), and the
-        cursor for the next page, None at the end. A cursor ``(t, k)`` continues with the
-        points at exactly ``t`` from the k-th on (k > 0 only when a page ended inside such
-        a group), then the older ones. Unlike ``skip``, a page costs the same however
-        deep it lies."""
-        q = dataclasses.replace(q, kind="default", ascending=False, ids=[], skip=0)
-        rows: list[dict[str, Any]] = []
-        if before is not None and (q.end_ns is None or before[0] <= q.end_ns):
-            at, shown = before
-            if shown:
-                ties = await self._ties(device_id, q, at)
-                rows = ties[shown:shown + q.qty]
-                if len(ties) > shown + q.qty:
-                    return _points(rows), (at, shown + q.qty)
-            q.end_ns = at - 1
-        need = q.qty - len(rows)
-        older = await self._list_rows(device_id, dataclasses.replace(q, qty=need + 1))
-        if need == 0:
-            return _points(rows), (rows[-1]["time"], 0) if older else None
-        if len(older) <= need:
-            return _points(rows + sorted(older, key=_order)), None
-        last = int(older[need - 1]["time"])
-        rows += sorted(older[:need], key=_order)
-        if int(older[need]["time"]) != last:
-            return _points(rows), (last, 0)
-        # The page ends inside a group sharing one time, which InfluxDB returns in no
-        # fixed order: end it with a prefix of the whole group, in our order.
-        taken = sum(1 for r in rows if int(r["time"]) == last)
-        rows = [r for r in rows if int(r["time"]) != last]
-        rows += (await self._ties(device_id, q, last))[:taken]
-        return _points(rows), (last, taken)
-
-    async def _ties(self, device_id: str, q: DataQuery, at: int) -> list[dict[str, Any]]:
-        exact = dataclasses.replace(q, start_ns=at, end_ns=at, qty=MAX_QTY)
-        (series,) = await self.store.query(list_statements(device_id, exact))
-        return sorted((r for s in series for r in s.rows), key=_order)
+    async def page(self, device_id: str, q: DataQuery, before: Cursor | None = None
+                   ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """``q.qty`` points newest first from cursor ``before``, and the next page's
+        cursor (None at the end); a page costs the same however deep it lies
+        (``bridge/influx/pages.py``)."""
+        rows, cursor = await page_rows(self.store, device_id, q, before, self.hints)
+        return [row_to_point(r) for r in rows], cursor
 
     async def delete(self, device_id: str, q: DataQuery) -> int:
         """Delete what the same GET would return (so ``qty`` defaults to 15 here too)."""
@@ -176,7 +208,7 @@ class DataService:
             rows = await self._list_rows(device_id, q)
         if rows:
             try:
-                await self.store.query([_delete_statement(device_id, r) for r in rows])
+                await self.store.query([delete_point_statement(device_id, r) for r in rows])
             finally:
                 await self.store.changed((device_id,))
         return len(rows)
@@ -206,7 +238,7 @@ class DataService:
             for key, value in update.changes.items():
                 setattr(point, key, value)
             if not before <= _field_set(point):
-                deletes.append(_delete_statement(device_id, row))
+                deletes.append(delete_point_statement(device_id, row))
             lines.append(encode_point(point))
         if deletes:
             # A field that disappears (a number turned string) would linger if merely
@@ -221,34 +253,28 @@ class DataService:
     async def delete_device(self, device_id: str) -> None:
         await delete_device_points(self.store, device_id)
 
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless InfluxDB answers."""
+        await self.store.ping()
+
+    async def points_per_device(self, seconds: int) -> dict[str, int]:
+        """How many points each device stored in the last ``seconds`` (StoreError when
+        InfluxDB cannot answer)."""
+        (series,) = await self.store.query([points_per_device_statement(seconds)])
+        return {s.tags.get("device", ""): int(row.get("count") or 0)
+                for s in series for row in s.rows}
+
 
 async def delete_device_points(store: InfluxStore, device_id: str) -> None:
     """Remove every stored point of one device (when the device itself is deleted)."""
     try:
-        await store.query([f"DELETE FROM {quote_ident(MEASUREMENT)} "
-                           f"WHERE \"device\" = {quote_string(device_id)}"])
+        await store.query([delete_device_statement(device_id)])
     finally:
         await store.changed((device_id,))
 
 
-def _order(row: dict[str, Any]) -> tuple[int, str, int]:
-    """Newest first; points sharing a time by variable, then slot."""
-    return -int(row["time"]), row["variable"], int(row.get("slot") or 0)
-
-
-def _points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [row_to_point(r) for r in rows]
-
-
 def _row_is(row: dict[str, Any], point_id: str) -> bool:
     return id_matches(point_id, variable_from_tag(row["variable"]), int(row.get("slot") or 0))
-
-
-def _delete_statement(device_id: str, row: dict[str, Any]) -> str:
-    slot = str(row.get("slot") or "")
-    return (f"DELETE FROM {quote_ident(MEASUREMENT)} WHERE \"device\" = {quote_string(device_id)}"
-            f" AND \"variable\" = {quote_string(row['variable'])}"
-            f" AND \"slot\" = {quote_string(slot)} AND time = {int(row['time'])}")
 
 
 def _field_set(point: Point) -> set[str]:
@@ -257,29 +283,3 @@ def _field_set(point: Point) -> set[str]:
         if getattr(point, name) is not None:
             fields.add(name if name != "value" else f"value:{type(point.value).__name__}")
     return fields
-
-
-def _single_number(series: list[Series]) -> float | int:
-    for s in series:
-        for row in s.rows:
-            for key, value in row.items():
-                if key != "time" and isinstance(value, int | float):
-                    return int(value) if float(value).is_integer() else value
-    return 0
-
-
-def _aggregate_points(series: list[Series], device_id: str, q: DataQuery) -> list[dict[str, Any]]:
-    points = []
-    for s in series:
-        variable = variable_from_tag(s.tags.get("variable", ""))
-        for row in s.rows:
-            value = row.get("value")
-            if value is None:
-                continue
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            points.append({"variable": variable, "value": value,
-                           "time": format_iso_ms(int(row["time"])),
-                           "device": device_id, "origin": device_id})
-    points.sort(key=lambda p: (p["time"], p["variable"]), reverse=not q.ascending)
-    return points

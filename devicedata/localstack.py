@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bridge import broker_sync
-from bridge.registry import Registry, open_registry
+from bridge.registry import Registry, broker_sync, open_registry
 from bridge.settings import STACK_ENV, Settings
 from devicedata import procs, servers
 
@@ -127,13 +126,7 @@ def _check_ports(ports: list[tuple[int, str, str]]) -> None:
 
 
 def bridge_wanted(args: argparse.Namespace) -> bool:
-    if args.no_bridge or os.environ.get("DEVICEDATA_STACK_BRIDGE") == "0":
-        return False
-    try:
-        from devicedata import serve
-    except ImportError:
-        return False
-    return getattr(serve, "BRIDGE_AVAILABLE", False) is True
+    return not (args.no_bridge or os.environ.get("DEVICEDATA_STACK_BRIDGE") == "0")
 
 
 def _demo_token(registry: Registry) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """``devicedata device ...`` and ``devicedata token ...``: manage the registry from a shell.
 
-The operations themselves (and their JSON shapes) are ``bridge.devices``, shared with the
+The operations themselves (and their JSON shapes) are ``bridge.registry.devices``, shared with the
 admin API; this module only parses arguments and prints. Plain tokens are printed only by
 the commands that create them; listings show prefixes.
 """
@@ -16,7 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bridge.devices import (
+from bridge.errors import DeviceDataError
+from bridge.model.timeparse import parse_duration
+from bridge.registry import PERMISSIONS, Registry, open_registry
+from bridge.registry.devices import (
     DeviceAdmin,
     device_json,
     iso,
@@ -24,10 +27,7 @@ from bridge.devices import (
     token_status,
     topic,
 )
-from bridge.errors import DeviceDataError
-from bridge.registry import PERMISSIONS, Registry, open_registry
 from bridge.settings import Settings
-from bridge.timeparse import parse_duration
 
 SettingsLoader = Callable[[], Settings]
 DeviceDeletedHook = Callable[[Settings, str], None]
@@ -35,14 +35,14 @@ _Command = Callable[[argparse.Namespace, Settings, Registry], int]
 
 
 def on_credentials_changed(settings: Settings, registry: Registry) -> None:
-    """Push credential changes to the broker, once ``bridge.broker_sync`` exists."""
+    """Push credential changes to the broker, once ``bridge.registry.broker_sync`` exists."""
     try:
-        spec = importlib.util.find_spec("bridge.broker_sync")
+        spec = importlib.util.find_spec("bridge.registry.broker_sync")
     except (ImportError, ValueError):
         spec = None
     if spec is None:
         return
-    module = importlib.import_module("bridge.broker_sync")
+    module = importlib.import_module("bridge.registry.broker_sync")
     module.sync(settings, registry)
 
 

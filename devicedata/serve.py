@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bridge import logs
+from bridge.influx.store import InfluxStore
 from bridge.settings import Settings
-from bridge.store import InfluxStore
 
-BRIDGE_AVAILABLE = True
 SettingsLoader = Callable[[], Settings]
 
 
@@ -34,13 +33,15 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from bridge.mqtt.inspector import InspectorLink
 
     settings = settings.replace(
         http_host=args.host or settings.http_host, http_port=args.port or settings.http_port)
     logs.configure(settings)
-    config = uvicorn.Config(create_app(settings), host=settings.http_host,
-                            port=settings.http_port, log_level=settings.log_level.lower(),
-                            access_log=False, log_config=None, timeout_graceful_shutdown=10)
+    app = create_app(settings, inspector=InspectorLink)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                            log_level=settings.log_level.lower(), access_log=False,
+                            log_config=None, timeout_graceful_shutdown=10)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -62,7 +63,7 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_bridge(settings: Settings, args: argparse.Namespace) -> int:
-    from bridge import runner
+    from bridge.mqtt import runner
 
     settings = settings.replace(
         mqtt_shared_group=args.shared_group or settings.mqtt_shared_group,

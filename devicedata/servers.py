@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from bridge import broker_sync
+from bridge.influx.influxql import create_database_statement
+from bridge.registry import broker_sync
 from devicedata.procs import (
     ProcessError,
     chown_tree,
@@ -27,9 +28,9 @@ from devicedata.procs import (
     write_pid,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MOSQUITTO_TEMPLATE = REPO_ROOT / "mosquitto" / "mosquitto.conf.template"
-INFLUX_TEMPLATE = REPO_ROOT / "influxdb" / "influxdb.conf.template"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
+MOSQUITTO_TEMPLATE = TEMPLATES / "mosquitto.conf.template"
+INFLUX_TEMPLATE = TEMPLATES / "influxdb.conf.template"
 MOSQUITTO_USER = "mosquitto"  # Debian's broker drops to this user when started as root
 
 
@@ -138,7 +139,7 @@ class InfluxServer(Server):
         return result
 
     def create_database(self, name: str) -> None:
-        self.query(f'CREATE DATABASE "{name}"')
+        self.query(create_database_statement(name))
 
 
 class MosquittoServer(Server):

@@ -11,7 +11,7 @@ temporary directory, and is stopped at the end even when tests fail):
   ``.start()`` (same port, persistence kept) and ``.kill()``.
 - ``stack_settings``: a ``Settings`` pointing at both, with a fresh data dir (registry),
   its own InfluxDB database, ``mosquitto_dir``/``mosquitto_pid_file`` set so
-  ``bridge.broker_sync.sync`` reaches the test broker, the bridge's broker user in place,
+  ``bridge.registry.broker_sync.sync`` reaches the test broker, the bridge's broker user in place,
   and a free ``http_port``. Share it; create your own devices and topics per test.
 
 The servers run in pytest's process group (not a new session), so killing the test run's
@@ -30,13 +30,12 @@ from typing import TypeVar
 
 import pytest
 
-from bridge import broker_sync
-from bridge.registry import open_registry
+from bridge.registry import broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
 
 # The API fixtures (``api``, ``client``, ``make_api``...) live in their own module.
-pytest_plugins = ["fixtures_api"]
+pytest_plugins = ["support.api"]
 
 S = TypeVar("S", bound=servers.Server)
 _started: list[servers.Server] = []

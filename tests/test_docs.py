@@ -9,6 +9,7 @@ docs/configuration.md with:
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from pathlib import Path
@@ -17,14 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.points import Point
-from bridge.schema import MEASUREMENT, encode_point
+from bridge.influx.schema import MEASUREMENT, encode_point
+from bridge.model.points import Point
 from bridge.settings import Settings, describe
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 CONFIGURATION = DOCS / "configuration.md"
+ARCHITECTURE = DOCS / "architecture.md"
+MAP_BEGIN, MAP_END = "<!-- module-map:begin -->", "<!-- module-map:end -->"
 SCHEMA = DOCS / "schema.md"
 
 # Pages that later issues write (durability guarantees, benchmark results). README and
@@ -258,3 +261,38 @@ if __name__ == "__main__":
         sys.exit(f"usage: {sys.argv[0]} --write-settings-table")
     write_settings_table()
     print(f"wrote the settings table into {CONFIGURATION}")
+
+
+# -- the module map in docs/architecture.md -----------------------------------------------
+
+
+def _code_modules() -> set[str]:
+    """Every module of the three packages that holds code: not ``__main__`` and not an
+    ``__init__`` that is only a docstring."""
+    found = set()
+    for package in ("bridge", "api", "devicedata"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name == "__main__.py":
+                continue
+            if path.name == "__init__.py":
+                body = ast.parse(path.read_text(encoding="utf-8")).body
+                if all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+                       for n in body):
+                    continue
+            found.add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_module_map_names_every_module_and_only_those() -> None:
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    start, end = text.find(MAP_BEGIN), text.find(MAP_END)
+    assert start >= 0 and end > start, "docs/architecture.md lost its module-map markers"
+    mapped = set(re.findall(r"^\| `([\w/]+\.py)` \|", text[start:end], re.M))
+    code = _code_modules()
+    assert not code - mapped, f"modules missing from the map: {sorted(code - mapped)}"
+    assert not mapped - code, f"the map names modules that do not exist: {sorted(mapped - code)}"
+
+
+def test_architecture_is_a_short_read() -> None:
+    lines = ARCHITECTURE.read_text(encoding="utf-8").count("\n")
+    assert lines <= 180, f"docs/architecture.md has {lines} lines; keep it a five-minute read"

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from bridge.errors import FieldError
-from bridge.timeparse import format_iso_ms, now_ns
+from bridge.model.timeparse import format_iso_ms, now_ns
 
 PREFIX = "devicedata/inspect/"
 WATCH_PREFIX = PREFIX + "watch/"

@@ -4,11 +4,11 @@ broker and the long-running services start.
 Mosquitto refuses to start without its password and ACL files. The bridge can connect only
 once its own user is in the password file. So before ``mosquitto`` starts (compose waits
 for this process to exit 0), this writes, with the same code every process uses
-(``bridge.broker_sync.sync``):
+(``bridge.registry.broker_sync.sync``):
 
 - ``DATA_DIR/mqtt-bridge-password``: the bridge's broker password, generated once;
 - ``MOSQUITTO_DIR/passwd``: the bridge's user plus one line per device in the registry;
-- ``MOSQUITTO_DIR/acl``: rendered from ``mosquitto/acl.template``;
+- ``MOSQUITTO_DIR/acl``: rendered from ``bridge/registry/acl.template``;
 - ``DATA_DIR/admin-token``: the admin API token, generated once unless configured.
 
 It runs again on every ``docker compose up``, which is harmless: broker_sync rewrites only
@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import sys
 
-from bridge import broker_sync
-from bridge.devices import admin_token
-from bridge.registry import open_registry
+from bridge.registry import broker_sync, open_registry
+from bridge.registry.devices import admin_token
 from bridge.settings import Settings
 
 

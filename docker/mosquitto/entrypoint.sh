@@ -3,7 +3,7 @@
 #
 # It starts the broker and makes it re-read its password and ACL files when they change.
 # The devicedata containers write these files into the shared `broker-auth` volume. They
-# use bridge/broker_sync.py, the same code as the local stack. On one machine that code
+# use bridge/registry/broker_sync.py, the same code as the local stack. On one machine that code
 # sends SIGHUP to the broker itself, but from another container it cannot. So this script
 # compares the files' checksum every MOSQUITTO_RELOAD_SECONDS. When the checksum changes,
 # it sends the broker SIGHUP: Mosquitto re-reads both files and disconnects any client
@@ -14,7 +14,7 @@
 #   entrypoint.sh               run the broker and the reload loop (the container's process)
 #   entrypoint.sh healthcheck   exit 0 when the broker listens on MOSQUITTO_PORT
 #
-# Plain POSIX sh (BusyBox ash in the image); `sh -n` and tests/test_compose.py check it.
+# Plain POSIX sh (BusyBox ash in the image); `sh -n` and tests/integration/test_compose.py check it.
 set -u
 
 CONFIG="${MOSQUITTO_CONFIG:-/mosquitto/config/mosquitto.conf}"

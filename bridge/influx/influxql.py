@@ -1,0 +1,195 @@
+"""Every InfluxQL statement devicedata sends, and the quoting that keeps request text inside
+string literals.
+
+Request text reaches a statement only through ``quote_string`` (or ``equals``); numbers
+are formatted by Python from parsed values. So no parameter can change a statement's
+shape, only the literals inside it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bridge.influx.schema import MEASUREMENT, variable_tag
+from bridge.model.ids import parse_point_id
+from bridge.model.query import DataQuery
+
+# TagoIO function name -> InfluxQL function; count counts points, not numeric values.
+FUNCTIONS = {"avg": "mean", "sum": "sum", "min": "min", "max": "max", "count": "count"}
+
+
+def quote_string(text: str) -> str:
+    """An InfluxQL string literal; the only way request text reaches a query."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def equals(column: str, text: str, cast: str = "") -> str:
+    """``column = 'text'`` in InfluxQL (``cast`` pins a field's type). A carriage return
+    cannot appear in an InfluxQL string literal (the parser refuses it, escaped or not), so
+    such text is matched with an anchored regular expression, which can spell it ``\\r``."""
+    ident = quote_ident(column) + (f"::{cast}" if cast else "")
+    if "\r" not in text:
+        return f"{ident} = {quote_string(text)}"
+    return f"{ident} =~ /^{_regex_literal(text)}$/"
+
+
+_REGEX_SPECIAL = set("\\.+*?()|[]{}^$/")
+
+
+def _regex_literal(text: str) -> str:
+    out = []
+    for char in text:
+        if char == "\r":
+            out.append("\\r")
+        elif char == "\n":
+            out.append("\\n")
+        elif char in _REGEX_SPECIAL:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _or(conditions: list[str]) -> str:
+    return conditions[0] if len(conditions) == 1 else "(" + " OR ".join(conditions) + ")"
+
+
+def where(device_id: str, q: DataQuery, *, extra: tuple[str, ...] = ()) -> str:
+    parts = [f'"device" = {quote_string(device_id)}']
+    if q.variables:
+        parts.append(_or([f'"variable" = {quote_string(variable_tag(v))}' for v in q.variables]))
+    if q.groups:
+        parts.append(_or([equals("group", g, "string") for g in q.groups]))
+    if q.values:
+        parts.append(_or([c for v in q.values for c in _value_conditions(v)]))
+    if q.start_ns is not None:
+        parts.append(f"time >= {q.start_ns}")
+    if q.end_ns is not None:
+        parts.append(f"time <= {q.end_ns}")
+    parts.extend(extra)
+    return " AND ".join(parts)
+
+
+def _value_conditions(text: str) -> list[str]:
+    conditions = [equals("value_str", text, "string")]
+    try:
+        number = float(text)
+        if math.isfinite(number):
+            conditions.append(f'"value"::float = {number!r}')
+    except ValueError:
+        pass
+    if text.lower() in ("true", "false"):
+        conditions.append(f'"value_bool"::boolean = {text.lower()}')
+    return conditions
+
+
+def _from() -> str:
+    return f"FROM {quote_ident(MEASUREMENT)}"
+
+
+# Every column with its type spelled out: a field that some outside writer gave another
+# type in one shard would otherwise make InfluxDB return nulls for ours in every shard.
+COLUMNS = ", ".join([
+    '"created"::integer', '"value"::float', '"value_str"::string', '"value_bool"::boolean',
+    '"value_type"::string', '"unit"::string', '"group"::string', '"lat"::float',
+    '"lng"::float', '"metadata"::string', '"device"::tag', '"variable"::tag', '"slot"::tag',
+])
+
+
+def select_exact(device_id: str, time_ns: int) -> str:
+    """The rows of one device at one instant: what a lookup by id reads."""
+    return (f"SELECT {COLUMNS} {_from()} WHERE \"device\" = {quote_string(device_id)} "
+            f"AND time = {time_ns}")
+
+
+def list_statements(device_id: str, q: DataQuery) -> list[str]:
+    """Statements for kind=default; with ids, one exact-time statement per id."""
+    order = "ASC" if q.ascending else "DESC"
+    if q.ids:
+        return [f"SELECT {COLUMNS} {_from()} WHERE "
+                f"{where(device_id, q, extra=(f'time = {parse_point_id(i)[0]}',))}"
+                for i in q.ids]
+    return [f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} "
+            f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}"]
+
+
+def variables_statement(device_id: str) -> str:
+    """Every variable a device has, from InfluxDB's index (no data is read)."""
+    return (f'SHOW TAG VALUES {_from()} WITH KEY = "variable" '
+            f'WHERE "device" = {quote_string(device_id)}')
+
+
+def _edge_condition(kind: str) -> tuple[str, ...]:
+    if kind.endswith("_value"):
+        return ("\"value_type\"::string != ''",)
+    if kind.endswith("_location"):
+        return ('"lat"::float >= -90',)
+    return ()
+
+
+def edge_statement(device_id: str, q: DataQuery) -> str:
+    """One row per variable: newest (last_*) or oldest (first_*) matching the kind."""
+    order = "DESC" if q.kind.startswith("last") else "ASC"
+    return (f"SELECT {COLUMNS} {_from()} WHERE "
+            f"{where(device_id, q, extra=_edge_condition(q.kind))} "
+            f'GROUP BY "variable" ORDER BY time {order} LIMIT 1')
+
+
+def newest_matching_statement(device_id: str, q: DataQuery, limit: int) -> str:
+    """Every row matching a last_* kind, newest first, at most ``limit``: in a narrow
+    window InfluxDB answers this much sooner than the per-variable ``GROUP BY``."""
+    return (f"SELECT {COLUMNS} {_from()} WHERE "
+            f"{where(device_id, q, extra=_edge_condition(q.kind))} "
+            f"ORDER BY time DESC LIMIT {limit}")
+
+
+def number_statement(device_id: str, q: DataQuery) -> str:
+    function = FUNCTIONS[q.kind]
+    column = '"created"::integer' if q.kind == "count" else '"value"::float'
+    extra = () if q.kind == "count" else ("\"value_type\"::string = 'number'",)
+    return f"SELECT {function}({column}) {_from()} WHERE {where(device_id, q, extra=extra)}"
+
+
+def aggregate_statement(device_id: str, q: DataQuery) -> str:
+    function = FUNCTIONS[q.function]
+    column = '"created"::integer' if q.function == "count" else '"value"::float'
+    extra = () if q.function == "count" else ("\"value_type\"::string = 'number'",)
+    order = "ASC" if q.ascending else "DESC"
+    seconds = q.interval_ns // 10**9
+    return (f"SELECT {function}({column}) AS \"value\" {_from()} "
+            f"WHERE {where(device_id, q, extra=extra)} "
+            f'GROUP BY time({seconds}s), "variable" fill(none) '
+            f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}")
+
+
+def delete_point_statement(device_id: str, row: dict[str, Any]) -> str:
+    """Remove the one stored point a row was read from (its series and time)."""
+    slot = str(row.get("slot") or "")
+    return (f"DELETE {_from()} WHERE \"device\" = {quote_string(device_id)}"
+            f" AND \"variable\" = {quote_string(row['variable'])}"
+            f" AND \"slot\" = {quote_string(slot)} AND time = {int(row['time'])}")
+
+
+def delete_device_statement(device_id: str) -> str:
+    return f"DELETE {_from()} WHERE \"device\" = {quote_string(device_id)}"
+
+
+def points_per_device_statement(seconds: int) -> str:
+    """How many points each device stored in the last ``seconds``, in one statement."""
+    return (f'SELECT count("created") {_from()} WHERE time > now() - {int(seconds)}s '
+            'GROUP BY "device"')
+
+
+def create_database_statement(name: str) -> str:
+    return f"CREATE DATABASE {quote_ident(name)}"
+
+
+def export_statement(device_id: str, q: DataQuery) -> str:
+    """Every row matching the filter (variables, groups, time range), oldest first, no
+    limit: an export, read through ``InfluxStore.stream`` in chunks."""
+    return f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} ORDER BY time ASC"

@@ -1,0 +1,286 @@
+"""MQTT messages in, data points out: the bridge's per-message logic.
+
+A message on ``devices/{id}/data`` is checked (size, known device), validated by the same
+function as HTTP, encoded, and queued on the batching writer. Its QoS 1 PUBACK goes out
+only once the writer reports the points stored. A message that can never be stored
+(bad JSON, invalid point, unknown device, rejected by InfluxDB) is acknowledged, counted,
+logged at most once a minute per device, and answered on ``devices/{id}/errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from bridge.errors import (
+    DeviceDataError,
+    FieldError,
+    PayloadTooLarge,
+    StoreRejected,
+    ValidationError,
+)
+from bridge.inspector.tap import Tap
+from bridge.metrics import Metrics
+from bridge.model.points import decode_json
+from bridge.model.timeparse import format_iso_ms, now_ns
+from bridge.mqtt.devices import KnownDevices
+from bridge.service import Accepted, DataService
+from bridge.write.batcher import Batcher
+
+log = logging.getLogger("devicedata.bridge")
+
+DATA_TOPIC = "devices/+/data"
+LOG_EVERY = 60.0  # seconds between log lines about one device's rejected messages
+MAX_WAITING = 10_000  # messages held while their unknown device ids are looked up
+RETRY_MAX = 10.0
+
+
+def device_from_topic(topic: str) -> str | None:
+    parts = topic.split("/")
+    if len(parts) == 3 and parts[0] == "devices" and parts[2] == "data" and parts[1]:
+        return parts[1]
+    return None
+
+
+def error_topic(device_id: str) -> str:
+    return f"devices/{device_id}/errors"
+
+
+@dataclass
+class BridgeStats:
+    messages: int = 0
+    points_accepted: int = 0
+    points_written: int = 0
+    messages_acked: int = 0
+    write_retries: int = 0
+    pauses: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Pending:
+    mid: int
+    qos: int
+    generation: int
+    device_id: str
+    topic: str
+    accepted: Accepted | None = None
+    attempts: int = 0
+
+
+class Connection(Protocol):
+    """What ingest needs from the MQTT connection (``bridge.mqtt.MqttConnection``)."""
+
+    generation: int
+
+    def ack(self, mid: int, qos: int, generation: int) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    @property
+    def paused(self) -> bool: ...
+
+
+class Ingest:
+    def __init__(self, service: DataService, batcher: Batcher, devices: KnownDevices,
+                 *, max_payload: int, high_water: int, metrics: Metrics | None = None) -> None:
+        self.service = service
+        self.batcher = batcher
+        self.devices = devices
+        self.max_payload = max_payload
+        self.high_water = high_water
+        self.stats = BridgeStats()
+        self.metrics = metrics or Metrics()
+        self._by_qos = [self.metrics.mqtt_messages.labels(str(q)) for q in range(3)]
+        self._counted = [0, 0, 0]  # per QoS, not yet added to the Prometheus counters
+        self.metrics.before_scrape(self._flush_counts)
+        self.inflight = 0
+        # Messages of ids being looked up in the registry, in arrival order per id.
+        self._waiting: dict[str, list[tuple[_Pending, bytes]]] = {}
+        self._waiting_count = 0
+        self._lookups: set[asyncio.Task[None]] = set()
+        self.conn: Connection | None = None
+        self._logged: dict[str, tuple[float, int]] = {}  # device -> (last line, not logged)
+        self.tap: Tap | None = None  # the live inspector (bridge/inspector), when wired
+
+    def on_message(self, message: Any) -> None:
+        """Called by the connection for every PUBLISH, in the event loop."""
+        conn = self.conn
+        assert conn is not None
+        self.stats.messages += 1
+        self._counted[message.qos] += 1
+        topic: str = message.topic
+        pending = _Pending(message.mid, message.qos, conn.generation, "", topic)
+        device_id = device_from_topic(topic)
+        if device_id is None:
+            self._reject(pending, "bad_topic", "not a devices/{id}/data topic", [])
+            return
+        pending.device_id = device_id
+        payload: bytes = message.payload
+        if len(payload) > self.max_payload:
+            self._reject(pending, "too_large", f"payload of {len(payload)} bytes is over the "
+                         f"limit of {self.max_payload}", [], payload)
+            return
+        if not payload:
+            # Clearing a retained message publishes an empty payload: nothing to store,
+            # and nothing to complain about.
+            self._ack(pending)
+            return
+        known = self.devices.known(device_id)
+        if known is None:
+            self._wait_for_lookup(pending, payload)
+        elif known:
+            self._accept(pending, payload)
+        else:
+            self._reject(pending, "unknown_device", "unknown device", [])
+
+    def _accept(self, pending: _Pending, payload: bytes) -> None:
+        try:
+            accepted = self.service.accept(pending.device_id, decode_json(payload),
+                                           source="mqtt", received_ns=now_ns())
+        except ValidationError as exc:
+            self._reject(pending, "invalid", exc.message, exc.errors, payload)
+            return
+        except PayloadTooLarge as exc:
+            self._reject(pending, "too_large", str(exc), [], payload)
+            return
+        tap = self.tap
+        if tap is not None and tap.watching(pending.device_id):
+            tap.accepted(pending.device_id, "mqtt", pending.topic, payload, accepted.count)
+        if not accepted.count:
+            self._ack(pending)
+            return
+        pending.accepted = accepted
+        self.stats.points_accepted += accepted.count
+        self.inflight += 1
+        self._write(pending)
+
+    def _wait_for_lookup(self, pending: _Pending, payload: bytes) -> None:
+        """An id the bridge has not seen: ask the registry off the event loop while the
+        other devices' messages flow on. Later messages of the same id wait behind it."""
+        if self._waiting_count >= MAX_WAITING:
+            self._reject(pending, "unknown_device", "unknown device (too many look-ups "
+                         "pending)", [])
+            return
+        waiting = self._waiting.get(pending.device_id)
+        self._waiting_count += 1
+        self.inflight += 1
+        if waiting is not None:
+            waiting.append((pending, payload))
+            return
+        self._waiting[pending.device_id] = [(pending, payload)]
+        task = asyncio.create_task(self._look_up(pending.device_id),
+                                   name=f"device-lookup-{pending.device_id[:32]}")
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _look_up(self, device_id: str) -> None:
+        known = await self.devices.lookup(device_id)
+        waiting = self._waiting.pop(device_id, [])
+        self._waiting_count -= len(waiting)
+        for pending, payload in waiting:
+            self.inflight -= 1
+            if pending.generation != self._generation():
+                continue  # the broker resends it on the new connection
+            if known:
+                self._accept(pending, payload)
+            else:
+                self._reject(pending, "unknown_device", "unknown device", [])
+        self._resume_if_drained()
+
+    def _generation(self) -> int:
+        return self.conn.generation if self.conn is not None else -1
+
+    def _flush_counts(self) -> None:
+        counted, self._counted = self._counted, [0, 0, 0]
+        for qos, n in enumerate(counted):
+            if n:
+                self._by_qos[qos].inc(n)
+
+    def _write(self, pending: _Pending) -> None:
+        assert pending.accepted is not None
+        self.service.write_later(pending.accepted, lambda exc: self._written(pending, exc))
+        conn = self.conn
+        if conn is not None and not conn.paused and self.batcher.pending_points > self.high_water:
+            # The store is slower than the inflow: stop reading rather than grow. The
+            # broker keeps the rest (QoS 1) in the bridge's session meanwhile.
+            conn.pause_reading()
+            self.stats.pauses += 1
+            log.info("event=mqtt_paused pending_points=%d", self.batcher.pending_points)
+
+    def _written(self, pending: _Pending, exc: BaseException | None) -> None:
+        if exc is None:
+            assert pending.accepted is not None
+            self.stats.points_written += pending.accepted.count
+            self._ack(pending)
+            self._done()
+        elif isinstance(exc, StoreRejected):
+            self._reject(pending, "store_rejected", str(exc), [])
+            self._done()
+        else:
+            # InfluxDB is down or slow: keep the message (it is not acknowledged, so the
+            # broker holds it too) and try again; the receive window bounds how many wait.
+            pending.attempts += 1
+            self.stats.write_retries += 1
+            delay = min(0.2 * 2 ** min(pending.attempts, 8), RETRY_MAX)
+            if pending.attempts == 1 or pending.attempts % 10 == 0:
+                log.warning("event=write_retry device=%s attempt=%d reason=%s",
+                            pending.device_id, pending.attempts, exc)
+            asyncio.get_running_loop().call_later(delay, self._retry, pending)
+
+    def _retry(self, pending: _Pending) -> None:
+        try:
+            self._write(pending)
+        except DeviceDataError:  # the writer is closing: leave it unacknowledged
+            self._done()
+
+    def _done(self) -> None:
+        self.inflight -= 1
+        self._resume_if_drained()
+
+    def _resume_if_drained(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.paused and self.batcher.pending_points <= self.high_water // 2:
+            conn.resume_reading()
+            log.info("event=mqtt_resumed pending_points=%d", self.batcher.pending_points)
+
+    def _ack(self, pending: _Pending) -> None:
+        assert self.conn is not None
+        self.conn.ack(pending.mid, pending.qos, pending.generation)
+        self.stats.messages_acked += 1
+
+    def _reject(self, pending: _Pending, reason: str, message: str,
+                errors: list[FieldError], payload: bytes | None = None) -> None:
+        """Never fatal: count, tell the device and the inspector, log (rarely), acknowledge."""
+        self.stats.rejected[reason] += 1
+        tap = self.tap
+        if tap is not None and tap.watching(pending.device_id):
+            tap.rejected(pending.device_id, "mqtt", pending.topic, payload, reason, message,
+                         errors)
+        self.service.rejected("mqtt", reason)
+        if pending.device_id:
+            body = {"status": False, "message": message,
+                    "errors": [e.as_dict() for e in errors], "topic": pending.topic,
+                    "time": format_iso_ms(now_ns())}
+            if errors:
+                body["field_errors"] = ValidationError("", errors).field_errors()
+            assert self.conn is not None
+            self.conn.publish(error_topic(pending.device_id), orjson.dumps(body), qos=1)
+        # At most one line per device per minute, however fast a broken device publishes;
+        # the line says how many rejections it stands for. The metrics count every one.
+        key = pending.device_id or "-"
+        now = time.monotonic()
+        last, quiet = self._logged.get(key, (-LOG_EVERY, 0))
+        if now - last >= LOG_EVERY:
+            self._logged[key] = (now, 0)
+            log.warning("event=message_rejected device=%s reason=%s suppressed=%d detail=%s",
+                        key, reason, quiet, message[:200].replace("\n", " "))
+        else:
+            self._logged[key] = (last, quiet + 1)
+        self._ack(pending)

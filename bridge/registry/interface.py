@@ -1,0 +1,67 @@
+"""What the registry holds and the interface every backend implements. Times are integer
+nanoseconds since the epoch, UTC, like everywhere else in ``bridge``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Permission = Literal["read", "write", "full"]
+PERMISSIONS: tuple[Permission, ...] = ("read", "write", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    name: str
+    created_ns: int
+    last_input_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What is kept about a token: never the token itself."""
+
+    prefix: str  # first characters of the token, shown in listings to tell tokens apart
+    device_id: str
+    permission: Permission
+    created_ns: int
+    expires_ns: int | None = None
+    revoked_ns: int | None = None
+    name: str = ""
+
+    def allows(self, needed: Permission) -> bool:
+        return self.permission == "full" or self.permission == needed
+
+    def active(self, now_ns: int) -> bool:
+        return self.revoked_ns is None and (self.expires_ns is None or now_ns < self.expires_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A freshly created token: the only moment its plain text exists."""
+
+    token: str
+    info: TokenInfo
+
+
+class Registry(Protocol):
+    def create_device(self, name: str) -> Device: ...
+    def get_device(self, device_id: str) -> Device: ...
+    def list_devices(self) -> list[Device]: ...
+    def rename_device(self, device_id: str, name: str) -> Device: ...
+    def delete_device(self, device_id: str) -> None: ...
+    def create_token(self, device_id: str, permission: Permission,
+                     expires_ns: int | None = None, name: str = "") -> IssuedToken: ...
+    def list_tokens(self, device_id: str) -> list[TokenInfo]: ...
+    def revoke_token(self, token_or_prefix: str) -> TokenInfo: ...
+    def authenticate(self, token: str, now_ns: int | None = None) -> TokenInfo | None: ...
+    def touch(self, device_id: str, at_ns: int) -> None: ...
+    def data_version(self, device_id: str, wait: bool = True) -> int | None: ...
+    def watch_data_version(self, device_id: str, wait: bool = True) -> int | None: ...
+    def watched_devices(self, device_ids: Collection[str], wait: bool = True) -> set[str]: ...
+    def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None: ...
+    def broker_credentials(self, now_ns: int | None = None) -> list[tuple[str, str]]: ...
+    def ping(self) -> None: ...
+    def close(self) -> None: ...

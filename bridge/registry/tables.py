@@ -1,0 +1,70 @@
+"""The SQL registry's tables: the migrations that build them, the cursor every query runs
+on, and the one function that applies migrations. SQLite and PostgreSQL share this text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from bridge.errors import RegistryError
+
+# Append-only: entry N brings a registry from schema version N to N+1. Never edit a
+# released entry; add a new one, so existing registries upgrade in place. ``{int}`` is the
+# 64-bit integer type (nanosecond times overflow PostgreSQL's 32-bit INTEGER); SQLite's
+# INTEGER is already 64-bit, and keeping that word there keeps its released text unchanged.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE devices (
+            id            TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            created_ns    {int} NOT NULL,
+            last_input_ns {int}
+        )""",
+        """CREATE TABLE tokens (
+            hash       TEXT PRIMARY KEY,
+            prefix     TEXT NOT NULL,
+            device_id  TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            permission TEXT NOT NULL CHECK (permission IN ('read', 'write', 'full')),
+            name       TEXT NOT NULL DEFAULT '',
+            created_ns {int} NOT NULL,
+            expires_ns {int},
+            revoked_ns {int},
+            mqtt_hash  TEXT NOT NULL
+        )""",
+        "CREATE INDEX tokens_device ON tokens(device_id)",
+        "CREATE INDEX tokens_prefix ON tokens(prefix)",
+    ),
+    (
+        # Bumped by every writer once its data is visible in InfluxDB; readers compare it
+        # with the version a kept answer was read at (bridge/readcache/versions.py).
+        "ALTER TABLE devices ADD COLUMN data_version {int} NOT NULL DEFAULT 0",
+    ),
+    (
+        # 1 while some process keeps an answer read at the current version.
+        "ALTER TABLE devices ADD COLUMN data_watched {int} NOT NULL DEFAULT 0",
+    ),
+]
+
+Row = dict[str, Any]
+
+
+class Cursor(Protocol):
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute; the number of rows changed."""
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Execute a query; its rows by column name."""
+
+
+def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type: str,
+            where: str) -> None:
+    """Apply the migrations after ``current``, calling ``record`` after each; the caller
+    holds the transaction (and whatever lock keeps other processes out meanwhile)."""
+    if current > len(MIGRATIONS):
+        raise RegistryError(
+            f"registry {where} has schema version {current}, newer than this program "
+            f"knows ({len(MIGRATIONS)}); upgrade devicedata")
+    for number, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+        for statement in statements:
+            cur.run(statement.format(int=int_type))
+        record(number)

@@ -1,0 +1,254 @@
+"""/admin/... over real HTTP against the session's API, InfluxDB and Mosquitto."""
+
+from __future__ import annotations
+
+import stat
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.model.timeparse import format_iso_ms
+from bridge.registry.devices import ADMIN_TOKEN_NAME
+from devicedata.servers import InfluxServer
+from support.api import ApiServer, stored_points
+from support.mqtt import connect_when_allowed, wait_refused
+
+HOSTILE = "<img src=x onerror=alert(1)>\"'; DROP TABLE devices;-- ü 🌡️"
+
+
+@pytest.fixture
+def admin(api: ApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.url, timeout=30,
+                      headers={"admin-token": api.state.admin_token}) as client:
+        yield client
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] is True
+    return body["result"]
+
+
+def failed(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] is False
+    message: str = body["message"]
+    return message
+
+
+def new_device(admin: httpx.Client, name: str = "") -> dict[str, Any]:
+    created: dict[str, Any] = ok(admin.post("/admin/devices",
+                                            json={"name": name or f"dev-{time.time_ns()}"}))
+    return created
+
+
+def test_admin_token_is_generated_once_and_private(api: ApiServer) -> None:
+    path = api.settings.data_dir / ADMIN_TOKEN_NAME
+    assert path.read_text().strip() == api.state.admin_token
+    assert len(api.state.admin_token) >= 43  # 32 random bytes, URL-safe base64
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+ENDPOINTS = [
+    ("GET", "/admin/devices"), ("POST", "/admin/devices"),
+    ("PATCH", "/admin/devices/x"), ("DELETE", "/admin/devices/x"),
+    ("GET", "/admin/devices/x/tokens"), ("POST", "/admin/devices/x/tokens"),
+    ("GET", "/admin/devices/x/variables"), ("GET", "/admin/devices/x/series?variable=t"),
+    ("DELETE", "/admin/tokens/abcdef12"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_every_endpoint_refuses_a_wrong_or_missing_token(api: ApiServer, method: str,
+                                                         path: str) -> None:
+    _, device_token = api.device()
+    real = api.state.admin_token
+    for headers in ({}, {"admin-token": "wrong"}, {"authorization": "Bearer wrong"},
+                    {"admin-token": real[:-1]}, {"authorization": real},
+                    {"token": device_token}, {"authorization": f"Bearer {device_token}"}):
+        response = httpx.request(method, api.url + path, headers=headers, json={"name": "x"})
+        assert failed(response, 401) == "Authorization denied", headers
+
+
+def test_both_header_forms_are_accepted(api: ApiServer) -> None:
+    for headers in ({"admin-token": api.state.admin_token},
+                    {"authorization": f"Bearer {api.state.admin_token}"},
+                    {"authorization": f"bearer {api.state.admin_token}"}):
+        assert isinstance(ok(httpx.get(api.url + "/admin/devices", headers=headers)), list)
+
+
+def test_admin_routes_are_not_cross_origin(api: ApiServer) -> None:
+    response = httpx.options(api.url + "/admin/devices", headers={
+        "origin": "https://evil.example", "access-control-request-method": "GET"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_create_list_rename_with_a_hostile_name(api: ApiServer, admin: httpx.Client) -> None:
+    created = new_device(admin, HOSTILE)
+    assert created["name"] == HOSTILE
+    assert created["mqtt_username"] == created["id"]
+    assert created["mqtt_password"] == created["token"]
+    assert created["topic"] == f"devices/{created['id']}/data"
+    listed = {d["id"]: d for d in ok(admin.get("/admin/devices"))}
+    assert listed[created["id"]] == {"id": created["id"], "name": HOSTILE,
+                                     "created_at": created["created_at"], "last_input": None,
+                                     "points_last_hour": 0, "active": False}
+    renamed = ok(admin.patch(f"/admin/devices/{created['id']}", json={"name": HOSTILE + "2"}))
+    assert renamed["name"] == HOSTILE + "2"
+    listed = {d["id"]: d for d in ok(admin.get("/admin/devices"))}
+    assert listed[created["id"]]["name"] == HOSTILE + "2"
+    assert api.registry.get_device(created["id"]).name == HOSTILE + "2"
+
+
+def test_the_new_device_can_send_and_is_counted(api: ApiServer, admin: httpx.Client) -> None:
+    created = new_device(admin)
+    with api.client(created["token"]) as device:
+        ok(device.post("/data", json=[{"variable": "t", "value": i} for i in range(7)]))
+        ok(device.post("/data", json={"variable": "old", "value": 1,
+                                      "time": "2020-01-01T00:00:00Z"}))
+    others = [new_device(admin) for _ in range(2)]
+    before = api.store.statements_run
+    listed = {d["id"]: d for d in ok(admin.get("/admin/devices"))}
+    assert api.store.statements_run - before == 1  # one query for every device
+    assert listed[created["id"]]["points_last_hour"] == 7
+    assert listed[created["id"]]["last_input"] is not None
+    assert all(listed[o["id"]]["points_last_hour"] == 0 for o in others)
+
+
+def test_bad_requests(api: ApiServer, admin: httpx.Client) -> None:
+    missing = "0" * 24
+    failed(admin.post("/admin/devices", json={}), 400)
+    failed(admin.post("/admin/devices", json={"name": 5}), 400)
+    failed(admin.post("/admin/devices", json={"name": "a\nb"}), 400)
+    failed(admin.post("/admin/devices", json={"name": "x" * 101}), 400)
+    failed(admin.post("/admin/devices", json=["x"]), 400)
+    failed(admin.post("/admin/devices", content=b"{nope", headers={"content-type": "x"}), 400)
+    failed(admin.post("/admin/devices", content=b"x" * 100_000), 413)
+    failed(admin.patch(f"/admin/devices/{missing}", json={"name": "x"}), 404)
+    failed(admin.delete(f"/admin/devices/{missing}"), 404)
+    failed(admin.get(f"/admin/devices/{missing}/tokens"), 404)
+    failed(admin.post(f"/admin/devices/{missing}/tokens", json={"permission": "read"}), 404)
+    failed(admin.get(f"/admin/devices/{missing}/variables"), 404)
+    failed(admin.get(f"/admin/devices/{missing}/series", params={"variable": "t"}), 404)
+    failed(admin.delete("/admin/tokens/zzzzzzzz"), 404)
+    dev = new_device(admin)
+    failed(admin.get(f"/admin/devices/{dev['id']}/series"), 400)
+    for body in ({"permission": "admin"}, {}, {"permission": "read", "expires": "soon"},
+                 {"permission": "read", "expires": 30}, {"permission": "read", "name": 1}):
+        failed(admin.post(f"/admin/devices/{dev['id']}/tokens", json=body), 400)
+
+
+def test_tokens_create_list_revoke(api: ApiServer, admin: httpx.Client) -> None:
+    dev = new_device(admin)
+    before = time.time_ns()
+    made = ok(admin.post(f"/admin/devices/{dev['id']}/tokens",
+                         json={"permission": "read", "expires": "30d", "name": HOSTILE}))
+    token = made["token"]
+    assert made["prefix"] == token[:8] and made["permission"] == "read"
+    assert made["name"] == HOSTILE and made["status"] == "active"
+    info = api.registry.authenticate(token)
+    assert info is not None and info.expires_ns is not None
+    assert before + 30 * 86400 * 10**9 <= info.expires_ns <= time.time_ns() + 30 * 86400 * 10**9
+    listed = ok(admin.get(f"/admin/devices/{dev['id']}/tokens"))
+    assert [t["prefix"] for t in listed] == [dev["token"][:8], token[:8]]
+    assert all("token" not in t for t in listed)
+    assert token not in admin.get(f"/admin/devices/{dev['id']}/tokens").text
+
+    with api.client(token) as reader:
+        ok(reader.get("/data"))
+        failed(reader.post("/data", json={"variable": "t", "value": 1}), 401)
+        revoked = ok(admin.delete(f"/admin/tokens/{token[:6]}"))
+        assert revoked["status"] == "revoked" and revoked["revoked_at"]
+        failed(reader.get("/data"), 401)  # at once: the API dropped its token cache
+    ok(admin.delete(f"/admin/tokens/{dev['token']}"))  # by full token
+    listed = ok(admin.get(f"/admin/devices/{dev['id']}/tokens"))
+    statuses = {t["prefix"]: t["status"] for t in listed}
+    assert statuses == {dev["token"][:8]: "revoked", token[:8]: "revoked"}
+
+
+def test_revoking_reaches_the_broker(api: ApiServer, admin: httpx.Client) -> None:
+    dev = new_device(admin)
+    connect_when_allowed(api.settings, dev["id"], dev["token"]).close()
+    newer = ok(admin.post(f"/admin/devices/{dev['id']}/tokens",
+                          json={"permission": "write"}))["token"]
+    connect_when_allowed(api.settings, dev["id"], newer).close()
+    ok(admin.delete(f"/admin/tokens/{newer}"))
+    wait_refused(api.settings, dev["id"], newer)
+    # The device's older token is its broker password again.
+    connect_when_allowed(api.settings, dev["id"], dev["token"]).close()
+
+
+def test_delete_removes_data_tokens_and_broker_credentials(
+        api: ApiServer, admin: httpx.Client, influx: InfluxServer) -> None:
+    dev = new_device(admin)
+    other = new_device(admin)
+    for created in (dev, other):
+        with api.client(created["token"]) as device:
+            ok(device.post("/data", json=[{"variable": "t", "value": 1},
+                                          {"variable": "t", "value": 2,
+                                           "time": "2021-05-01T00:00:00Z"}]))
+    assert stored_points(influx, api, dev["id"]) == 2
+    connect_when_allowed(api.settings, dev["id"], dev["token"]).close()
+
+    deleted = ok(admin.delete(f"/admin/devices/{dev['id']}"))
+    assert deleted["id"] == dev["id"]
+    assert stored_points(influx, api, dev["id"]) == 0
+    assert stored_points(influx, api, other["id"]) == 2
+    with api.client(dev["token"]) as device:
+        failed(device.get("/data"), 401)
+    failed(admin.get(f"/admin/devices/{dev['id']}/tokens"), 404)
+    assert dev["id"] not in {d["id"] for d in ok(admin.get("/admin/devices"))}
+    wait_refused(api.settings, dev["id"], dev["token"])
+    failed(admin.delete(f"/admin/devices/{dev['id']}"), 404)
+
+
+def test_variables_show_the_newest_point_of_each(api: ApiServer, admin: httpx.Client) -> None:
+    dev = new_device(admin)
+    with api.client(dev["token"]) as device:
+        ok(device.post("/data", json=[
+            {"variable": "temperature", "value": 20, "unit": "°C",
+             "time": "2024-01-01T00:00:00Z"},
+            {"variable": "temperature", "value": 21.5, "unit": "°C"},
+            {"variable": HOSTILE, "value": "<b>bold</b>", "unit": "<i>"},
+            {"variable": "on", "value": True},
+        ]))
+    points = ok(admin.get(f"/admin/devices/{dev['id']}/variables"))
+    by_name = {p["variable"]: p for p in points}
+    assert sorted(by_name) == sorted(["temperature", HOSTILE, "on"])
+    assert [p["variable"] for p in points] == sorted(by_name)
+    assert by_name["temperature"]["value"] == 21.5 and by_name["temperature"]["unit"] == "°C"
+    assert by_name[HOSTILE]["value"] == "<b>bold</b>" and by_name[HOSTILE]["unit"] == "<i>"
+    assert by_name["on"]["value"] is True
+    assert all(p["time"].endswith("Z") for p in points)
+
+
+def test_series_is_raw_when_short_and_minute_means_when_long(
+        api: ApiServer, admin: httpx.Client) -> None:
+    dev = new_device(admin)
+    now = time.time_ns()
+    few = [{"variable": "few", "value": i, "time": format_iso_ms(now - (5 - i) * 60 * 10**9)}
+           for i in range(5)]
+    many = [{"variable": "many", "value": i % 10,
+             "time": format_iso_ms(now - (150 - i) * 20 * 10**9)} for i in range(150)]
+    words = [{"variable": "word", "value": "x"}]
+    stale = [{"variable": "few", "value": 99, "time": format_iso_ms(now - 2 * 3600 * 10**9)}]
+    with api.client(dev["token"]) as device:
+        ok(device.post("/data", json=few + many + words + stale))
+    base = f"/admin/devices/{dev['id']}/series"
+    raw = ok(admin.get(base, params={"variable": "few"}))
+    assert raw["interval"] is None and raw["variable"] == "few"
+    assert [p["value"] for p in raw["points"]] == [0, 1, 2, 3, 4]
+    assert [p["time"] for p in raw["points"]] == [p["time"] for p in few]
+    means = ok(admin.get(base, params={"variable": "many"}))
+    assert means["interval"] == "1 minute"
+    assert 45 <= len(means["points"]) <= 61
+    times = [p["time"] for p in means["points"]]
+    assert times == sorted(times)
+    assert all(0 <= p["value"] <= 9 for p in means["points"])
+    assert ok(admin.get(base, params={"variable": "word"}))["points"] == []
+    assert ok(admin.get(base, params={"variable": "nothing"}))["points"] == []

@@ -1,0 +1,58 @@
+"""The bridge says when it cannot work: connected but refused its subscription, or pushed off
+by another client with its id. Its /ready and a metric say so, and the log names why."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bridge.settings import Settings
+from devicedata.procs import free_port
+from support.metrics import samples, value
+from support.mqtt import BridgeProcess, wait_until
+from support.scripted_broker import ScriptedBroker, answer_connect_and_subscribe
+
+NOT_AUTHORIZED = 0x87
+
+
+@pytest.fixture
+def refusing_broker() -> Iterator[ScriptedBroker]:
+    broker = ScriptedBroker(answer_connect_and_subscribe(suback_codes=(NOT_AUTHORIZED,)))
+    yield broker
+    broker.close()
+
+
+def test_a_refused_subscription_is_not_ready(stack_settings: Settings, tmp_path: Path,
+                                              refusing_broker: ScriptedBroker) -> None:
+    port = free_port()
+    settings = stack_settings.replace(mqtt_port=refusing_broker.port, bridge_metrics_port=port,
+                                      broker_sync_seconds=0.0)
+    bridge = BridgeProcess(settings, tmp_path / "bridge.log").start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: "event=mqtt_subscribe_refused" in bridge.text(),
+                   what="the refusal to be logged")
+        assert "reason=not authorized" in bridge.text()
+        ready = httpx.get(url + "/ready")
+        assert ready.status_code == 503
+        assert "refused the subscription" in ready.json()["message"]
+        assert "not authorized" in ready.json()["message"]
+        assert httpx.get(url + "/health").status_code == 200  # alive, just not useful
+        assert value(samples(httpx.get(url + "/metrics").text), "devicedata_mqtt_ready") == 0
+    finally:
+        assert bridge.stop() == 0
+
+
+def test_a_granted_subscription_is_ready(stack_settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    bridge = BridgeProcess(stack_settings.replace(bridge_metrics_port=port),
+                           tmp_path / "bridge.log").start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: httpx.get(url + "/ready").status_code == 200, what="readiness")
+        assert value(samples(httpx.get(url + "/metrics").text), "devicedata_mqtt_ready") == 1
+    finally:
+        assert bridge.stop() == 0
