@@ -98,9 +98,9 @@ class MqttConnection:
         if qos and generation == self.generation and self.connected.is_set():
             self._send(wire.puback(mid))
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        """Fire and forget (error reports to devices): the broker's PUBACK is not awaited
-        and nothing is resent after a reconnect."""
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Fire and forget (error reports to devices): nothing is resent after a reconnect.
+        QoS 0 by default, so nothing counts against the broker's Receive Maximum."""
         if self.connected.is_set():
             self._send(wire.publish(topic, payload, qos, self._packet_id() if qos else 0, retain))
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-import orjson
 
 from bridge.errors import (
     DeviceDataError,
@@ -28,15 +25,15 @@ from bridge.errors import (
 from bridge.inspector.tap import Tap
 from bridge.metrics import Metrics
 from bridge.model.points import decode_json
-from bridge.model.timeparse import format_iso_ms, now_ns
+from bridge.model.timeparse import now_ns
 from bridge.mqtt.devices import KnownDevices
+from bridge.mqtt.reports import Reports
 from bridge.service import Accepted, DataService
 from bridge.write.batcher import Batcher
 
 log = logging.getLogger("devicedata.bridge")
 
 DATA_TOPIC = "devices/+/data"
-LOG_EVERY = 60.0  # seconds between log lines about one device's rejected messages
 MAX_WAITING = 10_000  # messages held while their unknown device ids are looked up
 RETRY_MAX = 10.0
 
@@ -80,7 +77,7 @@ class Connection(Protocol):
     generation: int
 
     def ack(self, mid: int, qos: int, generation: int) -> None: ...
-    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
     @property
@@ -106,7 +103,7 @@ class Ingest:
         self._waiting_count = 0
         self._lookups: set[asyncio.Task[None]] = set()
         self.conn: Connection | None = None
-        self._logged: dict[str, tuple[float, int]] = {}  # device -> (last line, not logged)
+        self.reports = Reports(self._publish_report)
         self.tap: Tap | None = None  # the live inspector (bridge/inspector), when wired
 
     def on_message(self, message: Any) -> None:
@@ -250,6 +247,10 @@ class Ingest:
             conn.resume_reading()
             log.info("event=mqtt_resumed pending_points=%d", self.batcher.pending_points)
 
+    def _publish_report(self, topic: str, payload: bytes) -> None:
+        if self.conn is not None:
+            self.conn.publish(topic, payload, qos=0)
+
     def _ack(self, pending: _Pending) -> None:
         assert self.conn is not None
         self.conn.ack(pending.mid, pending.qos, pending.generation)
@@ -257,30 +258,13 @@ class Ingest:
 
     def _reject(self, pending: _Pending, reason: str, message: str,
                 errors: list[FieldError], payload: bytes | None = None) -> None:
-        """Never fatal: count, tell the device and the inspector, log (rarely), acknowledge."""
+        """Never fatal: count, tell the device and the log (both rate-limited) and the
+        inspector, acknowledge."""
         self.stats.rejected[reason] += 1
         tap = self.tap
         if tap is not None and tap.watching(pending.device_id):
             tap.rejected(pending.device_id, "mqtt", pending.topic, payload, reason, message,
                          errors)
         self.service.rejected("mqtt", reason)
-        if pending.device_id:
-            body = {"status": False, "message": message,
-                    "errors": [e.as_dict() for e in errors], "topic": pending.topic,
-                    "time": format_iso_ms(now_ns())}
-            if errors:
-                body["field_errors"] = ValidationError("", errors).field_errors()
-            assert self.conn is not None
-            self.conn.publish(error_topic(pending.device_id), orjson.dumps(body), qos=1)
-        # At most one line per device per minute, however fast a broken device publishes;
-        # the line says how many rejections it stands for. The metrics count every one.
-        key = pending.device_id or "-"
-        now = time.monotonic()
-        last, quiet = self._logged.get(key, (-LOG_EVERY, 0))
-        if now - last >= LOG_EVERY:
-            self._logged[key] = (now, 0)
-            log.warning("event=message_rejected device=%s reason=%s suppressed=%d detail=%s",
-                        key, reason, quiet, message[:200].replace("\n", " "))
-        else:
-            self._logged[key] = (last, quiet + 1)
+        self.reports.refused(pending.device_id, pending.topic, reason, message, errors)
         self._ack(pending)

@@ -15,6 +15,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from bridge.settings import Settings
 from devicedata import procs, servers
@@ -24,7 +26,8 @@ class DeviceClient:
     """A device connected with username = device id, password = token (MQTT 5)."""
 
     def __init__(self, settings: Settings, username: str | None, password: str | None,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, session_expiry: int = 0) -> None:
+        """``session_expiry`` > 0: a persistent session (resumed, not started clean)."""
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"t-{os.urandom(6).hex()}",
                                   protocol=MQTTProtocolVersion.MQTTv5)
@@ -39,7 +42,12 @@ class DeviceClient:
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_publish = self._on_publish
-        self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+        properties = None
+        if session_expiry:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry
+        self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=30,
+                            clean_start=not session_expiry, properties=properties)
         self.client.loop_start()
         if not self._connected.wait(10):
             raise TimeoutError("no CONNACK")

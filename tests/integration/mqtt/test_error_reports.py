@@ -1,0 +1,84 @@
+"""Error reports cost the broker and the bridge a bounded amount, whatever a device does:
+nothing is queued for a device whose session is offline, and a device that keeps sending
+bad messages gets a burst of reports, then about one a second, each saying how many were
+left out. Each test runs its own bridge."""
+
+from __future__ import annotations
+
+import json
+import queue
+import time
+from pathlib import Path
+
+from bridge.mqtt.reports import REPORT_BURST
+from bridge.settings import Settings
+from support.api import ApiServer
+from support.http import count
+from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+
+
+def drain(client: DeviceClient, quiet: float = 1.0) -> list[dict[str, object]]:
+    out = []
+    while True:
+        try:
+            out.append(json.loads(client.next_message(timeout=quiet).payload))
+        except queue.Empty:
+            return out
+
+
+def test_nothing_is_queued_for_an_offline_session(
+        api: ApiServer, stack_settings: Settings, tmp_path: Path) -> None:
+    device_id, token = api.mqtt_device("full")
+    bridge = BridgeProcess(stack_settings, tmp_path / "bridge.log").start()
+    listener_id = f"listener-{device_id}"
+    try:
+        listener = DeviceClient(api.settings, device_id, token, client_id=listener_id,
+                                session_expiry=3600)
+        listener.subscribe(f"devices/{device_id}/errors")
+        listener.close()  # offline; its session (and subscription) stays on the broker
+        time.sleep(1.0)  # reports racing the DISCONNECT could still be on their way to it
+        sender = connect_when_allowed(api.settings, device_id, token)
+        for i in range(300):
+            sender.publish(f"devices/{device_id}/data", b"{bad json %d" % i, qos=0)
+        sender.publish(f"devices/{device_id}/data", json.dumps({"variable": "m", "value": 1}))
+        # The bridge handles a device's messages in order: once the last is stored, every
+        # refusal (and its report) is behind us.
+        wait_until(lambda: count(api, token) == 1, what="the last message")
+        sender.close()
+        listener = DeviceClient(api.settings, device_id, token, client_id=listener_id,
+                                session_expiry=3600)
+        try:
+            assert listener.connack is not None and not listener.connack.is_failure
+            assert drain(listener) == []  # nothing waited for it
+        finally:
+            listener.close()
+            DeviceClient(api.settings, device_id, token, client_id=listener_id).close()
+    finally:
+        bridge.stop()
+
+
+def test_a_device_that_keeps_failing_gets_a_bounded_number_of_reports(
+        api: ApiServer, stack_settings: Settings, tmp_path: Path) -> None:
+    device_id, token = api.mqtt_device("full")
+    bridge = BridgeProcess(stack_settings, tmp_path / "bridge.log").start()
+    try:
+        client = connect_when_allowed(api.settings, device_id, token)
+        client.subscribe(f"devices/{device_id}/errors")
+        started = time.monotonic()
+        for i in range(2000):
+            client.publish(f"devices/{device_id}/data", b"[{\"value\": %d}]" % i, qos=0)
+        client.publish(f"devices/{device_id}/data", b"[{\"value\": 1}]")  # QoS 1: all sent
+        reports = drain(client, quiet=2.0)
+        # A report passes again after the quiet spell, and says how many were left out.
+        client.publish(f"devices/{device_id}/data", b"[{\"value\": -1}]")
+        reports += drain(client, quiet=2.0)
+        elapsed = time.monotonic() - started
+        client.close()
+        assert len(reports) <= REPORT_BURST + elapsed + 2, (len(reports), elapsed)
+        assert reports[0]["errors"] == [{"index": 0, "field": "variable",
+                                         "message": "is required"}]
+        assert "reports_left_out" not in reports[0]
+        left_out = reports[-1].get("reports_left_out")
+        assert isinstance(left_out, int) and left_out >= 2001 - len(reports), left_out
+    finally:
+        bridge.stop()
