@@ -11,7 +11,9 @@ import { draw as drawSpark } from "./spark.js";
 
 const PAGE = 50;
 const CHART_EVERY_MS = 10000; // the newest page refreshes with every poll, the chart slower
+const SPARKS_EVERY_MS = 30000;
 let ctx;
+let sparks = null; // {deviceId, seen, at, result}: the last sparklines read
 // The open history: variable, range (seconds back from now, or 0 for from/to), cursors
 // of the pages shown so far (the first is ""), the page on screen, when the chart loaded.
 let hist = null;
@@ -38,9 +40,17 @@ export async function refreshData(deviceId, variable) {
   if (variable && (!hist || hist.variable !== variable)) openHistory(variable);
   if (!variable && hist) closeHistory(false);
   if (hist) return refreshHistory(deviceId);
-  const [points, sparks] = await Promise.all([
-    call(devicePath(deviceId, "/variables")), call(devicePath(deviceId, "/sparks"))]);
-  if (deviceId === ctx.state.deviceId && !hist) renderVariables(points, sparks);
+  // The sparklines (minute means of the last hour) cost InfluxDB a scan of that hour on
+  // a busy device: read them again when a variable got new data, else every
+  // SPARKS_EVERY_MS (the hour slides); the current values with every poll.
+  const points = await call(devicePath(deviceId, "/variables"));
+  const seen = points.map((p) => `${p.variable}\u0000${p.time}`).join("\u0001");
+  if (!sparks || sparks.deviceId !== deviceId || sparks.seen !== seen
+      || Date.now() - sparks.at > SPARKS_EVERY_MS) {
+    const result = await call(devicePath(deviceId, "/sparks"));
+    sparks = { deviceId, seen, at: Date.now(), result };
+  }
+  if (deviceId === ctx.state.deviceId && !hist) renderVariables(points, sparks.result);
 }
 
 function renderVariables(points, sparks) {
