@@ -36,11 +36,11 @@ print('\n'.join(p['dependencies'] + [d for e in extras for d in p['optional-depe
  && rm /tmp/requirements.txt
 
 # The source tree (.dockerignore leaves out local state), installed as a regular package:
-# the templates the code reads at run time (the broker ACL) are package data, so the copy
-# in site-packages is complete. docker/app/ stays in /app for compose's init and healthcheck.
+# the templates the code reads at run time are package data, so the copy in site-packages
+# is complete. docker/app/ stays in /app for compose's init and healthcheck.
 COPY . ./
 RUN pip install --no-deps /app \
- && cd / && python -c "from bridge.registry.broker_sync import ACL_TEMPLATE; assert ACL_TEMPLATE.is_file(), ACL_TEMPLATE" \
+ && cd / && python -c "from devicedata.servers import MOSQUITTO_TEMPLATE as T; assert T.is_file(), T" \
  && devicedata --help > /dev/null
 
 USER devicedata

@@ -62,7 +62,7 @@ async def lifespan(app: Starlette, settings: Settings, registry: Registry | None
                 service=pipe.service, metrics=metrics,
             )
             if settings.inspector and inspector is not None:
-                state.inspector = inspector(settings, f"api-{settings.http_port}")
+                state.inspector = inspector(settings, f"api-{settings.http_port}", reg)
                 await state.inspector.start()
             try:
                 yield

@@ -46,10 +46,12 @@ def mqtt_ceiling(env: Env, qos: int, points: int, n: int) -> dict[str, Any]:
             "msgs_per_s": s["messages"] / elapsed, "points_per_s": s["points"] / elapsed}
 
 
-def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str) -> dict[str, Any]:
+def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = ""
+              ) -> dict[str, Any]:
+    """Our bridge end to end; with ``client``, over that library (``bench clients``)."""
     base = lib.fresh_base_ms()
     assert env.influx is not None and env.mosquitto is not None
-    with Bridge(env, tag) as bridge:
+    with (lib.ClientBridge(env, tag, client) if client else Bridge(env, tag)) as bridge:
         others = {"influxd": env.influx.pid, "mosquitto": env.mosquitto.pid}
         cpu0 = lib.cpu_seconds(bridge.pid)
         o0 = {k: lib.cpu_seconds(p) for k, p in others.items()}
@@ -359,6 +361,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="wrk/loadgen duration")
     parser.add_argument("--case", action="append", help="mqtt: only these cases")
     parser.add_argument("--no-outage", action="store_true", help="peer: flood runs only")
+    parser.add_argument("--client", action="append",
+                        help="clients: only these libraries (ours always runs)")
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so every server and child this run started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -885,6 +889,136 @@ def fig_paced(args: argparse.Namespace) -> None:
 
 
 FIGURES["paced"] = fig_paced
+
+
+# ---------------------------------------------------------------------------------------
+# MQTT client options for the bridge (issue 15): the MQTT figure over each library
+# ---------------------------------------------------------------------------------------
+
+def late_ack_check(env: Env, client: str) -> dict[str, Any]:
+    """``mqtt_clients.py --check``: unacknowledged messages come back to a new connection
+    of the session, acknowledged ones do not (in a process of its own, like the bridge)."""
+    assert env.mosquitto is not None and env.settings is not None
+    dev = env.devices[0]
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "mqtt_clients.py"), "--check", client, "127.0.0.1",
+         str(env.mosquitto.port), env.settings.mqtt_username, env.bridge_password,
+         "devices/+/data", dev.id, dev.token], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.strip().splitlines()
+    if not lines:
+        return {"client": client, "ok": False, "error": out.stderr[-500:]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def codec_costs(reps: int = 7, number: int = 40) -> dict[str, Any]:
+    """The codecs alone, no I/O: one 64 KB socket read of 1-point QoS 1 PUBLISH packets
+    (the bench's topic and payload) split into messages, and their PUBACKs built and
+    joined into one write, as our connection does. Ours and mqtt5 interleaved, ``reps``
+    times; µs per message. (gmqtt and paho parse inside their I/O code: not separable.)"""
+    import timeit
+
+    import mqtt_clients
+    codecs: dict[str, Any] = {"ours": mqtt_clients.wire, "mqtt5": mqtt_clients.Mqtt5Codec()}
+    topic = "devices/0123456789abcdef01234567/data"
+    payload = (b'{"variable":"temperature_sensor_07","value":21.437,"unit":"celsius",'
+               b'"time":"2026-11-08T12:34:56.789Z"}')
+    one = len(mqtt_clients.wire.publish(topic, payload, 1, 1))
+    chunk = b"".join(mqtt_clients.wire.publish(topic, payload, 1, i + 1)
+                     for i in range(65536 // one))
+    n = 65536 // one
+
+    def run(codec: Any) -> None:
+        messages = codec.Reader().feed(chunk)
+        assert len(messages) == n and messages[-1].mid == n
+        b"".join([codec.puback(m.mid) for m in messages])
+
+    times: dict[str, list[float]] = {k: [] for k in codecs}
+    for _ in range(reps):
+        for name, codec in codecs.items():
+            times[name].append(1e6 * timeit.timeit(lambda c=codec: run(c), number=number)
+                               / (number * n))
+    return {"messages_per_read": n, "read_bytes": len(chunk),
+            **{f"{k}_us_per_message": summary(v) for k, v in times.items()}}
+
+
+def fig_clients(args: argparse.Namespace) -> None:
+    """The MQTT figure (cpub at QoS 1 -> our Mosquitto -> bridge -> InfluxDB, end to end)
+    with the bridge's connection over each client library (bench/mqtt_clients.py), the
+    broker ceiling beside it; the clients take turns, a different one first each
+    repetition. Ratio = the library's points/s over ours in the same repetition."""
+    import mqtt_clients
+    clients = args.client or list(mqtt_clients.CLIENTS)
+    if "ours" not in clients:
+        clients = ["ours", *clients]
+    cases = {k: v for k, v in MQTT_CASES.items() if k in (args.case or ["qos1_single"])}
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cases}
+    with Env("clients") as env:
+        assert env.settings is not None
+        checks = {}
+        for client in clients:
+            lib.purge_session(env, "bench-late-ack")
+            checks[client] = late_ack_check(env, client)
+            lib.purge_session(env, "bench-late-ack")
+            log(f"clients: late-ack check {client}: {checks[client]}")
+        for rep in range(args.reps):
+            lib.wait_quiet()
+            order = clients[rep % len(clients):] + clients[:rep % len(clients)]
+            for name, (qos, points, n) in cases.items():
+                n = int(n * args.scale)
+                lib.purge_session(env, env.settings.mqtt_client_id)
+                r: dict[str, Any] = {"rep": rep, "order": order}
+                r["ceiling"] = env.attempt(f"ceiling {name} rep {rep}", lambda q=qos, p=points,
+                                           m=n: mqtt_ceiling(env, q, p, m))
+                for client in order:
+                    r[client] = env.attempt(
+                        f"{client} {name} rep {rep}",
+                        lambda q=qos, p=points, m=n, c=client, tag=f"{client}-{name}-{rep}":
+                        mqtt_ours(env, q, p, m, tag, c))
+                    x = r[client]
+                    log(f"clients {name} rep {rep} {client}: {x['points_per_s']:,.0f} pts/s, "
+                        f"lost {x['lost_points']}, bridge CPU "
+                        f"{1e6 * x['bridge_cpu_s'] / max(1, x['points_stored']):.1f} us/point")
+                for client in clients:
+                    r[client]["ratio_to_ours"] = (r[client]["points_per_s"]
+                                                  / r["ours"]["points_per_s"])
+                log(f"clients {name} rep {rep}: ceiling {r['ceiling']['points_per_s']:,.0f} "
+                    "pts/s; ratio to ours: " + ", ".join(
+                        f"{c} {r[c]['ratio_to_ours']:.2f}" for c in clients))
+                runs[name].append(r)
+    out: dict[str, Any] = {
+        "clients": {c: {"distribution": mqtt_clients.CLIENTS[c][0],
+                        "version": mqtt_clients.version(c),
+                        "adapter": mqtt_clients.describe(c),
+                        "late_ack_check": checks[c]} for c in clients},
+        "broker": "our mosquitto.conf.template with auth ON, as in the mqtt figure",
+        "codec_only": codec_costs(), "cases": {}}
+    for name, rs in runs.items():
+        qos, points, n = cases[name]
+        case: dict[str, Any] = {
+            "qos": qos, "points_per_message": points, "messages": int(n * args.scale),
+            "ceiling_points_per_s": summary([r["ceiling"]["points_per_s"] for r in rs])}
+        for c in clients:
+            case[c] = {
+                "points_per_s": summary([r[c]["points_per_s"] for r in rs]),
+                "ratio_to_ours": summary([r[c]["ratio_to_ours"] for r in rs]),
+                "ratio_to_ceiling": summary([r[c]["points_per_s"]
+                                             / r["ceiling"]["points_per_s"] for r in rs]),
+                "lost_points": summary([r[c]["lost_points"] for r in rs]),
+                "bridge_cpu_us_per_point": summary([1e6 * r[c]["bridge_cpu_s"]
+                                                    / max(1, r[c]["points_stored"])
+                                                    for r in rs]),
+                "bridge_cpu_share": summary([r[c]["bridge_cpu_s"] / r[c]["elapsed_s"]
+                                             for r in rs]),
+                "bridge_peak_rss_mb": summary([r[c]["bridge_peak_rss_mb"] for r in rs])}
+        case["runs"] = rs
+        out["cases"][name] = case
+    # A run of some libraries only (--client) gets a file of its own: clients-NAME.json.
+    lib.save("-".join(["clients", *(c for c in clients if c != "ours")])
+             if args.client else "clients", out)
+
+
+FIGURES["clients"] = fig_clients
 
 
 def fig_all(args: argparse.Namespace) -> None:

@@ -36,7 +36,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from bridge.registry import broker_sync, open_registry  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
 from devicedata import procs, servers  # noqa: E402
-from support.mqtt import BridgeProcess  # noqa: E402
+from support.mqtt import BridgeProcess, wait_until  # noqa: E402
 
 WORK = BENCH / "work"          # gitignored: servers' data, logs, raw outputs
 RESULTS = BENCH / "results"    # committed: one small JSON per figure, plus the plots
@@ -279,7 +279,10 @@ class Env:
             data_dir=data_dir, http_port=procs.free_port(), influx_url=self.influx.url,
             influx_db=DB, mqtt_host=mq_host, mqtt_port=mq_port, mosquitto_dir=mq_dir,
             mosquitto_pid_file=mq_pid, log_level="INFO",
-            mqtt_client_id="bench-bridge")
+            mqtt_client_id="bench-bridge",
+            # The figures measure the pipeline's capacity: a handful of devices send what
+            # a fleet would, far over any one device's fair share (DEVICEDATA_MQTT_POINTS_*).
+            mqtt_points_per_second=0.0)
         self.influx.create_database(DB)
         registry = open_registry(self.settings.registry_location)
         try:
@@ -449,6 +452,38 @@ class Bridge:
             self.proc.stop()
         assert self.env.settings is not None
         purge_session(self.env, self.env.settings.mqtt_client_id)
+
+
+class ClientBridgeProcess(BridgeProcess):
+    """``bench/mqtt_clients.py CLIENT``: ``devicedata bridge`` with its MQTT connection
+    replaced by CLIENT's adapter (``ours`` replaces nothing)."""
+
+    def __init__(self, settings: Settings, log: Path, client: str) -> None:
+        super().__init__(settings, log)
+        self.client = client
+
+    def start(self) -> ClientBridgeProcess:
+        env = {**os.environ, **self.settings.to_env()}
+        start = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([PY, str(BENCH / "mqtt_clients.py"), self.client],
+                                         env=env, stdout=out, stderr=out,
+                                         stdin=subprocess.DEVNULL, cwd=ROOT)
+        wait_until(lambda: b"event=mqtt_connected" in self.log.read_bytes()[start:]
+                   or self.proc is None or self.proc.poll() is not None,
+                   timeout=20, what=f"the bridge over {self.client} to connect")
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+        return self
+
+
+class ClientBridge(Bridge):
+    """A ``Bridge`` whose MQTT connection is ``client``'s (``bench/mqtt_clients.py``)."""
+
+    def __init__(self, env: Env, tag: str, client: str):
+        self.env = env
+        self.log = env.dir / f"bridge-{tag}.log"
+        assert env.settings is not None
+        self.proc = ClientBridgeProcess(env.settings, self.log, client)
 
 
 class Child:

@@ -1,6 +1,7 @@
 """Markdown tables from bench/results/*.json, written into docs/benchmarks.md between
-``<!-- results:begin -->`` and ``<!-- results:end -->`` (nothing else in the file is
-touched). Usage: .venv/bin/python bench/report.py [--print]"""
+``<!-- results:begin -->`` and ``<!-- results:end -->``, and the client comparison
+(results/clients.json) between ``<!-- clients:begin -->`` and ``<!-- clients:end -->``
+(nothing else in the file is touched). Usage: .venv/bin/python bench/report.py [--print]"""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 DOC = BENCH.parent / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+CLIENTS_BEGIN, CLIENTS_END = "<!-- clients:begin -->", "<!-- clients:end -->"
+CASE_TITLES = {"qos1_single": "QoS 1, 1 point per message",
+               "qos1_array10": "QoS 1, 10-point arrays"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -267,14 +271,72 @@ def tables() -> str:
     return "\n".join(out)
 
 
+def clients_tables() -> str:
+    """``bench.py clients``: one table per case, a row per library; then the runs of
+    some libraries only (``--client``: ``clients-NAME.json``), the same way."""
+    out = [clients_table("clients")]
+    for path in sorted(RESULTS.glob("clients-*.json")):
+        out += ["", f"Run of some libraries only (`{path.relative_to(BENCH.parent)}`):", "",
+                clients_table(path.stem)]
+    return "\n".join(out)
+
+
+def clients_table(name: str) -> str:
+    d = load(name)
+    if not d:
+        return ""
+    out: list[str] = []
+    add = out.append
+    for case, c in d["cases"].items():
+        add(f"**{CASE_TITLES.get(case, case)}**, {c['messages']:,} messages per run, "
+            f"{c['ceiling_points_per_s']['n']} runs per library; broker ceiling in the same "
+            f"repetitions (cpub → csub): {f(c['ceiling_points_per_s'])} points/s.")
+        add("")
+        add("| library | version | points/s, end to end | ratio to ours (same repetition) "
+            "| bridge CPU µs per point | bridge CPU share | lost | late-ack check |")
+        add("|---|---|---|---|---|---|---|---|")
+        for name, info in d["clients"].items():
+            x = c[name]
+            check = info["late_ack_check"]
+            add(f"| {name} | {info['version']} | {f(x['points_per_s'])} | "
+                f"{r(x['ratio_to_ours'])} | {f(x['bridge_cpu_us_per_point'], '', 1)} | "
+                f"{r(x['bridge_cpu_share'])} | {f(x['lost_points'])} | "
+                f"{'passed' if check.get('ok') else '**failed**'} |")
+        add("")
+    codec = d.get("codec_only")
+    if codec:
+        add(f"The codecs alone, no I/O (one {codec['read_bytes']:,}-byte read of "
+            f"{codec['messages_per_read']} QoS 1 PUBLISH packets split into messages, their "
+            f"PUBACKs built into one write; interleaved, "
+            f"{codec['ours_us_per_message']['n']} times): ours "
+            f"{f(codec['ours_us_per_message'], ' µs', 2)}, mqtt5 "
+            f"{f(codec['mqtt5_us_per_message'], ' µs', 2)} per message.")
+        add("")
+    code = d.get("code", {})
+    quiet = ", ".join(f"{q['busy_share']:.0%}" for q in d.get("quiet_before_reps") or [])
+    dirty = ", ".join(code.get("dirty", [])) or "none"
+    add(f"Run {d.get('date', '?')}, `{d.get('command', '?')}`, at {code.get('head', '?')} "
+        f"(files of bridge/ api/ devicedata/ differing: {dirty}); "
+        f"others' CPU before each repetition: {quiet or '?'}; runs repeated after a failure: "
+        f"{len(d.get('retried_runs', []))}.")
+    return "\n".join(out)
+
+
+def _splice(doc: str, begin: str, end: str, text: str) -> str:
+    start, stop = doc.index(begin) + len(begin), doc.index(end)
+    return doc[:start] + "\n" + text + "\n" + doc[stop:]
+
+
 def main() -> None:
     text = tables()
     if "--print" in sys.argv:
         print(text)
+        print(clients_tables())
         return
-    doc = DOC.read_text()
-    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
-    DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
+    doc = _splice(DOC.read_text(), BEGIN, END, text)
+    if CLIENTS_BEGIN in doc:
+        doc = _splice(doc, CLIENTS_BEGIN, CLIENTS_END, clients_tables())
+    DOC.write_text(doc)
     print(f"updated {DOC}")
 
 

@@ -37,6 +37,7 @@ def one_run(env: Env, bridges: int, messages: int, rep: int) -> dict[str, Any]:
     group = f"scale-{bridges}-{rep}-{secrets.token_hex(3)}"
     procs = [BridgeProcess(env.settings.replace(mqtt_shared_group=group,
                                                 mqtt_client_id=f"{group}-{i}",
+                                                mqtt_username=f"{group}-{i}",
                                                 bridge_metrics_port=0),
                            env.dir / f"{group}-{i}.log") for i in range(bridges)]
     with ThreadPoolExecutor(bridges) as pool:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything the benchmarks need that the project itself does not: Debian's
-# libmosquitto-dev (for the C publisher/subscriber) and wrk, py-spy + matplotlib in the
-# project's venv (not in the project's dependencies), and Node-RED under bench/nodered.
+# libmosquitto-dev (for the C publisher/subscriber) and wrk; py-spy, matplotlib and the
+# MQTT client libraries of `bench.py clients` (requirements-clients.txt) in the project's
+# venv (not in the project's dependencies); and Node-RED under bench/nodered.
 # Idempotent: each step runs only when its result is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,6 +28,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -c "import matplotlib" 2>/dev/null || "$VENV/bin/pip" install -q matplotlib
 [ -x "$VENV/bin/py-spy" ] || "$VENV/bin/pip" install -q py-spy
+# bench.py clients: the MQTT client libraries compared with the bridge's own connection
+"$VENV/bin/python" -c "import mqtt5, gmqtt, aiomqtt" 2>/dev/null \
+  || "$VENV/bin/pip" install -q -r requirements-clients.txt
 
 mkdir -p bin
 for prog in cpub csub; do

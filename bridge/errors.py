@@ -102,3 +102,8 @@ class Overloaded(DeviceDataError):
 
 class RegistryError(DeviceDataError):
     """The device registry (SQLite/PostgreSQL) failed."""
+
+
+class BrokerError(DeviceDataError):
+    """The broker could not be reached, or refused a command that keeps it in step with the
+    registry; the next sync tries again."""

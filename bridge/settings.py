@@ -74,13 +74,26 @@ class Settings:
     mqtt_host: str = field(default="127.0.0.1", metadata=_doc("Broker host for the bridge."))
     mqtt_port: int = field(default=1883, metadata=_doc("Broker port for the bridge."))
     mqtt_username: str = field(default="devicedata-bridge", metadata=_doc(
-        "The bridge's own broker user."))
+        "This process's own broker user (one per bridge process: the broker binds a "
+        "session to its user name)."))
     mqtt_password: str = field(default="", metadata=_doc(
         "The bridge's broker password; empty: generated and kept in the data dir."))
     mqtt_client_id: str = field(default="devicedata-bridge", metadata=_doc(
-        "Fixed client id, so the broker keeps the bridge's persistent session."))
+        "Client id the bridge sends; names its spool directory. Our broker replaces client "
+        "ids with user names (`use_username_as_clientid`), so there the user name is what "
+        "keeps the bridge's persistent session: each bridge needs its own user name."))
+    mqtt_admin_username: str = field(default="devicedata-admin", metadata=_doc(
+        "Broker user that changes the broker's access rules (dynamic-security commands)."))
+    mqtt_admin_password: str = field(default="", metadata=_doc(
+        "Its password; empty: generated and kept in the data dir (`mqtt-admin-password`)."))
     mqtt_shared_group: str = field(default="", metadata=_doc(
         "When set, subscribe to `$share/GROUP/devices/+/data` to split load across bridges."))
+    mqtt_points_per_second: float = field(default=1000.0, metadata=_doc(
+        "Points one device may write per second over MQTT, sustained; a message over it is "
+        "refused with an error report. 0 turns the limit off."))
+    mqtt_points_burst: float = field(default=50_000.0, metadata=_doc(
+        "Points one device may write at once over MQTT (a backlog after an outage) before "
+        "the per-second limit applies; at least DEVICEDATA_MAX_POINTS."))
     mosquitto_dir: Path = field(default=Path(""), metadata=_doc(
         "Where the broker's password and ACL files are written; empty: `DATA_DIR/mosquitto`."))
     mosquitto_pid_file: Path = field(default=Path(""), metadata=_doc(

@@ -163,12 +163,13 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
     mosquitto = servers.MosquittoServer(settings.broker_dir, mqtt_port,
                                       pid_file=layout.pid_file("mosquitto"),
                                       bridge_user=settings.mqtt_username,
+                                      admin_user=settings.mqtt_admin_username,
                                       log=layout.log("mosquitto"))
     stack = Stack(layout, settings)
     registry = open_registry(settings.registry_location)
     try:
-        # No broker yet, so nothing to signal: the files only have to exist for its start.
-        broker_sync.sync(settings.replace(mosquitto_pid_file=Path("")), registry)
+        # No broker yet: render its files whole (its access-rule plugin reads them only now).
+        broker_sync.prepare(settings, registry)
         for server in (influx, mosquitto):
             say(f"starting {server.name} on 127.0.0.1:{server.port} (log: {server.log})")
             server.start()

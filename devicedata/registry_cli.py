@@ -8,8 +8,6 @@ the commands that create them; listings show prefixes.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import sys
 import time
@@ -18,7 +16,7 @@ from typing import Any
 
 from bridge.errors import DeviceDataError
 from bridge.model.timeparse import parse_duration
-from bridge.registry import PERMISSIONS, Registry, open_registry
+from bridge.registry import PERMISSIONS, Registry, broker_sync, open_registry
 from bridge.registry.devices import (
     DeviceAdmin,
     device_json,
@@ -35,15 +33,8 @@ _Command = Callable[[argparse.Namespace, Settings, Registry], int]
 
 
 def on_credentials_changed(settings: Settings, registry: Registry) -> None:
-    """Push credential changes to the broker, once ``bridge.registry.broker_sync`` exists."""
-    try:
-        spec = importlib.util.find_spec("bridge.registry.broker_sync")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        return
-    module = importlib.import_module("bridge.registry.broker_sync")
-    module.sync(settings, registry)
+    """Push credential changes to the broker (a seam the tests replace)."""
+    broker_sync.sync(settings, registry)
 
 
 def _warn_sync_failed(exc: Exception) -> None:

@@ -142,15 +142,31 @@ class InfluxServer(Server):
         self.query(create_database_statement(name))
 
 
+DYNSEC_PLUGIN = "mosquitto_dynamic_security.so"
+# Debian puts it under the multiarch directory, the eclipse-mosquitto image in /usr/lib.
+_PLUGIN_DIRS = ("/usr/lib/*-linux-gnu*", "/usr/lib", "/usr/local/lib", "/usr/lib64")
+
+
+def dynsec_plugin() -> Path:
+    """Where Mosquitto's dynamic-security plugin is installed."""
+    for pattern in _PLUGIN_DIRS:
+        for directory in sorted(Path("/").glob(pattern.lstrip("/"))):
+            if (directory / DYNSEC_PLUGIN).is_file():
+                return directory / DYNSEC_PLUGIN
+    raise ProcessError(f"{DYNSEC_PLUGIN} not found (Debian's `mosquitto` package ships it)")
+
+
 class MosquittoServer(Server):
     name = "mosquitto"
 
     def __init__(self, dir: Path, port: int, pid_file: Path | None = None,
-                 bridge_user: str = "devicedata-bridge", **kwargs: Any) -> None:
+                 bridge_user: str = "devicedata-bridge", admin_user: str = "devicedata-admin",
+                 **kwargs: Any) -> None:
         super().__init__(dir, port, **kwargs)
         self.conf = self.dir / "mosquitto.conf"
         self.pid_file = pid_file or self.dir / "mosquitto.pid"
         self.bridge_user = bridge_user
+        self.admin_user = admin_user
         self.user = MOSQUITTO_USER  # who the broker runs as once started as root
         self.note = ""  # set when that had to be root instead
 
@@ -158,9 +174,8 @@ class MosquittoServer(Server):
         binary = self._binary("mosquitto")
         self.dir.mkdir(parents=True, exist_ok=True)
         passwd = broker_sync.passwd_path(self.dir)
-        acl = broker_sync.acl_path(self.dir)
-        if not passwd.exists() or not acl.exists():
-            broker_sync.write_initial(self.dir, self.bridge_user)
+        access = broker_sync.dynsec_path(self.dir)
+        broker_sync.write_initial(self.dir, self.bridge_user, self.admin_user)
         self.user, self.note = MOSQUITTO_USER, ""
         if os.geteuid() == 0:
             blocked = owner_can_reach(self.dir, MOSQUITTO_USER)
@@ -173,7 +188,8 @@ class MosquittoServer(Server):
                 self.note = (f"user `{MOSQUITTO_USER}` cannot enter {blocked}, so mosquitto "
                              "runs as root (listening on 127.0.0.1 only)")
         render(MOSQUITTO_TEMPLATE, self.conf, port=self.port, data_dir=self.dir,
-               passwd_file=passwd, acl_file=acl, user=self.user)
+               passwd_file=passwd, dynsec_plugin=dynsec_plugin(), dynsec_file=access,
+               user=self.user)
         return [binary, "-c", str(self.conf)]
 
     def _ready(self) -> bool:
@@ -189,6 +205,6 @@ class MosquittoServer(Server):
         self.pid_file.unlink(missing_ok=True)
 
     def hup(self) -> None:
-        """Make the broker re-read its password and ACL files now."""
+        """Make the broker re-read its password file now."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)

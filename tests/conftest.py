@@ -33,6 +33,7 @@ import pytest
 from bridge.registry import broker_sync, open_registry
 from bridge.settings import Settings
 from devicedata import procs, servers
+from support.mqtt import BridgeProcess
 
 # The API fixtures (``api``, ``client``, ``make_api``...) live in their own module.
 pytest_plugins = ["support.api"]
@@ -56,6 +57,12 @@ def _start(make: Callable[[int], S], binary: str, package: str) -> S:
         pytest.fail(f"`{binary}` is not installed: apt-get install -y {package} "
                     "(or run the suite with `make test`, which does)", pytrace=False)
     return procs.start_on_free_port(make, made=_started.append)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_bridge_left_behind() -> Iterator[None]:
+    yield
+    BridgeProcess.kill_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from bridge.inspector.feed import Feed
 from bridge.inspector.tap import Tap
+from bridge.registry.interface import Registry
 from bridge.settings import Settings
 
 
@@ -29,4 +30,5 @@ class Link(Protocol):
     async def close(self) -> None: ...
 
 
-LinkFactory = Callable[[Settings, str], Link]  # (settings, process name) -> a link
+# (settings, process name, the registry it registers its broker user in) -> a link
+LinkFactory = Callable[[Settings, str, Registry], Link]

@@ -7,7 +7,8 @@ receipt) nor paho (fast enough for devices, not for the bridge's inflow) fit, so
 packets a subscriber needs are read and written by ``bridge.mqtt.wire``. PUBACKs produced
 in one turn of the event loop leave in one socket write.
 
-Over 300 lines: one state machine (connect, subscribe, late acks, keepalive, reconnect).
+Over 300 lines: connecting, subscribing, acknowledging, keep-alive and reconnecting share
+one connection's state and are checked against each other when read in one place.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class MqttConnection:
         self._disconnected = asyncio.Event()
         self._connack: asyncio.Future[tuple[bool, int]] | None = None
         self._paused = False
+        self._closing = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._next_id = 0
@@ -146,6 +148,7 @@ class MqttConnection:
         if transport is None:
             return
         self._flush()
+        self._closing = True
         transport.write(wire.DISCONNECT_PACKET)
         transport.close()
         with contextlib.suppress(TimeoutError):
@@ -203,8 +206,11 @@ class MqttConnection:
         if transport is not self._transport:
             return  # an earlier connection, already given up on
         if self.connected.is_set():
-            log.warning("event=mqtt_disconnected reason=%s",
-                        self.last_error or exc or "closed by the broker")
+            if not self.last_error and exc is None and not self._closing:
+                # Mosquitto 2.0 closes the socket of a session taken over without saying so.
+                self.last_error = ("the broker closed the connection (is another client "
+                                   "using this bridge's user name?)")
+            log.warning("event=mqtt_disconnected reason=%s", self.last_error or exc)
         self.connected.clear()
         self.granted.clear()
         self._subscribing.clear()

@@ -23,6 +23,7 @@ from bridge.errors import (
     ValidationError,
 )
 from bridge.inspector.tap import Tap
+from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.model.points import decode_json
 from bridge.model.timeparse import now_ns
@@ -86,7 +87,10 @@ class Connection(Protocol):
 
 class Ingest:
     def __init__(self, service: DataService, batcher: Batcher, devices: KnownDevices,
-                 *, max_payload: int, high_water: int, metrics: Metrics | None = None) -> None:
+                 *, max_payload: int, high_water: int, metrics: Metrics | None = None,
+                 points_per_second: float = 0, points_burst: float = 0) -> None:
+        """``points_per_second`` > 0 limits what each device may write (with bursts of
+        ``points_burst``); a message over its device's limit is refused with a report."""
         self.service = service
         self.batcher = batcher
         self.devices = devices
@@ -104,6 +108,9 @@ class Ingest:
         self._lookups: set[asyncio.Task[None]] = set()
         self.conn: Connection | None = None
         self.reports = Reports(self._publish_report)
+        self.rate = points_per_second
+        self.budget = (Gate(1.0 / points_per_second, max(points_burst, points_per_second))
+                       if points_per_second > 0 else None)
         self.tap: Tap | None = None  # the live inspector (bridge/inspector), when wired
 
     def on_message(self, message: Any) -> None:
@@ -152,6 +159,15 @@ class Ingest:
             tap.accepted(pending.device_id, "mqtt", pending.topic, payload, accepted.count)
         if not accepted.count:
             self._ack(pending)
+            return
+        budget = self.budget
+        if budget is not None and budget.passes(pending.device_id, accepted.count) is None:
+            # Refused rather than held: held messages would fill the receive window the
+            # other devices' messages need. The device is told when to try again.
+            wait = budget.wait(pending.device_id, accepted.count)
+            self._reject(pending, "rate_limited", f"Too many points: this device may write "
+                         f"{self.rate:g} points per second; retry in {max(1, round(wait))} s",
+                         [])
             return
         pending.accepted = accepted
         self.stats.points_accepted += accepted.count

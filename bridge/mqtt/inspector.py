@@ -3,9 +3,11 @@ it hears the leases (so this process's ``Tap`` knows whom to publish HTTP events
 the events (for its own ``Feed``), and publishes both. The bridge needs no such
 connection: it subscribes to the leases on its own (``bridge.mqtt.runner``).
 
-It logs in as the bridge's broker user (the only user the ACL lets near
-``devicedata/inspect/#``) with a client id of its own and a session that ends with the
-connection. Without a broker the API works as before; the live view says it is offline.
+It logs in as a broker user of its own (the broker binds a session to its user name),
+``devicedata-api-PORT-HOST``, registered in the registry with the ``api`` role, whose rules
+(``bridge/registry/dynsec.py``) are what lets it near ``devicedata/inspect/#``; the session
+ends with the connection. Without a broker the API works as before; the live view says the
+broker is unreachable.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from typing import Any
 
+from bridge.errors import DeviceDataError
 from bridge.inspector import events
 from bridge.inspector.feed import Feed
 from bridge.inspector.tap import Tap, lease_until
 from bridge.mqtt.connection import ConnectionOptions, MqttConnection
-from bridge.registry import broker_sync
+from bridge.registry import broker_sync, dynsec
+from bridge.registry.interface import Registry
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.inspector")
@@ -31,8 +36,10 @@ STALE_LEASE_SECONDS = 600.0  # another watcher's lease this long over is cleared
 
 
 class InspectorLink:
-    def __init__(self, settings: Settings, process: str) -> None:
+    def __init__(self, settings: Settings, process: str, registry: Registry) -> None:
         self.settings = settings
+        self.registry = registry
+        self.username = f"devicedata-{process}-{socket.gethostname()[:40]}"
         self.watcher = f"{process}-{os.urandom(4).hex()}"
         self.tap = Tap(process)
         self.feed = Feed(self.watcher)
@@ -49,18 +56,35 @@ class InspectorLink:
         return self.tap.watching(device_id)
 
     async def start(self) -> None:
-        password = await asyncio.to_thread(broker_sync.bridge_password, self.settings)
+        """Returns at once: registering the user and connecting go on in the background
+        (the API must not wait for the broker to start)."""
+        self._tasks = [asyncio.create_task(self._connect(), name="inspector-link"),
+                       asyncio.create_task(self._chores(), name="inspector-chores")]
+
+    async def _connect(self) -> None:
+        password = await asyncio.to_thread(self._register)
         options = ConnectionOptions(
             host=self.settings.mqtt_host, port=self.settings.mqtt_port,
-            client_id=f"devicedata-{self.watcher}", username=self.settings.mqtt_username,
-            password=password, subscriptions=(events.WATCH_FILTER, events.EVENTS_FILTER),
+            client_id=self.username, username=self.username, password=password,
+            subscriptions=(events.WATCH_FILTER, events.EVENTS_FILTER),
             receive_maximum=100, session_expiry=0)
         conn = self.conn = MqttConnection(options, self._on_message)
         self.tap.publish = lambda topic, payload: conn.publish(topic, payload, qos=0)
         self.feed.publish_retained = lambda topic, payload: conn.publish(
             topic, payload, qos=1, retain=True)
-        self._tasks = [asyncio.create_task(conn.run(self._stopping)),
-                       asyncio.create_task(self._chores())]
+        await conn.run(self._stopping)
+
+    def _register(self) -> str:
+        """This process's broker user: in the registry (role ``api``), then on the broker
+        (the password file and the plugin's clients); its password, the one all our
+        service users share."""
+        try:
+            self.registry.add_service_user(self.username, dynsec.API_ROLE)
+            broker_sync.sync(self.settings, self.registry)
+        except (DeviceDataError, OSError) as exc:  # a later sync (the bridge's) catches up
+            log.warning("event=inspector_user_not_synced user=%s reason=%s", self.username,
+                        exc)
+        return broker_sync.bridge_password(self.settings)
 
     async def close(self) -> None:
         for device_id in self.feed.watched():

@@ -13,14 +13,13 @@ Both gates remember a bounded number of devices (least recently seen go first).
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from bridge.errors import FieldError, ValidationError
+from bridge.limits import Gate
 from bridge.model.timeparse import format_iso_ms, now_ns
 
 log = logging.getLogger("devicedata.bridge")
@@ -30,38 +29,6 @@ REPORT_EVERY = 1.0  # seconds per report once the burst is spent
 LOG_EVERY = 60.0  # seconds between log lines about one device's refused messages
 MAX_FIELD_ERRORS = 100
 MAX_MESSAGE = 1000  # characters of the message text
-REMEMBERED = 10_000  # devices each gate keeps state for
-
-
-class Gate:
-    """Per-key token bucket: ``burst`` passes at once, then one per ``every`` seconds.
-    ``passes(key)`` returns how many were held back since the key last passed, or None
-    when this one is held back."""
-
-    def __init__(self, every: float, burst: int = 1, remembered: int = REMEMBERED,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._every = every
-        self._burst = burst
-        self._remembered = remembered
-        self._clock = clock
-        self._state: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
-
-    def passes(self, key: str) -> int | None:
-        now = self._clock()
-        tokens, at, held = self._state.pop(key, (float(self._burst), now, 0))
-        tokens = min(float(self._burst), tokens + (now - at) / self._every)
-        if tokens >= 1.0:
-            self._state[key] = (tokens - 1.0, now, 0)
-            result: int | None = held
-        else:
-            self._state[key] = (tokens, now, held + 1)
-            result = None
-        while len(self._state) > self._remembered:
-            self._state.popitem(last=False)
-        return result
-
-    def __len__(self) -> int:
-        return len(self._state)
 
 
 class Reports:

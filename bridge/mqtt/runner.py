@@ -20,7 +20,8 @@ from bridge.mqtt.connection import ConnectionOptions, MqttConnection
 from bridge.mqtt.devices import KnownDevices
 from bridge.mqtt.ingest import DATA_TOPIC, Ingest
 from bridge.pipeline import Pipeline, open_pipeline
-from bridge.registry import Registry, broker_sync, open_registry
+from bridge.registry import Registry, broker_sync, dynsec, open_registry
+from bridge.registry.broker_sync import BrokerSync
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.bridge")
@@ -52,7 +53,9 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     await asyncio.to_thread(devices.reload)
     ingest = Ingest(pipe.service, batcher, devices,
                     max_payload=settings.max_body_bytes,
-                    high_water=max(settings.batch_max_points * 4, 20_000), metrics=metrics)
+                    high_water=max(settings.batch_max_points * 4, 20_000), metrics=metrics,
+                    points_per_second=settings.mqtt_points_per_second,
+                    points_burst=max(settings.mqtt_points_burst, settings.max_points))
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
@@ -82,7 +85,12 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     metrics.gauge("devicedata_mqtt_inflight", "Messages read but not yet acknowledged.",
                   lambda: float(ingest.inflight))
     server = await _metrics_server(settings, metrics, lambda: conn.ready)
-    syncer = asyncio.create_task(_sync_broker(settings, registry), name="broker-sync")
+    broker = BrokerSync(settings)
+    if settings.broker_sync_seconds > 0:
+        # This bridge's own user must reach the broker before it connects.
+        await asyncio.to_thread(_register, settings, registry)
+        await _sync_once(broker, registry)
+    syncer = asyncio.create_task(_sync_broker(broker, registry), name="broker-sync")
     refresher = asyncio.create_task(devices.refresh_forever(), name="device-list")
     connection = asyncio.create_task(conn.run(stopping), name="mqtt-connection")
     if ready is not None:
@@ -111,17 +119,28 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     return ingest
 
 
-async def _sync_broker(settings: Settings, registry: Registry) -> None:
-    """Keep the broker's credential files in step with the registry, so an expiry or a
-    change made by another process reaches the broker within a few seconds."""
-    if settings.broker_sync_seconds <= 0:
+def _register(settings: Settings, registry: Registry) -> None:
+    try:
+        registry.add_service_user(settings.mqtt_username, dynsec.BRIDGE_ROLE)
+    except DeviceDataError as exc:
+        log.warning("event=service_user_not_registered reason=%s", exc)
+
+
+async def _sync_once(broker: BrokerSync, registry: Registry) -> None:
+    try:
+        await asyncio.to_thread(broker.sync, registry)
+    except (OSError, DeviceDataError) as exc:
+        log.warning("event=broker_sync_failed reason=%s (retrying)", exc)
+
+
+async def _sync_broker(broker: BrokerSync, registry: Registry) -> None:
+    """Keep the broker in step with the registry, so an expiry or a change made by
+    another process reaches the broker within a few seconds."""
+    if broker.settings.broker_sync_seconds <= 0:
         return
     while True:
-        try:
-            await asyncio.to_thread(broker_sync.sync, settings, registry)
-        except (OSError, DeviceDataError) as exc:
-            log.warning("event=broker_sync_failed reason=%s (retrying)", exc)
-        await asyncio.sleep(settings.broker_sync_seconds)
+        await asyncio.sleep(broker.settings.broker_sync_seconds)
+        await _sync_once(broker, registry)
 
 
 async def _metrics_server(settings: Settings, metrics: Metrics,

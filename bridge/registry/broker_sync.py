@@ -1,215 +1,179 @@
-"""Push the registry's credentials to Mosquitto: its ``password_file`` and ``acl_file``.
+"""Keep the broker in step with the registry: who may log in, and what each may do.
 
-Why files and not the dynamic-security plugin: Debian's Mosquitto 2.0.11 does not
-substitute ``%u`` in dynsec ACLs, while ``acl_file`` ``pattern`` lines do, and both files
-are re-read on SIGHUP without dropping well-behaved clients. On that reload the broker
-also disconnects every connected client whose password no longer matches, so a revoked
-token or deleted device loses its open connection too (measured on 2.0.11).
+- **Who** is Mosquitto's ``password_file`` (``broker_files``): one line per device (its
+  newest write/full token), one per service user of ours (every bridge and API process
+  has its own username, since the broker binds a session to it) and the admin user. A
+  change is written and the broker gets SIGHUP, which applies it within the second and
+  disconnects clients whose password went away.
+- **What** is the dynamic-security plugin (``dynsec``): a role per device. Before a
+  broker starts, ``prepare`` renders the plugin's whole file; while it runs, ``sync``
+  sends the missing or surplus roles and clients over ``$CONTROL`` (``broker_control``),
+  since the plugin reads its file only at start.
 
-One hash per device. Measured on Mosquitto 2.0.11: when a password file lists the same
-username twice, the broker keeps only the LAST line; the other password is refused with
-CONNACK "not authorised". So the file holds exactly one line per device: the hash of its
-NEWEST active ``write``/``full`` token (``Registry.broker_credentials`` lists them oldest
-first). Older active tokens keep working over HTTP only.
-
-Also measured: ``acl_file`` never refuses a SUBSCRIBE (SUBACK grants any filter, even
-``devices/#``); it filters on delivery instead, so such a subscription simply never
-receives another device's messages. Publishing to a topic the ACL denies is dropped
-(MQTT 5: PUBACK reason 135).
-
-``sync`` is idempotent (files are replaced only when their content changes, and the
-broker is signalled only for content it has not seen) and safe across processes: the
-whole read-registry-then-write step runs under an ``flock`` in the broker directory, so
-a slower writer can never put back an older credential set.
+``BrokerSync`` remembers what it last reconciled, so a periodic caller (the bridge, every
+``DEVICEDATA_BROKER_SYNC_SECONDS``) asks the broker again only when the registry changed,
+or every ``FULL_EVERY`` seconds in case another process or a broker restart moved it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import logging
-import os
-import pwd
-import signal
-import tempfile
-from collections.abc import Iterator
+import random
+import time
 from pathlib import Path
+from typing import Any
 
-from bridge import keyfile
+from bridge.errors import BrokerError
+from bridge.registry import broker_files, dynsec
+from bridge.registry.broker_control import BrokerControl
 from bridge.registry.interface import Registry
-from bridge.registry.tokens import mosquitto_hash, mosquitto_verify
 from bridge.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("devicedata.broker")
 
-PASSWD_NAME = "passwd"
-ACL_NAME = "acl"
-BRIDGE_PASSWORD_NAME = "mqtt-bridge-password"
-ACL_TEMPLATE = Path(__file__).resolve().parent / "acl.template"  # package data
-BROKER_USER = "mosquitto"  # Debian's broker drops to this user when started as root
-_LOCK_NAME = ".sync.lock"
-_STATE_NAME = ".reloaded"  # "<pid> <digest>" of the last content the broker was told about
-_UNSAFE = frozenset(":\n\r+#/\0")  # would break the file format or the %u topic patterns
+FULL_EVERY = 60.0  # seconds between reconciliations when nothing seemed to change
+ATTEMPTS = 3
 
-
-def passwd_path(broker_dir: Path) -> Path:
-    return broker_dir / PASSWD_NAME
+# Re-exported for callers that only need the file names and secrets.
+bridge_password = broker_files.bridge_password
+passwd_path = broker_files.passwd_path
+dynsec_path = broker_files.dynsec_path
+broker_pid_file = broker_files.broker_pid_file
 
 
-def acl_path(broker_dir: Path) -> Path:
-    return broker_dir / ACL_NAME
+def services(settings: Settings, registry: Registry | None) -> list[tuple[str, str]]:
+    """``(username, role)`` of our own broker users: this process's, and every one the
+    registry knows (each bridge or API registers itself when it starts)."""
+    found = {settings.mqtt_username: dynsec.BRIDGE_ROLE}
+    if registry is not None:
+        found.update(registry.service_users())
+    return [(u, r) for u, r in sorted(found.items())
+            if broker_files.safe_username(u) and u != settings.mqtt_admin_username]
 
 
-def render_acl(bridge_user: str) -> str:
-    return ACL_TEMPLATE.read_text(encoding="utf-8").format(bridge_user=bridge_user)
+def _passwd(settings: Settings, registry: Registry | None, existing: str) -> str:
+    shared = broker_files.bridge_password(settings)
+    users = {u: shared for u, _ in services(settings, registry)}
+    users[settings.mqtt_admin_username] = broker_files.admin_password(settings)
+    devices = registry.broker_credentials() if registry is not None else []
+    return broker_files.render_passwd(users, devices, existing)
 
 
-def bridge_password(settings: Settings) -> str:
-    """The bridge's broker password: the configured one, else one generated on first use
-    and kept in ``DATA_DIR/mqtt-bridge-password`` (mode 0600)."""
-    if settings.mqtt_password:
-        return settings.mqtt_password
-    return keyfile.read_or_create(settings.data_dir / BRIDGE_PASSWORD_NAME)
+def _write_passwd(settings: Settings, registry: Registry | None) -> str:
+    path = broker_files.passwd_path(settings.broker_dir)
+    try:
+        existing = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        existing = ""
+    content = _passwd(settings, registry, existing)
+    broker_files.write_if_changed(path, content, 0o600)
+    return content
 
 
-def render_passwd(settings: Settings, registry: Registry, existing: str = "") -> str:
-    """The password file: the bridge's user first, then one line per device, sorted."""
-    password = bridge_password(settings)
-    user = settings.mqtt_username
-    # Keep the bridge's current hash when it still matches, so an unchanged credential set
-    # renders to identical bytes and needs no broker reload.
-    old = next((line.partition(":")[2] for line in existing.splitlines()
-                if line.partition(":")[0] == user), "")
-    bridge_hash = old if old and mosquitto_verify(password, old) else mosquitto_hash(password)
-    newest: dict[str, str] = {}
-    for device_id, mqtt_hash in registry.broker_credentials():
-        if device_id == user or _UNSAFE.intersection(device_id) or not mqtt_hash:
-            log.warning("device %r cannot get broker credentials; skipped", device_id)
-            continue
-        newest[device_id] = mqtt_hash  # oldest first, so the last one is the newest token
-    lines = [f"{user}:{bridge_hash}"] + [f"{d}:{h}" for d, h in sorted(newest.items())]
-    return "\n".join(lines) + "\n"
+def prepare(settings: Settings, registry: Registry | None) -> None:
+    """For a broker that is about to start: both files, complete. Never while it runs:
+    the plugin would ignore its file and overwrite it at its next change."""
+    broker_dir = settings.broker_dir
+    with broker_files.locked(broker_dir):
+        _write_passwd(settings, registry)
+        devices = [d.id for d in registry.list_devices()] if registry is not None else []
+        broker_files.write_if_changed(
+            broker_files.dynsec_path(broker_dir),
+            dynsec.render(devices, services(settings, registry), settings.mqtt_admin_username),
+            0o640)
 
 
-def write_initial(broker_dir: Path, bridge_user: str) -> None:
-    """An empty password file and the ACL, so a broker can start before the first sync."""
-    broker_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(broker_dir):
-        if not passwd_path(broker_dir).exists():
-            _write_if_changed(passwd_path(broker_dir), "", 0o600)
-        _write_if_changed(acl_path(broker_dir), render_acl(bridge_user), 0o644)
+def write_initial(broker_dir: Path, bridge_user: str, admin_user: str) -> None:
+    """The files a broker needs to start before any sync, where missing: an empty password
+    file and access rules for our own users only (a sync then adds everything else)."""
+    with broker_files.locked(broker_dir):
+        passwd = broker_files.passwd_path(broker_dir)
+        if not passwd.exists():
+            broker_files.write_if_changed(passwd, "", 0o600)
+        access = broker_files.dynsec_path(broker_dir)
+        if not access.exists():
+            broker_files.write_if_changed(
+                access, dynsec.render([], [(bridge_user, dynsec.BRIDGE_ROLE)], admin_user), 0o640)
 
 
 def sync(settings: Settings, registry: Registry) -> None:
-    """Rewrite the broker's password and ACL files from ``registry`` and, if their content
-    is new to the running broker, SIGHUP it so they apply within the second."""
-    broker_dir = settings.broker_dir
-    broker_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(broker_dir):
-        passwd_file = passwd_path(broker_dir)
-        try:
-            existing = passwd_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            existing = ""
-        passwd = render_passwd(settings, registry, existing)
-        acl = render_acl(settings.mqtt_username)
-        _write_if_changed(passwd_file, passwd, 0o600)
-        _write_if_changed(acl_path(broker_dir), acl, 0o644)
-        digest = hashlib.sha256((passwd + "\0" + acl).encode("utf-8")).hexdigest()
-        _reload_broker(settings, broker_dir, digest)
+    """One full pass: the password file (SIGHUP when it changed) and the running broker's
+    roles. Raises ``BrokerError`` when the broker cannot be reached or refuses."""
+    BrokerSync(settings).sync(registry, force=True)
 
 
-def broker_pid_file(settings: Settings) -> Path | None:
-    """The configured pid file, else the one ``devicedata stack`` writes for this data dir
-    (so ``devicedata device create`` next to a running stack applies at once)."""
-    if str(settings.mosquitto_pid_file) not in ("", "."):
-        return settings.mosquitto_pid_file
-    if settings.broker_dir.resolve() == (settings.data_dir / "mosquitto").resolve():
-        candidate = settings.data_dir / "run" / "mosquitto.pid"
-        if candidate.exists():
-            return candidate
-    return None
+class BrokerSync:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._reconciled = ""  # digest of the registry state the broker last agreed with
+        self._reconciled_at = -FULL_EVERY
+        self.commands_sent = 0
+
+    def sync(self, registry: Registry, force: bool = False) -> None:
+        settings = self.settings
+        # One process at a time talks to the broker as its admin: the broker binds a
+        # session to the user name, so two admin sessions at once would cut each other off.
+        with broker_files.locked(settings.broker_dir):
+            path = broker_files.passwd_path(settings.broker_dir)
+            before = path.read_bytes() if path.exists() else b""
+            content = _write_passwd(settings, registry)
+            broker_files.reload_broker(settings, settings.broker_dir, _digest(content))
+            fresh = content.encode("utf-8") != before
+            devices = [d.id for d in registry.list_devices()]
+            users = services(settings, registry)
+            state = _digest("\n".join(sorted(devices)) + "\0" + repr(users))
+            now = time.monotonic()
+            if (not force and state == self._reconciled
+                    and now - self._reconciled_at < FULL_EVERY):
+                return
+            self._reconcile_retrying(devices, users, fresh)
+        self._reconciled, self._reconciled_at = state, now
+
+    def _reconcile_retrying(self, devices: list[str], users: list[tuple[str, str]],
+                            fresh: bool) -> None:
+        """Two waits are worth a retry: a process on another host (no shared lock) holds
+        the admin session, so the broker closes ours; or the password file was just
+        rewritten and the broker has not re-read it yet (in compose a watcher sends the
+        SIGHUP, every second), so it refuses the admin."""
+        for attempt in range(ATTEMPTS):
+            try:
+                self.reconcile(devices, users)
+                return
+            except BrokerError as exc:
+                kicked = "closed the connection" in str(exc)
+                refused = fresh and "refused" in str(exc)
+                if attempt == ATTEMPTS - 1 or not (kicked or refused):
+                    raise
+                time.sleep(random.uniform(0.5, 1.0) if refused else random.uniform(0.05, 0.3))
+
+    def reconcile(self, devices: list[str], users: list[tuple[str, str]]) -> None:
+        settings = self.settings
+        with BrokerControl(settings.mqtt_host, settings.mqtt_port,
+                           settings.mqtt_admin_username,
+                           broker_files.admin_password(settings)) as control:
+            listed = control.run([{"command": "listClients"}, {"command": "listRoles"}])
+            clients = _names(listed[0], "clients")
+            roles = _names(listed[1], "roles")
+            commands = dynsec.plan(devices, users, clients, roles)
+            if not commands:
+                return
+            errors = [e for e in map(dynsec.failed, control.run(commands)) if e]
+        self.commands_sent += len(commands)
+        log.info("event=broker_roles_synced commands=%d refused=%d", len(commands), len(errors))
+        if errors:
+            raise BrokerError(f"the broker refused {len(errors)} of {len(commands)} "
+                              f"access-rule changes, first: {errors[0]}")
 
 
-@contextlib.contextmanager
-def _locked(broker_dir: Path) -> Iterator[None]:
-    with (broker_dir / _LOCK_NAME).open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _names(response: dict[str, Any], key: str) -> list[str]:
+    error = dynsec.failed(response)
+    if error:
+        raise BrokerError(f"the broker's access rules cannot be read: {error}")
+    data = response.get("data")
+    names = data.get(key, []) if isinstance(data, dict) else []
+    return [str(n) for n in names]
 
 
-def _write_if_changed(path: Path, content: str, mode: int) -> bool:
-    try:
-        if path.read_text(encoding="utf-8") == content:
-            return False
-    except FileNotFoundError:
-        pass
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        _give_to_broker(tmp)  # before the rename: the broker must never see an unreadable file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return True
-
-
-def _give_to_broker(path: str) -> None:
-    if os.geteuid() != 0:
-        return
-    try:
-        entry = pwd.getpwnam(BROKER_USER)
-    except KeyError:  # no such user: the broker will not drop privileges either
-        return
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-
-
-def _reload_broker(settings: Settings, broker_dir: Path, digest: str) -> None:
-    pid_file = broker_pid_file(settings)
-    if pid_file is None:
-        return
-    try:
-        pid = int(pid_file.read_text().strip())
-    except FileNotFoundError:
-        log.warning("broker pid file %s is missing; broker not reloaded", pid_file)
-        return
-    except (OSError, ValueError) as exc:
-        log.warning("cannot read broker pid file %s (%s); broker not reloaded", pid_file, exc)
-        return
-    state_file = broker_dir / _STATE_NAME
-    state = f"{pid} {digest}"
-    with contextlib.suppress(FileNotFoundError):
-        if state_file.read_text().strip() == state:
-            return
-    if not _is_mosquitto(pid):
-        # A stale pid may belong to any process by now, and SIGHUP would kill most of them.
-        log.warning("pid %d from %s is not a running mosquitto; broker not reloaded",
-                    pid, pid_file)
-        return
-    try:
-        os.kill(pid, signal.SIGHUP)
-    except (ProcessLookupError, PermissionError) as exc:
-        log.warning("cannot signal broker pid %d from %s (%s); broker not reloaded",
-                    pid, pid_file, exc)
-        return
-    state_file.write_text(state + "\n")
-
-
-def _is_mosquitto(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # no /proc on this system: trust the pid file
-    return b"mosquitto" in cmdline
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

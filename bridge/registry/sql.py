@@ -232,6 +232,20 @@ class SQLRegistry(DataVersionQueries):
                 "ORDER BY t.device_id, t.created_ns, t.mqtt_hash", (now,))
         return [(str(r["device_id"]), str(r["mqtt_hash"])) for r in rows]
 
+    def add_service_user(self, username: str, role: str) -> None:
+        """Record one of our own broker users (idempotent; the newest role wins)."""
+        check_name(username, field="username")
+        with self._write() as cur:
+            cur.run("INSERT INTO service_users (username, role, created_ns) VALUES (?, ?, ?) "
+                    "ON CONFLICT (username) DO UPDATE SET role = excluded.role",
+                    (username, role, time.time_ns()))
+
+    def service_users(self) -> list[tuple[str, str]]:
+        """``(username, role)`` of every broker user of ours, by name."""
+        with self._read() as cur:
+            rows = cur.rows("SELECT username, role FROM service_users ORDER BY username")
+        return [(str(r["username"]), str(r["role"])) for r in rows]
+
     def ping(self) -> None:
         with self._read() as cur:
             cur.rows("SELECT 1 AS one")

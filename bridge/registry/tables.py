@@ -43,6 +43,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # 1 while some process keeps an answer read at the current version.
         "ALTER TABLE devices ADD COLUMN data_watched {int} NOT NULL DEFAULT 0",
     ),
+    (
+        # Our own broker users (each bridge and API process has one: the broker binds a
+        # session to its username), so every process renders every one of them.
+        """CREATE TABLE service_users (
+            username   TEXT PRIMARY KEY,
+            role       TEXT NOT NULL,
+            created_ns {int} NOT NULL
+        )""",
+    ),
 ]
 
 Row = dict[str, Any]

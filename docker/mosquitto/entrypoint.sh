@@ -1,15 +1,16 @@
 #!/bin/sh
 # Entrypoint of the `mosquitto` service in docker-compose.yml (eclipse-mosquitto:2, Alpine).
 #
-# It starts the broker and makes it re-read its password and ACL files when they change.
-# The devicedata containers write these files into the shared `broker-auth` volume. They
-# use bridge/registry/broker_sync.py, the same code as the local stack. On one machine that code
+# It starts the broker and makes it re-read its password file when it changes. The
+# devicedata containers write that file into the shared `broker-auth` volume. They use
+# bridge/registry/broker_sync.py, the same code as the local stack. On one machine that code
 # sends SIGHUP to the broker itself, but from another container it cannot. So this script
-# compares the files' checksum every MOSQUITTO_RELOAD_SECONDS. When the checksum changes,
-# it sends the broker SIGHUP: Mosquitto re-reads both files and disconnects any client
-# whose credentials no longer hold. broker_sync replaces each file atomically and only
-# when its content changes, so the broker never reads a half-written file and a quiet
-# system causes no reloads.
+# compares the file's checksum every MOSQUITTO_RELOAD_SECONDS. When the checksum changes,
+# it sends the broker SIGHUP: Mosquitto re-reads it and disconnects any client whose
+# credentials no longer hold. broker_sync replaces the file atomically and only when its
+# content changes, so the broker never reads a half-written file and a quiet system causes
+# no reloads. The access rules (dynamic-security.json in the same volume) are not watched:
+# the broker writes that file itself, and reads it only when it starts.
 #
 #   entrypoint.sh               run the broker and the reload loop (the container's process)
 #   entrypoint.sh healthcheck   exit 0 when the broker listens on MOSQUITTO_PORT
@@ -24,8 +25,9 @@ PORT="${MOSQUITTO_PORT:-1883}"
 INTERVAL="${MOSQUITTO_RELOAD_SECONDS:-1}"
 BROKER="${MOSQUITTO_BIN:-/usr/sbin/mosquitto}"
 BROKER_USER="${MOSQUITTO_USER:-mosquitto}"
+ADMIN_USER="${MOSQUITTO_ADMIN_USER:-devicedata-admin}"  # = DEVICEDATA_MQTT_ADMIN_USERNAME
 PASSWD="$AUTH_DIR/passwd"
-ACL="$AUTH_DIR/acl"
+ACCESS="$AUTH_DIR/dynamic-security.json"
 
 log() {
     echo "$(date -u +%Y-%m-%dT%H:%M:%S): reload: $*" >&2
@@ -45,7 +47,7 @@ if [ "${1:-}" = healthcheck ]; then
 fi
 
 fingerprint() {
-    cat "$PASSWD" "$ACL" 2>/dev/null | cksum
+    cksum < "$PASSWD" 2>/dev/null
 }
 
 give_to_broker() {
@@ -70,22 +72,23 @@ mkdir -p "$AUTH_DIR" "$DATA_DIR"
 # The app user and the broker user share uid 1883, so both can use the directory either way.
 give_to_broker "$AUTH_DIR" "$DATA_DIR"
 
-if [ ! -e "$PASSWD" ] || [ ! -e "$ACL" ]; then
+if [ ! -e "$PASSWD" ] || [ ! -e "$ACCESS" ]; then
     # Normally the `init` service has written both files already. Mosquitto cannot start
-    # without them. An empty password file admits nobody, and an ACL without rules grants
-    # nothing. The first sync by the bridge or the API replaces them, and the loop
-    # below reloads the broker.
-    log "no $PASSWD or $ACL yet: starting with placeholders that admit nobody"
+    # without them. An empty password file admits nobody, and the placeholder rules let
+    # only the admin change them. The first sync by the bridge or the API replaces the
+    # password file (the loop below reloads the broker) and sends the rules.
+    log "no $PASSWD or $ACCESS yet: starting with placeholders that admit nobody"
     placeholder "$PASSWD" ""
-    placeholder "$ACL" "# placeholder written by docker/mosquitto/entrypoint.sh
-"
+    # The admin may change the rules over $CONTROL from the start, so the first sync of
+    # the bridge or the API can bring them in step without a restart.
+    placeholder "$ACCESS" "$(printf '{"defaultACLAccess": {"publishClientSend": false, "publishClientReceive": false, "subscribe": false, "unsubscribe": true}, "roles": [{"rolename": "dynsec-admin", "acls": [{"acltype": "publishClientSend", "topic": "$CONTROL/dynamic-security/#", "allow": true}, {"acltype": "publishClientReceive", "topic": "$CONTROL/dynamic-security/#", "allow": true}, {"acltype": "subscribePattern", "topic": "$CONTROL/dynamic-security/#", "allow": true}]}], "clients": [{"username": "%s", "roles": [{"rolename": "dynsec-admin"}]}]}' "$ADMIN_USER")"
 fi
 
 # Taken before the broker reads the files, so that no change can slip between the two.
 last=$(fingerprint)
 "$BROKER" -c "$CONFIG" &
 pid=$!
-log "started mosquitto (pid $pid); watching $PASSWD and $ACL every ${INTERVAL}s"
+log "started mosquitto (pid $pid); watching $PASSWD every ${INTERVAL}s"
 
 # `docker stop` signals this script (PID 1). Pass the signal on and let the loop end when
 # the broker has saved its state and exited.
@@ -98,7 +101,7 @@ while kill -0 "$pid" 2>/dev/null; do
     now=$(fingerprint)
     if [ "$now" != "$last" ] && kill -0 "$pid" 2>/dev/null; then
         last=$now
-        log "password or ACL file changed: sending SIGHUP to mosquitto (pid $pid)"
+        log "password file changed: sending SIGHUP to mosquitto (pid $pid)"
         kill -HUP "$pid"
     fi
 done

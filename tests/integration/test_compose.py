@@ -42,7 +42,7 @@ from bridge.influx.schema import MEASUREMENT, encode_point
 from bridge.model.points import Point
 from bridge.registry import broker_sync
 from bridge.settings import Settings, describe
-from devicedata import procs
+from devicedata import procs, servers
 from devicedata.cli import build_parser
 from devicedata.servers import INFLUX_TEMPLATE, MOSQUITTO_TEMPLATE, InfluxServer
 from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_refused, wait_until
@@ -61,6 +61,7 @@ DATASOURCE = PROVISIONING / "datasources" / "influxdb.yml"
 DASHBOARD_PROVIDER = PROVISIONING / "dashboards" / "dashboards.yml"
 DASHBOARD = PROVISIONING / "dashboards" / "devices.json"
 DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+IMAGE_DYNSEC_PLUGIN = "/usr/lib/mosquitto_dynamic_security.so"  # eclipse-mosquitto's path
 
 SERVICES = {"init", "mosquitto", "influxdb", "bridge", "api", "grafana"}
 APP_SERVICES = ("init", "bridge", "api")  # built from the Dockerfile
@@ -343,7 +344,8 @@ def test_the_bridge_writes_the_files_the_broker_reads() -> None:
         directory = str(settings.broker_dir)
         broker_dirs.add(directory)
         assert conf["password_file"] == [str(broker_sync.passwd_path(settings.broker_dir))]
-        assert conf["acl_file"] == [str(broker_sync.acl_path(settings.broker_dir))]
+        assert conf["plugin_opt_config_file"] == [str(broker_sync.dynsec_path(settings.broker_dir))]
+        assert "acl_file" not in conf  # it would grant every SUBSCRIBE the plugin refuses
         # The same named volume, mounted at the same path in both containers.
         assert volume_at(name, directory) == volume_at("mosquitto", directory)
         # No pid file: a process cannot signal a broker in another container, and a
@@ -374,8 +376,8 @@ def test_app_services_share_the_registry_and_secrets() -> None:
 def test_mosquitto_conf_is_the_template_rendered_for_compose() -> None:
     rendered = MOSQUITTO_TEMPLATE.read_text(encoding="utf-8").format(
         port=listener()[0], data_dir=mosquitto_conf()["persistence_location"][0],
-        passwd_file=mosquitto_conf()["password_file"][0],
-        acl_file=mosquitto_conf()["acl_file"][0], user="mosquitto")
+        passwd_file=mosquitto_conf()["password_file"][0], dynsec_plugin=IMAGE_DYNSEC_PLUGIN,
+        dynsec_file=mosquitto_conf()["plugin_opt_config_file"][0], user="mosquitto")
     expected = [line.replace(f"listener {listener()[0]} 127.0.0.1",
                              f"listener {listener()[0]} 0.0.0.0")
                 for line in conf_directives(rendered)]
@@ -504,19 +506,20 @@ def test_compose_commands_are_real_cli_commands() -> None:
 
 
 def test_image_installs_the_package_with_its_data() -> None:
-    """The ACL template broker_sync reads is package data: the image installs the copied
-    tree as a regular package (its templates travel into site-packages with it)."""
-    assert broker_sync.ACL_TEMPLATE == ROOT / "bridge" / "registry" / "acl.template"
+    """The templates the code reads are package data: the image installs the copied tree
+    as a regular package (its templates travel into site-packages with it)."""
+    assert MOSQUITTO_TEMPLATE == ROOT / "devicedata" / "templates" / "mosquitto.conf.template"
     base = image_copies_repo_to()
     assert base == image_workdir() == "/app"
     runs = " ".join(instructions("RUN"))
     assert re.search(rf"pip install [^&]*{re.escape(base)}\b", runs), runs
-    assert image_file(f"{base}/bridge/registry/acl.template") == broker_sync.ACL_TEMPLATE
+    assert image_file(f"{base}/devicedata/templates/mosquitto.conf.template") == MOSQUITTO_TEMPLATE
 
 
 def test_dockerignore_keeps_what_the_image_needs() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    needed = ["pyproject.toml", pyproject["project"]["readme"], "bridge/registry/acl.template",
+    needed = ["pyproject.toml", pyproject["project"]["readme"],
+              "devicedata/templates/mosquitto.conf.template",
               "docker/app/init.py", "docker/app/healthcheck.py"]
     includes = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     for package in [name for name in includes if "." not in name]:
@@ -588,6 +591,7 @@ class Topology:
         conf = conf.replace(f"listener {port} {address}", f"listener {self.port} 127.0.0.1")
         conf = conf.replace(compose_dir, str(base / "auth"))
         conf = conf.replace(mosquitto_conf()["persistence_location"][0], str(base / "broker"))
+        conf = conf.replace(IMAGE_DYNSEC_PLUGIN, str(servers.dynsec_plugin()))  # Debian's path
         if os.geteuid() == 0:
             # Test directories need not be reachable by the `mosquitto` user; the image's
             # broker drops to uid 1883 (= the app image's user) instead.
@@ -691,10 +695,13 @@ def test_compose_wiring_end_to_end_without_containers(topology: Topology,
     assert "event=init_done" in init.stderr
     settings = topology.settings
     passwd = broker_sync.passwd_path(settings.broker_dir).read_text()
-    assert passwd.startswith(f"{settings.mqtt_username}:")
+    users = [line.partition(":")[0] for line in passwd.splitlines()]
+    assert settings.mqtt_username in users and settings.mqtt_admin_username in users
     assert (settings.data_dir / "admin-token").exists()
-    assert broker_sync.acl_path(settings.broker_dir).read_text() == broker_sync.render_acl(
-        settings.mqtt_username)
+    access = json.loads(broker_sync.dynsec_path(settings.broker_dir).read_text())
+    clients = {c["username"]: c["roles"] for c in access["clients"]}
+    assert clients[settings.mqtt_username] == [{"rolename": "bridge"}]
+    assert clients[settings.mqtt_admin_username] == [{"rolename": "dynsec-admin"}]
     again = topology.run_app(str(INIT))  # every `docker compose up` runs init again
     assert again.returncode == 0, again.stderr
     assert broker_sync.passwd_path(settings.broker_dir).read_text() == passwd

@@ -16,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECK = """
 import pathlib, sys, tempfile
 import api, bridge, devicedata
-from bridge.registry import broker_sync
+from bridge.registry import dynsec
 from devicedata import servers
 for module in (api, bridge, devicedata):
     assert pathlib.Path(module.__file__).is_relative_to(sys.prefix), module.__file__
-assert "pattern write devices/%u/data" in broker_sync.render_acl("bridge-user")
+device = "0123456789abcdef01234567"
+assert f"devices/{device}/data" in dynsec.render([device], [], "admin")
 assert servers.MOSQUITTO_TEMPLATE.is_file() and servers.INFLUX_TEMPLATE.is_file()
 from api.page import STATIC_DIR
 assert (STATIC_DIR / "index.html").is_file()

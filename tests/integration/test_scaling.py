@@ -73,6 +73,7 @@ def cluster(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
                                           admin_token=secrets.token_urlsafe(24))
         registry = open_registry(url)
         bridges = [BridgeProcess(settings.replace(mqtt_client_id=f"scale-{tag}-{i}",
+                                                  mqtt_username=f"scale-{tag}-{i}",
                                                   bridge_metrics_port=free_port()),
                                  logs / f"bridge-{i}.log") for i in range(3)]
         apis = [ApiProcess(settings.replace(http_port=free_port()), logs / f"api-{i}.log")
@@ -303,6 +304,8 @@ def test_compose_override_runs_three_bridges_on_postgresql() -> None:
                if s.get("command") == ["devicedata", "bridge"]}
     assert len(bridges) == 3
     assert len({env["DEVICEDATA_MQTT_CLIENT_ID"] for env in bridges.values()}) == 3
+    # The broker binds a session to the user name: each bridge needs its own.
+    assert len({env["DEVICEDATA_MQTT_USERNAME"] for env in bridges.values()}) == 3
     assert len({env["DEVICEDATA_MQTT_SHARED_GROUP"] for env in bridges.values()}) == 1
     urls = {s["environment"]["DEVICEDATA_REGISTRY_URL"] for s in app.values()}
     assert len(urls) == 1 and urlsplit(urls.pop()).hostname == "postgres"

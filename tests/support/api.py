@@ -90,8 +90,12 @@ def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def start_api(settings: Settings, registry: SQLiteRegistry) -> ApiServer:
-    app = create_app(settings, registry=registry, inspector=InspectorLink)
+def start_api(settings: Settings, registry: SQLiteRegistry, inspector: bool = False
+              ) -> ApiServer:
+    """``inspector``: with the live inspector's broker connection (it registers a broker
+    user and syncs the broker from ``registry``, so only for the shared registry)."""
+    app = create_app(settings, registry=registry,
+                     inspector=InspectorLink if inspector else None)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_level="warning",
                             access_log=False, lifespan="on")
     server = uvicorn.Server(config)
@@ -111,7 +115,7 @@ def api(stack_settings: Settings) -> Iterator[ApiServer]:
     """The API on the session's stack: same registry and database as the bridge."""
     settings = stack_settings.replace(token_cache_seconds=0.5)
     registry = SQLiteRegistry(Path(settings.registry_location.removeprefix("sqlite:///")))
-    server = start_api(settings, registry)
+    server = start_api(settings, registry, inspector=True)
     yield server
     server.stop()
     registry.close()

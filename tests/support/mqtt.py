@@ -11,13 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bridge.registry import broker_sync
 from bridge.settings import Settings
 from devicedata import procs, servers
 
@@ -37,9 +38,12 @@ class DeviceClient:
         self.connack: Any = None
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self._connected = threading.Event()
+        self._closing = False
         self._acks: dict[int, Any] = {}
         self._ack_event = threading.Condition()
+        self.disconnects = 0  # times the broker closed this connection (not close())
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.on_publish = self._on_publish
         properties = None
@@ -55,6 +59,10 @@ class DeviceClient:
     def _on_connect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connack = reason
         self._connected.set()
+
+    def _on_disconnect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not self._closing:
+            self.disconnects += 1
 
     def _on_publish(self, c: Any, u: Any, mid: int, reason: Any, props: Any) -> None:
         with self._ack_event:
@@ -78,16 +86,25 @@ class DeviceClient:
                     raise TimeoutError("no PUBACK")
             return self._acks.pop(info.mid)
 
-    def subscribe(self, topic: str, qos: int = 1) -> None:
+    def subscribe(self, topic: str, qos: int = 1) -> list[Any]:
+        """Subscribe and wait for the SUBACK; its reason codes (``.is_failure`` on refusal)."""
         done = threading.Event()
-        self.client.on_subscribe = lambda *a: done.set()
+        codes: list[Any] = []
+
+        def on_subscribe(c: Any, u: Any, mid: int, reasons: list[Any], props: Any) -> None:
+            codes.extend(reasons)
+            done.set()
+
+        self.client.on_subscribe = on_subscribe
         self.client.subscribe(topic, qos)
         assert done.wait(10), "no SUBACK"
+        return codes
 
     def next_message(self, timeout: float = 10) -> paho.MQTTMessage:
         return self.messages.get(timeout=timeout)
 
     def close(self) -> None:
+        self._closing = True
         self.client.disconnect()
         self.client.loop_stop()
         # paho keeps a socket pair for waking its loop; close it now rather than leave it
@@ -133,7 +150,11 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "") 
 
 
 class BridgeProcess:
-    """``devicedata bridge`` as a real child process, with its log kept for assertions."""
+    """``devicedata bridge`` as a real child process, with its log kept for assertions.
+    Every one started is killed at the end of the session if a test left it running
+    (``kill_leftovers``), so a failed test cannot leave a bridge behind."""
+
+    started: ClassVar[list[BridgeProcess]] = []
 
     def __init__(self, settings: Settings, log: Path, *extra: str) -> None:
         self.settings = settings
@@ -144,6 +165,7 @@ class BridgeProcess:
     def start(self) -> BridgeProcess:
         env = {**os.environ, **self.settings.to_env()}
         with self.log.open("ab") as out:
+            BridgeProcess.started.append(self)
             self.proc = subprocess.Popen([sys.executable, "-m", "devicedata", "bridge",
                                           *self.extra], env=env, stdout=out, stderr=out,
                                          stdin=subprocess.DEVNULL)
@@ -164,15 +186,31 @@ class BridgeProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @classmethod
+    def kill_leftovers(cls) -> None:
+        for bridge in cls.started:
+            if bridge.running():
+                assert bridge.proc is not None
+                bridge.proc.kill()
+                bridge.proc.wait(10)
+        cls.started.clear()
+
     def text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def drop_session(settings: Settings) -> None:
+    """End a bridge user's persistent session (clean start, no expiry), so the broker
+    stops queueing every later test's messages for a bridge that is gone."""
+    DeviceClient(settings, settings.mqtt_username, broker_sync.bridge_password(settings)).close()
 
 
 def env_of(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.to_env()}
 
 
-__all__ = ["BridgeProcess", "DeviceClient", "OpenBroker", "connect_when_allowed", "env_of",
+__all__ = ["BridgeProcess", "DeviceClient", "OpenBroker", "connect_when_allowed", "drop_session",
+           "env_of",
            "signal", "wait_refused", "wait_until"]
 
 

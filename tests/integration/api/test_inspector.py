@@ -38,7 +38,7 @@ def second_api(api: ApiServer) -> Iterator[ApiServer]:
     """Another API process on the same registry and broker."""
     settings = api.settings.replace(http_port=free_port())
     registry = SQLiteRegistry(Path(settings.registry_location.removeprefix("sqlite:///")))
-    server = start_api(settings, registry)
+    server = start_api(settings, registry, inspector=True)
     yield server
     server.stop()
     registry.close()
@@ -158,9 +158,11 @@ def test_devices_can_neither_read_nor_forge_inspector_topics(api: ApiServer,
     spy = connect_when_allowed(api.settings, spy_id, spy_token)
     client = connect_when_allowed(api.settings, device_id, token)
     try:
+        # The broker refuses these subscriptions (SUBACK 0x87); they are tried anyway.
         for pattern in ("devicedata/#", "#", events.EVENTS_FILTER, events.WATCH_FILTER):
             spy.subscribe(pattern)
             client.subscribe(pattern)
+        client.subscribe(f"devices/{device_id}/errors")
         forged = {"device": device_id, "outcome": "accepted", "points": 99}
         for who in (spy, client):
             for topic, payload in ((events.events_topic(device_id), json.dumps(forged)),

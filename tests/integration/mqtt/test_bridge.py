@@ -18,6 +18,7 @@ from support.mqtt import (
     BridgeProcess,
     DeviceClient,
     connect_when_allowed,
+    drop_session,
     wait_refused,
     wait_until,
 )
@@ -183,7 +184,9 @@ def test_shared_group_splits_the_load(api: ApiServer, stack_settings: Settings,
                                       tmp_path: Path, bridge: BridgeProcess) -> None:
     bridge.stop()
     shared = stack_settings.replace(mqtt_shared_group="g1")
-    members = [BridgeProcess(shared.replace(mqtt_client_id=f"member-{i}"),
+    # Each bridge has a user of its own: the broker binds a session to a user name.
+    members = [BridgeProcess(shared.replace(mqtt_client_id=f"member-{i}",
+                                            mqtt_username=f"member-{i}"),
                              tmp_path / f"member-{i}.log").start() for i in range(2)]
     try:
         device_id, token = api.mqtt_device()
@@ -196,6 +199,8 @@ def test_shared_group_splits_the_load(api: ApiServer, stack_settings: Settings,
         wait_until(lambda: count(api, token) == 201, what="201 points")
     finally:
         codes = [m.stop() for m in members]
+        for member in members:
+            drop_session(member.settings)
         bridge.start()
     assert codes == [0, 0]
     handled = [_messages_handled(m.text()) for m in members]

@@ -67,9 +67,11 @@ def test_unknown_ids_do_not_stall_known_devices(
                                   json.dumps({"variable": "t", "value": i}), qos=0)
             wait_until(lambda: stored(influx, settings, known) == 21, timeout=15,
                        what="the known device's points while the registry is locked")
-        finally:
             locker.close()  # releases the lock: the look-ups finish, the ids are refused
+            wait_until(lambda: "unknown_device" in bridge.text() or "unknown device"
+                       in bridge.text(), what="the unknown ids to be refused")
+        finally:
+            locker.close()
             publisher.close()
-        wait_until(lambda: "unknown_device" in bridge.text() or "unknown device"
-                   in bridge.text(), what="the unknown ids to be refused")
-        assert bridge.stop() == 0
+            code = bridge.stop()
+        assert code == 0

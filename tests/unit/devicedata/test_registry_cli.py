@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import json
 import re
-import sys
 import time
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,41 +247,12 @@ def test_unreachable_postgresql_is_a_clear_error_without_the_password(cli: Cli) 
     assert "s3cret" not in err
 
 
-def _fake_broker_sync(monkeypatch: pytest.MonkeyPatch,
-                      sync: Callable[[Settings, Registry], None]) -> None:
-    module = types.ModuleType("bridge.registry.broker_sync")
-    module.__spec__ = importlib.machinery.ModuleSpec("bridge.registry.broker_sync", None)
-    module.sync = sync  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "bridge.registry.broker_sync", module)
-
-
-def test_hook_calls_broker_sync_when_present(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Settings, Registry]] = []
-    _fake_broker_sync(monkeypatch, lambda s, r: calls.append((s, r)))
-    settings = Settings(data_dir=tmp_path)
-    reg = open_registry(settings.registry_location)
-    registry_cli.on_credentials_changed(settings, reg)
-    assert calls == [(settings, reg)]
-    reg.close()
-
-
-def test_hook_is_a_no_op_without_broker_sync(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "bridge.registry.broker_sync", raising=False)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    settings = Settings(data_dir=tmp_path)
-    reg = open_registry(settings.registry_location)
-    registry_cli.on_credentials_changed(settings, reg)
-    reg.close()
-
-
 def test_sync_failure_only_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(settings: Settings, registry: Registry) -> None:
         raise OSError("broker dir not writable")
 
-    _fake_broker_sync(monkeypatch, broken)
+    monkeypatch.setattr(registry_cli, "on_credentials_changed", broken)
     parser = argparse.ArgumentParser()
     registry_cli.add_commands(parser.add_subparsers(), lambda: Settings(data_dir=tmp_path))
     args = parser.parse_args(["device", "create", "x", "--json"])
