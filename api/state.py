@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
@@ -14,10 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from bridge.inspector.link import Link, LinkFactory
+from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
-from bridge.registry.token_cache import TokenCache
+from bridge.registry.token_cache import NetworkCache, TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
 
@@ -32,6 +33,11 @@ class AppState:
     tokens: TokenCache
     service: DataService
     metrics: Metrics
+    networks: NetworkCache
+    # One log line a minute per unknown DevEUI, however often its uplinks come, and at
+    # most ten a minute for all of them (a network token could make up any number).
+    unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
+    unknown_eui_lines: Gate = field(default_factory=lambda: Gate(every=6.0, burst=10))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
     inspector: Link | None = None  # the live inspector's broker connection, when there is one
 
@@ -60,6 +66,7 @@ async def lifespan(app: Starlette, settings: Settings, registry: Registry | None
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
                 service=pipe.service, metrics=metrics,
+                networks=NetworkCache(reg, settings.token_cache_seconds),
             )
             if settings.inspector and inspector is not None:
                 state.inspector = inspector(settings, f"api-{settings.http_port}", reg)

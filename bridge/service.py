@@ -40,6 +40,7 @@ from bridge.influx.schema import (
 from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
+from bridge.model.formats.converted import Converted
 from bridge.model.ids import id_matches, parse_point_id
 from bridge.model.points import Point, PointUpdate, validate_points, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
@@ -49,7 +50,9 @@ from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
 from bridge.write.batcher import Batcher, Done
 
-SOURCES = ("http", "mqtt")  # the faces; metric labels come from this closed set
+# The faces (LoRaWAN uplinks come in over HTTP from a network server); metric labels come
+# from this closed set.
+SOURCES = ("http", "mqtt", "lorawan")
 
 
 @dataclass(slots=True)
@@ -88,10 +91,19 @@ class DataService:
     def accept(self, device_id: str, payload: Any, *, source: str,
                received_ns: int | None = None) -> Accepted:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
-        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``."""
+        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``.
+
+        ``payload`` is decoded TagoIO JSON, or a ``Converted`` payload of another format
+        (a LoRaWAN uplink), validated by the same ``validate_points`` with its errors
+        named at their places in the original."""
         received = received_ns or now_ns()
-        points = validate_points(payload, device_id=device_id, received_ns=received,
-                                 max_points=self.max_points)
+        max_points = self.max_points
+
+        def check(body: Any) -> list[Point]:
+            return validate_points(body, device_id=device_id, received_ns=received,
+                                   max_points=max_points)
+
+        points = payload.validate(check) if isinstance(payload, Converted) else check(payload)
         self._accepted[source] += len(points)
         return Accepted(device_id, encode_points(points) if points else b"", len(points),
                         received)
