@@ -7,7 +7,6 @@ and broker-sync calls are blocking, so each runs in a worker thread.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from typing import Any
@@ -18,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.auth import authorized, existing_device
 from api.data import read_body
 from api.responses import success
 from api.state import AppState
-from bridge.errors import AuthorizationDenied, FieldError, StoreError, ValidationError
+from bridge.errors import FieldError, StoreError, ValidationError
 from bridge.model.points import decode_json
 from bridge.model.query import DataQuery
 from bridge.model.timeparse import format_iso_ms, now_ns
@@ -51,24 +51,6 @@ async def load_admin_token(state: AppState) -> None:
         log.error("event=admin_token_unavailable reason=%s", exc)
 
 
-def _given_token(request: Request) -> str:
-    given = request.headers.get("admin-token", "").strip()
-    if not given:
-        auth = request.headers.get("authorization", "").strip()
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip()
-    return given
-
-
-def _authorized(request: Request) -> AppState:
-    state = AppState.of(request)
-    expected = state.admin_token.encode("utf-8")
-    given = _given_token(request).encode("utf-8")
-    if not expected or not hmac.compare_digest(given, expected):
-        raise AuthorizationDenied()
-    return state
-
-
 def _admin(state: AppState) -> DeviceAdmin:
     return DeviceAdmin(state.settings, state.registry)
 
@@ -89,20 +71,19 @@ def _text(body: dict[str, Any], key: str, *, default: str | None = None) -> str:
     return value
 
 
-async def _existing_device(state: AppState, device_id: str) -> None:
-    await state.registry_call(state.registry.get_device, device_id)  # NotFound -> 404
-
-
 # devices
 
 async def list_devices(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     devices = await state.registry_call(state.registry.list_devices)
     counts = await _points_last_hour(state)
     result = []
+    recent = now_ns() - int(state.settings.active_seconds * 10**9)
     for device in devices:
-        item = device_json(device, state.service.last_input.latest(device.id, device.last_input_ns))
+        last = state.service.last_input.latest(device.id, device.last_input_ns)
+        item = device_json(device, last)
         item["points_last_hour"] = None if counts is None else counts.get(device.id, 0)
+        item["active"] = last is not None and last >= recent
         result.append(item)
     return success(result)
 
@@ -118,14 +99,14 @@ async def _points_last_hour(state: AppState) -> dict[str, int] | None:
 
 
 async def create_device(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     name = _text(await _body(request), "name")
     new = await state.registry_call(_admin(state).create_device, name)
     return success(new.as_json())
 
 
 async def rename_device(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     name = _text(await _body(request), "name")
     device = await state.registry_call(_admin(state).rename_device,
                                        request.path_params["device_id"], name)
@@ -134,7 +115,7 @@ async def rename_device(request: Request) -> Response:
 
 
 async def delete_device(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
 
     def delete_data(device_id: str) -> None:
         # Runs in the worker thread; the store lives on the event loop.
@@ -147,10 +128,18 @@ async def delete_device(request: Request) -> Response:
     return success(device_json(device))
 
 
+async def info(request: Request) -> Response:
+    """What the console needs to print connection snippets and mark activity."""
+    state = authorized(request)
+    settings = state.settings
+    return success({"http_port": settings.http_port, "mqtt_port": settings.mqtt_port,
+                    "mqtt_tls_port": None, "active_seconds": settings.active_seconds})
+
+
 # tokens
 
 async def list_tokens(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     tokens = await state.registry_call(state.registry.list_tokens,
                                        request.path_params["device_id"])
     now = time.time_ns()
@@ -158,7 +147,7 @@ async def list_tokens(request: Request) -> Response:
 
 
 async def create_token(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     body = await _body(request)
     permission = _text(body, "permission")
     expires = body.get("expires")
@@ -174,7 +163,7 @@ async def create_token(request: Request) -> Response:
 
 
 async def revoke_token(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     info = await state.registry_call(_admin(state).revoke_token, request.path_params["token"])
     state.tokens.clear()
     return success(token_json(info, time.time_ns()))
@@ -183,20 +172,20 @@ async def revoke_token(request: Request) -> Response:
 # network tokens (LoRaWAN network servers: docs/formats.md)
 
 async def list_networks(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     networks = await state.registry_call(state.registry.list_networks)
     return success([network_json(n) for n in networks])
 
 
 async def create_network(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     name = _text(await _body(request), "name")
     issued = await state.registry_call(state.registry.create_network, name)
     return success({"token": issued.token, **network_json(issued.info)})
 
 
 async def revoke_network(request: Request) -> Response:
-    state = _authorized(request)
+    state = authorized(request)
     info = await state.registry_call(state.registry.revoke_network,
                                      request.path_params["token"])
     state.networks.clear()
@@ -207,9 +196,9 @@ async def revoke_network(request: Request) -> Response:
 
 async def variables(request: Request) -> Response:
     """Every variable of the device with its newest point (TagoCore's Data tab)."""
-    state = _authorized(request)
+    state = authorized(request)
     device_id = request.path_params["device_id"]
-    await _existing_device(state, device_id)
+    await existing_device(state, device_id)
     points = await state.service.get(device_id, DataQuery(kind="last_item"))
     assert isinstance(points, list)
     return success(sorted(points, key=lambda p: p["variable"]))
@@ -218,13 +207,13 @@ async def variables(request: Request) -> Response:
 async def series(request: Request) -> Response:
     """The last hour of one numeric variable, for a sparkline: every point when there are
     at most SPARK_RAW_MAX, else one mean per minute (a sparkline has no use for more)."""
-    state = _authorized(request)
+    state = authorized(request)
     device_id = request.path_params["device_id"]
     variable = request.query_params.get("variable", "")
     if not variable:
         raise ValidationError("Invalid query parameters",
                               [FieldError("variable", "is required")])
-    await _existing_device(state, device_id)
+    await existing_device(state, device_id)
     start = now_ns() - SPARK_WINDOW_NS
     raw = await state.service.get(device_id, DataQuery(
         variables=[variable], start_ns=start, ascending=True, qty=SPARK_RAW_MAX + 1))
@@ -242,6 +231,7 @@ async def series(request: Request) -> Response:
 
 
 routes = [
+    Route("/admin/info", info, methods=["GET"]),
     Route("/admin/devices", list_devices, methods=["GET"]),
     Route("/admin/devices", create_device, methods=["POST"]),
     Route("/admin/devices/{device_id}", rename_device, methods=["PATCH"]),

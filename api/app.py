@@ -10,10 +10,22 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import admin, broker_hooks, data, integrations, metrics, page, system
+from api import (
+    admin,
+    broker_hooks,
+    data,
+    export,
+    history,
+    inspect,
+    integrations,
+    metrics,
+    page,
+    system,
+)
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import RequestMetrics
 from api.state import lifespan
+from bridge.inspector.link import LinkFactory
 from bridge.registry import Registry
 from bridge.settings import Settings
 
@@ -42,15 +54,20 @@ class DeviceCORS:
             await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, *, registry: Registry | None = None) -> Starlette:
+def create_app(settings: Settings, *, registry: Registry | None = None,
+               inspector: LinkFactory | None = None) -> Starlette:
+    """``inspector``: the live inspector's broker connection, made at start-up
+    (``bridge.mqtt.inspector.InspectorLink``; ``devicedata api`` passes it)."""
+
     @contextlib.asynccontextmanager
     async def _lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with lifespan(app, settings, registry):
+        async with lifespan(app, settings, registry, inspector):
             await admin.load_admin_token(app.state.devicedata)
             yield
 
-    routes = [*data.routes, *integrations.routes, *system.routes, *admin.routes, *page.routes,
-              *metrics.routes, *broker_hooks.routes]
+    routes = [*data.routes, *integrations.routes, *system.routes, *admin.routes,
+              *history.routes, *export.routes, *inspect.routes, *page.routes, *metrics.routes,
+              *broker_hooks.routes]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=_lifespan)
     app.add_middleware(DeviceCORS)
     templates = {r.endpoint: r.path for r in routes if isinstance(r, Route)}

@@ -1,11 +1,15 @@
 """Tokens on HTTP: which headers carry them, what each device-token permission allows,
-and network tokens (LoRaWAN network servers), which only the integration routes take."""
+network tokens (LoRaWAN network servers), which only the integration routes take, and
+the admin token that guards ``/admin/...``."""
 
 from __future__ import annotations
+
+import hmac
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.state import AppState
 from bridge.errors import AuthorizationDenied
 from bridge.registry import Permission, TokenInfo
 from bridge.registry.interface import NetworkInfo
@@ -55,3 +59,27 @@ async def authorize_network(request: Request, networks: NetworkCache) -> Network
     if info is None:
         raise AuthorizationDenied()
     return info
+
+
+def _given_admin_token(request: Request) -> str:
+    given = request.headers.get("admin-token", "").strip()
+    if not given:
+        auth = request.headers.get("authorization", "").strip()
+        if auth[:7].lower() == "bearer ":
+            given = auth[7:].strip()
+    return given
+
+
+def authorized(request: Request) -> AppState:
+    """The app's state when the request carries the admin token (``admin-token`` header
+    or ``authorization: Bearer``), else AuthorizationDenied."""
+    state = AppState.of(request)
+    expected = state.admin_token.encode("utf-8")
+    given = _given_admin_token(request).encode("utf-8")
+    if not expected or not hmac.compare_digest(given, expected):
+        raise AuthorizationDenied()
+    return state
+
+
+async def existing_device(state: AppState, device_id: str) -> None:
+    await state.registry_call(state.registry.get_device, device_id)  # NotFound -> 404

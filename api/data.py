@@ -8,11 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api import inspect
 from api.auth import authorize
 from api.params import query_lists
 from api.responses import success
 from api.state import AppState
-from bridge.errors import PayloadTooLarge
+from bridge.errors import DeviceDataError, PayloadTooLarge
 from bridge.model.formats import format_for_content_type
 from bridge.model.points import decode_json
 from bridge.model.query import parse_data_query
@@ -42,12 +43,18 @@ async def _json_body(request: Request, state: AppState) -> Any:
 async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
+    body = None
     with state.limits.request(token.device_id, reads=False):
-        # application/senml+json and application/senml+cbor are converted; anything else
-        # is TagoIO JSON, as it always was (docs/formats.md).
-        fmt = format_for_content_type(request.headers.get("content-type"))
-        body = await read_body(request, state.settings.max_body_bytes)
-        count = await state.service.add(token.device_id, body, source="http", fmt=fmt)
+        try:
+            # application/senml+json and application/senml+cbor are converted; anything
+            # else is TagoIO JSON, as it always was (docs/formats.md).
+            fmt = format_for_content_type(request.headers.get("content-type"))
+            body = await read_body(request, state.settings.max_body_bytes)
+            count = await state.service.add(token.device_id, body, source="http", fmt=fmt)
+        except DeviceDataError as exc:
+            inspect.rejected(state, token.device_id, body, exc)
+            raise
+    inspect.accepted(state, token.device_id, body, count)
     return success(f"{count} Data Added")
 
 

@@ -67,8 +67,8 @@ def _network(summary: str, **extra: Any) -> dict[str, Any]:
 _UPLINK = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
-def _admin(summary: str, body: bool = False) -> dict[str, Any]:
-    op = _op(summary)
+def _admin(summary: str, body: bool = False, **extra: Any) -> dict[str, Any]:
+    op = _op(summary, **extra)
     op["security"] = _ADMIN
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {
@@ -78,6 +78,24 @@ def _admin(summary: str, body: bool = False) -> dict[str, Any]:
 
 _DEVICE_ID = [{"name": "device_id", "in": "path", "required": True,
                "schema": {"type": "string"}}]
+
+
+def _params(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+
+
+_EXPORT = _params("format", "start_date", "end_date", "variable", "group")
+
+
+def _export() -> dict[str, Any]:
+    op = _admin("Stream the device's points as CSV (time, variable, value, unit, group, lat, "
+                "lng, metadata) or JSON lines (format=jsonl), oldest first; the admin token "
+                "or a signed link's expires + signature")
+    op["parameters"] = _EXPORT + _params("expires", "signature")
+    op["responses"]["200"] = {"description": "The export, streamed", "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/x-ndjson": {"schema": {"type": "string"}}}}
+    return op
 
 
 def _op(summary: str, **extra: Any) -> dict[str, Any]:
@@ -143,6 +161,41 @@ def openapi_document() -> dict[str, Any]:
             "/admin/devices/{device_id}/series": {
                 "parameters": _DEVICE_ID,
                 "get": _admin("The last hour of a numeric variable"),
+            },
+            "/admin/info": {"get": _admin("Ports for connection snippets, activity window")},
+            "/admin/devices/{device_id}/history": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("A variable's points newest first, a page at a time (cursor "
+                              "'before' from the previous page's 'older')",
+                              parameters=_params("variable", "start_date", "end_date", "qty",
+                                                 "before")),
+            },
+            "/admin/devices/{device_id}/chart": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("A variable's numeric values over a range: raw up to 500, else "
+                              "one mean per interval",
+                              parameters=_params("variable", "start_date", "end_date")),
+            },
+            "/admin/devices/{device_id}/sparks": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("The last hour of every numeric variable, one mean a minute"),
+            },
+            "/admin/devices/{device_id}/data": {
+                "parameters": _DEVICE_ID,
+                "delete": _admin("Delete points by id", parameters=_params("id")),
+            },
+            "/admin/devices/{device_id}/export": {"parameters": _DEVICE_ID, "get": _export()},
+            "/admin/devices/{device_id}/export-link": {
+                "parameters": _DEVICE_ID,
+                "post": _admin("A download URL for the same export, signed, valid 5 minutes",
+                               parameters=_EXPORT),
+            },
+            "/admin/devices/{device_id}/live": {
+                "parameters": _DEVICE_ID,
+                "get": _admin("Live inspector: the device's events after 'after', waiting up "
+                              "to 'wait' seconds (at most 10); polling keeps it watched",
+                              parameters=_params("after", "wait")),
+                "delete": _admin("Stop watching the device"),
             },
             "/admin/tokens/{token}": {
                 "parameters": [{"name": "token", "in": "path", "required": True,

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.fairness import DeviceLimits
+from bridge.inspector.link import Link, LinkFactory
 from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
@@ -42,6 +43,7 @@ class AppState:
     unknown_eui_lines: Gate = field(default_factory=lambda: Gate(every=6.0, burst=10))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
     broker_login: BrokerLogin | None = None  # the broker hooks' (api.broker_hooks), if on
+    inspector: Link | None = None  # the live inspector's broker connection, when there is one
 
     @staticmethod
     def of(request: Request) -> AppState:
@@ -53,15 +55,18 @@ class AppState:
 
 
 @contextlib.asynccontextmanager
-async def lifespan(app: Starlette, settings: Settings,
-                   registry: Registry | None = None) -> AsyncIterator[None]:
+async def lifespan(app: Starlette, settings: Settings, registry: Registry | None = None,
+                   inspector: LinkFactory | None = None) -> AsyncIterator[None]:
+    """``inspector`` makes this process's broker connection for the live inspector
+    (``bridge.mqtt.inspector.InspectorLink``); without one, or with
+    DEVICEDATA_INSPECTOR=false, the live view is off."""
     own_registry = registry is None
     reg = registry if registry is not None else open_registry(settings.registry_location)
     metrics = Metrics()
     try:
         async with open_pipeline(settings, f"api-{settings.http_port}", metrics, reg,
                                  serves_reads=True) as pipe:
-            app.state.devicedata = AppState(
+            state = app.state.devicedata = AppState(
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
                 service=pipe.service, metrics=metrics,
@@ -69,7 +74,14 @@ async def lifespan(app: Starlette, settings: Settings,
                 networks=NetworkCache(reg, settings.token_cache_seconds),
                 broker_login=_broker_login(settings, reg),
             )
-            yield
+            if settings.inspector and inspector is not None:
+                state.inspector = inspector(settings, f"api-{settings.http_port}", reg)
+                await state.inspector.start()
+            try:
+                yield
+            finally:
+                if state.inspector is not None:
+                    await state.inspector.close()
     finally:
         if own_registry:
             reg.close()

@@ -38,11 +38,12 @@ sys.path.insert(0, str(ROOT))
 from bridge.mqtt import connection as connection_mod  # noqa: E402
 from bridge.mqtt import ingest as ingest_mod  # noqa: E402
 from bridge.mqtt import runner as runner_mod  # noqa: E402
+from bridge.mqtt import session as session_mod  # noqa: E402
 from bridge.mqtt import wire  # noqa: E402
 
-ConnectionOptions = connection_mod.ConnectionOptions
+ConnectionOptions = session_mod.ConnectionOptions
 Message = wire.Message
-SESSION_EXPIRY = connection_mod.SESSION_EXPIRY
+SESSION_EXPIRY = session_mod.SESSION_EXPIRY
 log = logging.getLogger("devicedata.mqtt")
 Handler = Callable[[Any], None]
 

@@ -11,6 +11,7 @@ body, so a device only ever sees and changes its own data.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -21,11 +22,13 @@ from bridge.influx.influxql import (
     delete_device_statement,
     delete_point_statement,
     edge_statement,
+    export_statement,
     list_statements,
     number_statement,
     points_per_device_statement,
     select_exact,
 )
+from bridge.influx.pages import Cursor, page_rows
 from bridge.influx.schema import (
     aggregate_points,
     encode_point,
@@ -214,6 +217,24 @@ class DataService:
             rows.extend(r for s in series for r in s.rows if _row_is(r, point_id))
         rows.sort(key=lambda r: r["time"], reverse=not q.ascending)
         return rows[q.skip: q.skip + q.qty]
+
+    async def export(self, device_id: str, q: DataQuery,
+                     chunk_size: int = 5000) -> AsyncGenerator[list[dict[str, Any]]]:
+        """Every point matching ``q``'s variables, groups and time range (not its qty or
+        skip), oldest first, as TagoIO points in lists of at most ``chunk_size``: streamed
+        from InfluxDB as it answers, so memory stays flat whatever the size."""
+        async for series in self.store.stream(export_statement(device_id, q), chunk_size):
+            points = [row_to_point(r) for s in series for r in s.rows]
+            if points:
+                yield points
+
+    async def page(self, device_id: str, q: DataQuery, before: Cursor | None = None
+                   ) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """``q.qty`` points newest first from cursor ``before``, and the next page's
+        cursor (None at the end); a page costs the same however deep it lies
+        (``bridge/influx/pages.py``)."""
+        rows, cursor = await page_rows(self.store, device_id, q, before, self.hints)
+        return [row_to_point(r) for r in rows], cursor
 
     async def delete(self, device_id: str, q: DataQuery) -> int:
         """Delete what the same GET would return (so ``qty`` defaults to 15 here too)."""

@@ -34,6 +34,7 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from bridge.mqtt.inspector import InspectorLink
     from devicedata.httpserver import api_config
 
     settings = settings.replace(
@@ -44,9 +45,9 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
         raise ValueError("DEVICEDATA_HTTP_TLS_KEY_FILE is set without "
                          "DEVICEDATA_HTTP_TLS_CERT_FILE")
     # HTTPS by uvicorn itself, for those without a reverse proxy (docs/deployment.md).
-    config = api_config(create_app(settings), settings, log_level=settings.log_level.lower(),
-                        log_config=None, timeout_graceful_shutdown=10,
-                        ssl_certfile=cert, ssl_keyfile=key)
+    app = create_app(settings, inspector=InspectorLink)
+    config = api_config(app, settings, log_level=settings.log_level.lower(), log_config=None,
+                        timeout_graceful_shutdown=10, ssl_certfile=cert, ssl_keyfile=key)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager

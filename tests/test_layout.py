@@ -20,6 +20,9 @@ LAYERS: dict[str, float] = {
     "bridge.errors": 0, "bridge.settings": 0, "bridge.logs": 0, "bridge.metrics": 0,
     "bridge.keyfile": 0, "bridge.limits": 0,
     "bridge.model": 1,
+    "bridge.inspector": 1.5,
+    # The interface the API holds its inspector connection by: it names the registry.
+    "bridge.inspector.link": 2.5,
     # The MQTT codec is pure (bytes in, packets out): the broker's access-rule commands
     # (bridge.registry) use it as well as the bridge process.
     "bridge.mqtt.wire": 1,

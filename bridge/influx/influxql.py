@@ -203,3 +203,9 @@ def points_per_device_statement(seconds: int) -> str:
 
 def create_database_statement(name: str) -> str:
     return f"CREATE DATABASE {quote_ident(name)}"
+
+
+def export_statement(device_id: str, q: DataQuery) -> str:
+    """Every row matching the filter (variables, groups, time range), oldest first, no
+    limit: an export, read through ``InfluxStore.stream`` in chunks."""
+    return f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} ORDER BY time ASC"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import httpx
@@ -135,6 +135,37 @@ class InfluxStore:
                 "The store could not run the query")
         return out
 
+    async def stream(self, statement: str, chunk_size: int = 5000
+                     ) -> AsyncIterator[list[Series]]:
+        """Run one statement with InfluxDB's chunked responses (``chunked=true``): yields
+        each chunk's series as InfluxDB sends it, at most ``chunk_size`` rows each, so a
+        result of any size passes through in bounded memory. The caller's pace is the
+        read pace: nothing is read ahead of what it has taken."""
+        self.statements_run += 1
+        params = {"db": self._db, "epoch": "ns", "chunked": "true",
+                  "chunk_size": str(chunk_size)}
+        if self._rp:
+            params["rp"] = self._rp
+        try:
+            async with self._client.stream("POST", "/query", params=params,
+                                           data={"q": statement}) as response:
+                if response.status_code >= 400:
+                    _check(response.status_code, response.headers, await response.aread())
+                parts: list[bytes] = []  # of the line not yet complete
+                async for data in response.aiter_bytes():
+                    while (cut := data.find(b"\n")) >= 0:
+                        line = b"".join((*parts, data[:cut]))
+                        parts, data = [], data[cut + 1:]
+                        if line.strip():
+                            yield _chunk(line)
+                    parts.append(data)
+                if b"".join(parts).strip():
+                    yield _chunk(b"".join(parts))
+        except httpx.TimeoutException:
+            raise StoreUnavailable("InfluxDB did not answer in time") from None
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(f"InfluxDB is unreachable ({type(exc).__name__})") from None
+
     async def _post_query(self, q: str, db: str | None) -> dict[str, Any]:
         form = {"q": q}
         params = {"epoch": "ns"}
@@ -204,6 +235,22 @@ def _error_text(status: int, content: bytes) -> str:
     except (orjson.JSONDecodeError, AttributeError):
         pass
     return content[:200].decode("utf-8", "replace") or f"status {status}"
+
+
+def _chunk(line: bytes) -> list[Series]:
+    """One line of a chunked answer: ``{"results": [...]}`` holding one statement's part."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise StoreUnavailable(f"InfluxDB sent unreadable JSON: {exc}") from None
+    if "error" in data:
+        raise StoreRejected(f"InfluxDB refused the query: {data['error']}")
+    out: list[Series] = []
+    for result in data.get("results", []):
+        if "error" in result:
+            raise StoreRejected(f"InfluxDB refused the query: {result['error']}")
+        out.extend(_series(s) for s in result.get("series", []))
+    return out
 
 
 def _series(raw: dict[str, Any]) -> Series:

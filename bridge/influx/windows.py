@@ -51,7 +51,7 @@ class WindowHints:
     @staticmethod
     def key(device_id: str, q: DataQuery) -> HintKey:
         return (device_id, q.kind, tuple(q.variables), tuple(q.groups), tuple(q.values),
-                q.qty, q.skip)
+                q.qty, q.skip, q.end_ns is None)
 
     def get(self, key: HintKey) -> tuple[int, bool] | None:
         """``(bound, too_full)``, or None."""
@@ -68,8 +68,11 @@ class WindowHints:
 
 
 def _lower_bounds(q: DataQuery, hint: int | None) -> list[int | None]:
-    """Start times to try, narrowest first, ending with the query's own start."""
+    """Start times to try, narrowest first, ending with the query's own start. The
+    windows reach back from the query's end when it has one in the past (history pages)."""
     now = now_ns()
+    if q.end_ns is not None and q.end_ns < now:
+        now = q.end_ns
     bounds: list[int | None] = []
     if hint is not None and (q.start_ns is None or hint > q.start_ns):
         bounds.append(hint)

@@ -31,7 +31,6 @@ from bridge.mqtt.stream import Stream, first
 log = logging.getLogger("devicedata.mqtt")
 
 MessageHandler = Callable[[wire.Message], None]
-SESSION_EXPIRY = 7 * 24 * 3600  # keep queued messages for a bridge that is down a week
 
 
 class MqttConnection:
@@ -70,11 +69,11 @@ class MqttConnection:
         if qos and generation == self.generation and self.connected.is_set():
             self.out.send(wire.puback(mid))
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0) -> None:
-        """Fire and forget (error reports to devices): nothing is resent after a reconnect,
-        and the broker's limits apply (``Outbound.publish``)."""
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Fire and forget (error reports to devices, inspector events): nothing is resent
+        after a reconnect, and the broker's limits apply (``Outbound.publish``)."""
         if self.connected.is_set() and self.session is not None:
-            self.out.publish(self.session, topic, payload, qos)
+            self.out.publish(self.session, topic, payload, qos, retain)
 
     def pause_reading(self) -> None:
         if not self._paused and self._transport is not None:
@@ -266,9 +265,10 @@ class MqttConnection:
         self.last_heard = time.monotonic()
         transport.write(wire.connect(
             self.client_id, options.username, options.password,
-            keepalive=options.keepalive, session_expiry=SESSION_EXPIRY,
+            keepalive=options.keepalive, session_expiry=options.session_expiry,
             receive_maximum=options.receive_maximum, protocol=protocol,
-            maximum_packet_size=options.maximum_packet_size))
+            maximum_packet_size=options.maximum_packet_size,
+            clean_start=not options.session_expiry))
         try:
             ack = await asyncio.wait_for(self._connack, 10)
         except (TimeoutError, ConnectionError) as exc:
@@ -289,7 +289,10 @@ class MqttConnection:
         for topic in options.subscriptions:
             packet_id = self.out.packet_id()
             self._subscribing[packet_id] = topic
-            transport.write(wire.subscribe(packet_id, topic, qos=1, protocol=protocol))
+            handling = (wire.RETAIN_ALWAYS if topic in options.retained_always
+                        else wire.RETAIN_IF_NEW)
+            transport.write(wire.subscribe(packet_id, topic, qos=1, retain_handling=handling,
+                                           protocol=protocol))
         self.last_error = ""
         session = self.session
         assert session is not None

@@ -24,6 +24,7 @@ from bridge.errors import (
     StoreRejected,
     ValidationError,
 )
+from bridge.inspector.tap import Tap
 from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.model import topics
@@ -102,6 +103,7 @@ class Ingest:
         self.rate = points_per_second
         self.budget = (Gate(1.0 / points_per_second, max(points_burst, points_per_second))
                        if points_per_second > 0 else None)
+        self.tap: Tap | None = None  # the live inspector (bridge/inspector), when wired
 
     def on_message(self, message: Any) -> None:
         """Called by the connection for every PUBLISH, in the event loop."""
@@ -120,7 +122,7 @@ class Ingest:
         payload: bytes = message.payload
         if len(payload) > self.max_payload:
             self._reject(pending, "too_large", f"payload of {len(payload)} bytes is over the "
-                         f"limit of {self.max_payload}", [])
+                         f"limit of {self.max_payload}", [], payload)
             return
         if not payload:
             # Clearing a retained message publishes an empty payload: nothing to store,
@@ -140,11 +142,14 @@ class Ingest:
             accepted = self.service.accept(pending.device_id, payload, source="mqtt",
                                            received_ns=now_ns(), fmt=pending.fmt)
         except ValidationError as exc:
-            self._reject(pending, "invalid", exc.message, exc.errors)
+            self._reject(pending, "invalid", exc.message, exc.errors, payload)
             return
         except PayloadTooLarge as exc:
-            self._reject(pending, "too_large", str(exc), [])
+            self._reject(pending, "too_large", str(exc), [], payload)
             return
+        tap = self.tap
+        if tap is not None and tap.watching(pending.device_id):
+            tap.accepted(pending.device_id, "mqtt", pending.topic, payload, accepted.count)
         if not accepted.count:
             self._ack(pending)
             return
@@ -266,9 +271,14 @@ class Ingest:
         self.stats.messages_acked += 1
 
     def _reject(self, pending: _Pending, reason: str, message: str,
-                errors: list[FieldError]) -> None:
-        """Never fatal: count, tell the device and the log (both rate-limited), acknowledge."""
+                errors: list[FieldError], payload: bytes | None = None) -> None:
+        """Never fatal: count, tell the device and the log (both rate-limited) and the
+        inspector, acknowledge."""
         self.stats.rejected[reason] += 1
+        tap = self.tap
+        if tap is not None and tap.watching(pending.device_id):
+            tap.rejected(pending.device_id, "mqtt", pending.topic, payload, reason, message,
+                         errors)
         self.service.rejected("mqtt", reason)
         self.reports.refused(pending.device_id, pending.topic, reason, message, errors)
         self._ack(pending)

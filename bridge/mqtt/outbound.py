@@ -47,12 +47,14 @@ class Outbound:
             self._transport.write(b"".join(self._out))
         self._out.clear()
 
-    def publish(self, session: Session, topic: str, payload: bytes, qos: int) -> None:
+    def publish(self, session: Session, topic: str, payload: bytes, qos: int,
+                retain: bool = False) -> None:
         """A packet over the broker's Maximum Packet Size is dropped (an error report: the
         device is told nothing rather than the broker being sent what it must refuse);
         QoS>0 ones beyond its Receive Maximum wait for a PUBACK of ours."""
         packet_id = self.packet_id() if qos else 0
-        packet: bytes | None = wire.publish(topic, payload, qos, packet_id, session.protocol)
+        packet: bytes | None = wire.publish(topic, payload, qos, packet_id, session.protocol,
+                                            retain)
         assert packet is not None
         if not session.fits(packet):
             self.too_large_dropped += 1

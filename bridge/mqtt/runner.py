@@ -11,10 +11,12 @@ import contextlib
 import logging
 
 from bridge.errors import DeviceDataError
+from bridge.inspector.events import WATCH_FILTER
+from bridge.inspector.tap import Tap
 from bridge.metrics import Metrics, Readiness
 from bridge.metrics import serve as serve_metrics
 from bridge.model import topics
-from bridge.mqtt import tls
+from bridge.mqtt import tls, wire
 from bridge.mqtt.connection import MqttConnection
 from bridge.mqtt.devices import KnownDevices
 from bridge.mqtt.ingest import Ingest
@@ -61,10 +63,21 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     options = ConnectionOptions(
         host=settings.mqtt_host, port=settings.mqtt_port, client_id=settings.mqtt_client_id,
         username=settings.mqtt_username, password=broker_sync.bridge_password(settings),
-        subscriptions=topics.data_filters(settings.mqtt_shared_group),
+        subscriptions=(*topics.data_filters(settings.mqtt_shared_group), WATCH_FILTER),
+        retained_always=(WATCH_FILTER,),
         tls=tls.client_context(settings), server_name=tls.server_name(settings),
         protocol=settings.mqtt_protocol, maximum_packet_size=max_packet_size(settings))
-    conn = MqttConnection(options, ingest.on_message)
+    # The live inspector: leases arrive on WATCH_FILTER, events leave as QoS 0.
+    tap = ingest.tap = Tap(f"bridge-{settings.mqtt_client_id}")
+
+    def on_message(message: wire.Message) -> None:
+        if tap.take(message.topic, message.payload):
+            conn.ack(message.mid, message.qos, conn.generation)
+        else:
+            ingest.on_message(message)
+
+    conn = MqttConnection(options, on_message)
+    tap.publish = lambda topic, payload: conn.publish(topic, payload, qos=0)
     ingest.conn = conn
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
                     lambda: float(conn.reconnects))

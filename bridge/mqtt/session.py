@@ -21,6 +21,9 @@ DEFAULT_RECEIVE_MAXIMUM = 65535  # MQTT 5, 3.2.2.3.3: when the broker sends none
 MAX_WAITING = 1000  # our QoS>0 publishes held while the broker's window is full
 
 
+SESSION_EXPIRY = 7 * 24 * 3600  # keep queued messages for a bridge that is down a week
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionOptions:
     host: str
@@ -35,6 +38,8 @@ class ConnectionOptions:
     backoff_max: float = 15.0
     protocol: str = "5"  # "5", "3.1.1" or "auto"
     maximum_packet_size: int = 0  # the largest packet we accept (MQTT 5); 0: no limit
+    session_expiry: int = SESSION_EXPIRY  # 0: a clean session that ends with the connection
+    retained_always: tuple[str, ...] = ()  # retained sent on every connect (inspector leases)
     tls: ssl.SSLContext | None = None  # bridge.mqtt.tls.client_context
     server_name: str | None = None  # checked against the broker's certificate
 

@@ -136,10 +136,10 @@ def subscribe(packet_id: int, topic_filter: str, qos: int = 1,
 
 
 def publish(topic: str, payload: bytes, qos: int = 0, packet_id: int = 0,
-            protocol: int = MQTT5) -> bytes:
+            protocol: int = MQTT5, retain: bool = False) -> bytes:
     body = (_string(topic) + (packet_id.to_bytes(2, "big") if qos else b"")
             + (b"\x00" if protocol == MQTT5 else b"") + payload)
-    return _packet(PUBLISH | (qos << 1), body)
+    return _packet(PUBLISH | (qos << 1) | int(retain), body)
 
 
 def puback(packet_id: int) -> bytes:

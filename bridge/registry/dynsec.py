@@ -18,6 +18,7 @@ import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from bridge.inspector.events import EVENTS_PREFIX, PREFIX, WATCH_PREFIX
 from bridge.model.topics import PUBLISH_SUFFIXES, device_topic, errors_topic
 
 ADMIN_ROLE = "dynsec-admin"
@@ -65,8 +66,16 @@ def service_roles() -> list[dict[str, Any]]:
             _acl("subscribePattern", "$share/+/devices/#"),
             _acl("subscribePattern", "devices/#"),
             _acl("publishClientReceive", "devices/#"),
-            _acl("publishClientSend", "devices/+/errors")]},
-        {"rolename": API_ROLE, "acls": []},
+            _acl("publishClientSend", "devices/+/errors"),
+            # The live inspector (bridge/inspector): hear who watches, tell what came in.
+            _acl("subscribePattern", WATCH_PREFIX + "#"),
+            _acl("publishClientReceive", WATCH_PREFIX + "#"),
+            _acl("publishClientSend", EVENTS_PREFIX + "#")]},
+        # API processes: the inspector's leases (published and heard) and events (for
+        # their watchers, and their own HTTP requests').
+        {"rolename": API_ROLE, "acls": [_acl("subscribePattern", PREFIX + "#"),
+                                        _acl("publishClientReceive", PREFIX + "#"),
+                                        _acl("publishClientSend", PREFIX + "#")]},
     ]
 
 

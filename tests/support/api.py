@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from bridge.mqtt.inspector import InspectorLink
 from bridge.registry import Permission, broker_sync
 from bridge.registry.sqlite import SQLiteRegistry
 from bridge.settings import Settings
@@ -90,8 +91,12 @@ def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def start_api(settings: Settings, registry: SQLiteRegistry) -> ApiServer:
-    app = create_app(settings, registry=registry)
+def start_api(settings: Settings, registry: SQLiteRegistry, inspector: bool = False
+              ) -> ApiServer:
+    """``inspector``: with the live inspector's broker connection (it registers a broker
+    user and syncs the broker from ``registry``, so only for the shared registry)."""
+    app = create_app(settings, registry=registry,
+                     inspector=InspectorLink if inspector else None)
     # The same server configuration as `devicedata api` (timeouts, connection cap).
     config = api_config(app, settings.replace(http_host="127.0.0.1"), log_level="warning",
                         lifespan="on")
@@ -112,7 +117,7 @@ def api(stack_settings: Settings) -> Iterator[ApiServer]:
     """The API on the session's stack: same registry and database as the bridge."""
     settings = stack_settings.replace(token_cache_seconds=0.5)
     registry = SQLiteRegistry(Path(settings.registry_location.removeprefix("sqlite:///")))
-    server = start_api(settings, registry)
+    server = start_api(settings, registry, inspector=True)
     yield server
     server.stop()
     registry.close()
@@ -149,3 +154,35 @@ def make_api(stack_settings: Settings, tmp_path: Path) -> Iterator[MakeApi]:
     for server in started:
         server.stop()
         server.registry.close()
+
+
+@pytest.fixture
+def admin(api: ApiServer) -> Iterator[httpx.Client]:
+    """An HTTP client for /admin/... that sends the admin token."""
+    with httpx.Client(base_url=api.url, timeout=30,
+                      headers={"admin-token": api.state.admin_token}) as client:
+        yield client
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The ``result`` of a successful answer (asserting the status and envelope)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] is True
+    return body["result"]
+
+
+def failed(response: httpx.Response, status: int) -> str:
+    """The ``message`` of a failed answer (asserting the status and envelope)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] is False
+    message: str = body["message"]
+    return message
+
+
+def new_device(admin: httpx.Client, name: str = "") -> dict[str, Any]:
+    """A device created through the admin API: its id, name and first token."""
+    created: dict[str, Any] = ok(admin.post("/admin/devices",
+                                            json={"name": name or f"dev-{time.time_ns()}"}))
+    return created

@@ -103,7 +103,7 @@ def test_create_list_rename_with_a_hostile_name(api: ApiServer, admin: httpx.Cli
     listed = {d["id"]: d for d in ok(admin.get("/admin/devices"))}
     assert listed[created["id"]] == {"id": created["id"], "name": HOSTILE,
                                      "created_at": created["created_at"], "last_input": None,
-                                     "points_last_hour": 0}
+                                     "points_last_hour": 0, "active": False}
     renamed = ok(admin.patch(f"/admin/devices/{created['id']}", json={"name": HOSTILE + "2"}))
     assert renamed["name"] == HOSTILE + "2"
     listed = {d["id"]: d for d in ok(admin.get("/admin/devices"))}

@@ -1,12 +1,12 @@
-"""The Data page in a real headless Chromium (Debian's ``chromium``, driven by Playwright
-through ``executable_path``: nothing is downloaded). Leaves ``artifacts/data-page.png``."""
+"""The console page in a real headless Chromium (Debian's ``chromium``, driven by
+Playwright through ``executable_path``: nothing is downloaded): static files, hostile
+device strings, the Data tab updating itself, a phone-sized screen, the keyboard alone.
+The flows against a real bridge are in test_console.py."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,53 +16,13 @@ from playwright import sync_api
 
 from bridge.model.timeparse import format_iso_ms
 from support.api import ApiServer
+from support.browser import DESKTOP, Watched, browser  # noqa: F401 (a fixture)
 
-CHROMIUM = os.environ.get("DEVICEDATA_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "artifacts"
+STATIC = ROOT / "api" / "static"
 HOSTILE = "<img src=x onerror=alert(1)>"
 PHONE = {"width": 375, "height": 740}
-
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is not installed: apt-get install -y chromium (or run the "
-                    "suite with `make test`, which does)", pytrace=False)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-class Watched:
-    """A page whose console errors, uncaught exceptions and dialogs are all recorded."""
-
-    def __init__(self, browser: Any, viewport: dict[str, int]) -> None:
-        self.context = browser.new_context(viewport=viewport)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
-                     else None)
-        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-        self.page.on("dialog", self._dialog)
-
-    def _dialog(self, dialog: Any) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def sign_in(self, token: str) -> None:
-        self.page.get_by_label("Admin token").fill(token)
-        self.page.get_by_role("button", name="Sign in").click()
-
-    def close(self) -> None:
-        self.context.close()
 
 
 def admin_call(api: ApiServer, method: str, path: str, **kwargs: Any) -> Any:
@@ -83,17 +43,23 @@ def test_page_and_static_files_are_served_safely(api: ApiServer) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert 'src="/static/app.js"' in page.text
-    for name, kind in (("app.js", "javascript"), ("spark.js", "javascript"),
-                       ("app.css", "text/css")):
+    names = sorted(p.name for p in STATIC.iterdir())
+    assert "app.js" in names and "spark.js" in names and "app.css" in names
+    for name in names:
         response = httpx.get(f"{api.url}/static/{name}")
+        kind = {".js": "javascript", ".css": "text/css", ".html": "text/html"}[
+            Path(name).suffix]
         assert response.status_code == 200 and kind in response.headers["content-type"]
+        # Nothing may come from anywhere but this server, nor be parsed as markup.
+        text = (STATIC / name).read_text()
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+        assert "https://" not in text
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                     "eval(", "new Function"):
+            assert sink not in text, (name, sink)
+        assert "style=" not in text or name.endswith(".css"), name  # the CSP forbids it
     missing = httpx.get(api.url + "/static/nope.js")
     assert missing.status_code == 404 and missing.json()["status"] is False
-    # Nothing on the page may come from anywhere but this server.
-    for name in ("index.html", "app.js", "spark.js", "app.css"):
-        text = (ROOT / "api" / "static" / name).read_text()
-        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
-        assert "https://" not in text and "innerHTML" not in text
 
 
 @pytest.mark.parametrize("path", ["/", "/static/index.html", "/static/app.js",
@@ -107,7 +73,8 @@ def test_every_page_path_carries_the_csp_and_framing_headers(api: ApiServer, pat
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any) -> None:
+def test_data_tab_shows_hostile_strings_as_text_and_updates_itself(
+        api: ApiServer, browser: Any) -> None:  # noqa: F811
     device = admin_call(api, "POST", "/admin/devices", json={"name": f"Greenhouse {HOSTILE}"})
     now = time.time_ns()
     history = [{"variable": "temperature", "value": 18 + i / 2, "unit": "°C",
@@ -119,7 +86,7 @@ def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any
                                 {"variable": "door_open", "value": False}])
 
     ARTIFACTS.mkdir(exist_ok=True)
-    watched = Watched(browser, {"width": 1024, "height": 900})
+    watched = Watched(browser, DESKTOP)
     page = watched.page
     try:
         page.goto(api.url + "/")
@@ -129,8 +96,8 @@ def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any
         watched.errors.clear()
         watched.sign_in(api.state.admin_token)
 
-        pick = page.get_by_role("button", name=f"Show the data of Greenhouse {HOSTILE}")
-        pick.click()
+        page.get_by_role("button", name=f"Open Greenhouse {HOSTILE}").click()
+        sync_api.expect(page.locator("#device-title")).to_have_text(f"Greenhouse {HOSTILE}")
         rows = page.locator("#variables tbody tr")
         sync_api.expect(rows).to_have_count(4)
         shown = {r[0]: r[1:] for r in rows.evaluate_all(
@@ -139,18 +106,16 @@ def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any
         assert shown["humidity"][:2] == ["41", "%"]
         assert shown[HOSTILE][:2] == ["<script>alert(2)</script>", "<b>u</b>"]
         assert shown["door_open"][:2] == ["false", ""]
-        assert page.locator("#variables img, #variables script, #variables b").count() == 0
+        assert page.locator("main img, main script, main b").count() == 0
         device_row = page.locator("#devices tbody tr.selected")
         sync_api.expect(device_row).to_contain_text(device["id"])
         sync_api.expect(device_row.locator("td").nth(3)).to_have_text("15")
+        sync_api.expect(page.locator("#device-activity")).to_have_text("active")
 
-        # The first numeric variable is charted until another one is chosen.
-        line = page.locator("#sparkline polyline")
-        sync_api.expect(page.locator("#spark-caption")).to_contain_text("humidity")
-        sync_api.expect(line).to_have_attribute("points", _count_points(1))
-        page.get_by_role("button", name="Chart the last hour of temperature").click()
-        sync_api.expect(page.locator("#spark-caption")).to_contain_text("temperature")
-        sync_api.expect(line).to_have_attribute("points", _count_points(12))
+        # A sparkline for each numeric variable: 12 minute-means for temperature.
+        spark = rows.filter(has_text="temperature").locator("svg.spark polyline")
+        sync_api.expect(spark).to_have_attribute("points", _count_points(12))
+        assert rows.filter(has_text="door_open").locator("svg").count() == 0
 
         # New data arrives: the page shows it by itself (it polls every 2 s).
         post(api, device["token"], [{"variable": "temperature", "value": 24.75, "unit": "°C"},
@@ -158,17 +123,23 @@ def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any
         temperature = rows.filter(has_text="temperature").locator("td").nth(1)
         sync_api.expect(temperature).to_have_text("24.75", timeout=6000)
         sync_api.expect(rows).to_have_count(5, timeout=6000)
-        sync_api.expect(line).to_have_attribute("points", _count_points(13), timeout=6000)
+        sync_api.expect(spark).to_have_attribute("points", _count_points(13), timeout=6000)
 
-        page.screenshot(path=str(ARTIFACTS / "data-page-desktop.png"), full_page=True)
+        # The filter narrows the device list by name.
+        page.get_by_label("Filter by name").fill("greenhouse <IMG")
+        sync_api.expect(page.locator("#devices tbody tr")).to_have_count(1)
+        page.get_by_label("Filter by name").fill("no such device name")
+        sync_api.expect(page.locator("#devices-empty")).to_be_visible()
+        page.get_by_label("Filter by name").fill("")
+
         page.set_viewport_size(PHONE)
         page.wait_for_timeout(300)
         width = page.evaluate("document.scrollingElement.scrollWidth")
         assert width <= PHONE["width"], f"horizontal overflow: {width}px"
         assert page.get_by_text(HOSTILE, exact=True).first.is_visible()
-        page.screenshot(path=str(ARTIFACTS / "data-page.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "console-phone.png"), full_page=True)
 
-        page.reload()  # the token survives a reload (sessionStorage), the choice too (#hash)
+        page.reload()  # the token survives a reload (sessionStorage), the place too (#hash)
         sync_api.expect(rows).to_have_count(5)
         page.get_by_role("button", name="Sign out").click()
         sync_api.expect(page.get_by_label("Admin token")).to_be_visible()
@@ -177,6 +148,45 @@ def test_data_page_shows_devices_and_updates_itself(api: ApiServer, browser: Any
         watched.close()
     assert watched.dialogs == []
     assert watched.errors == []
+
+
+def test_the_keyboard_alone_creates_a_device_and_moves_between_tabs(
+        api: ApiServer, browser: Any) -> None:  # noqa: F811
+    watched = Watched(browser, DESKTOP)
+    page = watched.page
+    try:
+        page.goto(api.url + "/")
+        page.get_by_label("Admin token").focus()
+        page.keyboard.type(api.state.admin_token)
+        page.keyboard.press("Enter")
+        new_device = page.get_by_role("button", name="New device")
+        sync_api.expect(new_device).to_be_visible()
+        new_device.focus()
+        page.keyboard.press("Enter")
+        sync_api.expect(page.get_by_label("Name", exact=True)).to_be_focused()
+        page.keyboard.type("typed by keyboard")
+        page.keyboard.press("Enter")  # submits: Create
+        copy = page.get_by_role("button", name="Copy token")
+        sync_api.expect(copy).to_be_focused()
+        page.keyboard.press("Escape")  # closes the dialog
+        sync_api.expect(page.locator("#device-dialog")).not_to_be_visible()
+        sync_api.expect(page.locator("#device-title")).to_have_text("typed by keyboard")
+
+        data_tab = page.get_by_role("tab", name="Data")
+        data_tab.focus()
+        page.keyboard.press("ArrowRight")
+        tokens_tab = page.get_by_role("tab", name="Tokens")
+        sync_api.expect(tokens_tab).to_be_focused()
+        sync_api.expect(tokens_tab).to_have_attribute("aria-selected", "true")
+        sync_api.expect(page.locator("#panel-tokens")).to_be_visible()
+        sync_api.expect(page.locator("#tokens tbody tr")).to_have_count(1)
+        page.keyboard.press("End")
+        sync_api.expect(page.get_by_role("tab", name="Settings")).to_be_focused()
+        page.keyboard.press("ArrowRight")  # wraps around
+        sync_api.expect(data_tab).to_be_focused()
+    finally:
+        watched.close()
+    assert watched.dialogs == [] and watched.errors == []
 
 
 def _count_points(n: int) -> re.Pattern[str]:

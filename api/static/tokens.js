@@ -1,0 +1,82 @@
+// A device's tokens: prefix, name, permission, expiry, status; "New token" (shown once)
+// and "Revoke".
+"use strict";
+
+import { call, devicePath } from "./api.js";
+import { $, button, cell, el, replaceRows, setUpDialog, showSecret, timeElement } from "./dom.js";
+
+let ctx;
+
+export function initTokens(context) {
+  ctx = context;
+  $("new-token").addEventListener("click", openDialog);
+  $("token-form").addEventListener("submit", createToken);
+  setUpDialog($("token-dialog"), () => {
+    $("new-token").focus();
+    ctx.refreshSoon();
+  });
+}
+
+export async function refreshTokens(deviceId) {
+  const tokens = await call(devicePath(deviceId, "/tokens"));
+  if (deviceId !== ctx.state.deviceId) return;
+  const rows = tokens.map((token) => {
+    const tr = document.createElement("tr");
+    const prefix = el("code", `${token.prefix}…`);
+    prefix.id = `token-${token.prefix}`;
+    let action = "";
+    if (token.status === "active") {
+      action = button("Revoke", () => revoke(token), "secondary small");
+      action.setAttribute("aria-describedby", prefix.id);
+      action.dataset.key = token.prefix;
+    }
+    tr.append(
+      cell("Prefix", prefix),
+      cell("Name", token.name || "—"),
+      cell("Permission", token.permission),
+      cell("Expires", token.expires_at ? timeElement(token.expires_at) : "never"),
+      cell("Status", el("span", token.status, `badge ${token.status}`)),
+      cell("", action),
+    );
+    return tr;
+  });
+  replaceRows($("tokens"), rows);
+}
+
+async function revoke(token) {
+  try {
+    await call(`/admin/tokens/${encodeURIComponent(token.prefix)}`, { method: "DELETE" });
+    ctx.setStatus(`Token ${token.prefix}… revoked: it is refused from now on.`);
+  } catch (error) {
+    ctx.setStatus(`Cannot revoke: ${error.message}`, true);
+  }
+  ctx.refreshSoon();
+  $("new-token").focus();
+}
+
+function openDialog() {
+  $("token-form").hidden = false;
+  $("token-created").hidden = true;
+  $("token-error").textContent = "";
+  $("token-name").value = "";
+  $("token-dialog").showModal();
+  $("token-name").focus();
+}
+
+async function createToken(event) {
+  event.preventDefault();
+  const body = { name: $("token-name").value.trim(), permission: $("token-permission").value,
+    expires: $("token-expires").value || null };
+  let created;
+  try {
+    created = await call(devicePath(ctx.state.deviceId, "/tokens"), { method: "POST", body });
+  } catch (error) {
+    $("token-error").textContent = `Cannot create: ${error.message}`;
+    return;
+  }
+  $("token-form").hidden = true;
+  $("token-created").hidden = false;
+  const secret = $("token-created").querySelector("[data-secret]");
+  showSecret(secret, "Token", created.token);
+  secret.querySelector("button").focus();
+}
