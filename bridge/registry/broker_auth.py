@@ -9,8 +9,10 @@ enforces), read as yes/no questions:
   (``bridge.model.topics.PUBLISH_SUFFIXES``) and subscribes to, and receives, only its own
   errors topic, literally: no wildcard, no ``$share/...`` filter, nobody else's topic;
 - a **bridge** subscribes to and receives ``devices/...`` (``$share/GROUP/devices/...``
-  too), and publishes only to ``devices/+/errors``;
-- an **api** user may do nothing yet; the broker **admin** only ``$CONTROL/dynamic-security``.
+  too), and publishes only to ``devices/+/errors``; for the live inspector it also hears
+  watch leases and publishes events (``bridge/inspector``);
+- an **api** user uses only the inspector's topics; the broker **admin** only
+  ``$CONTROL/dynamic-security``.
 
 A client id, where the broker tells it, must be the device's own id (or empty: the broker
 then makes one up): that is how a device is kept from taking another's session, or a
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bridge.inspector.events import EVENTS_PREFIX, WATCH_PREFIX
+from bridge.inspector.events import PREFIX as INSPECT_PREFIX
 from bridge.model.topics import PREFIX, PUBLISH_SUFFIXES, errors_topic
 from bridge.registry.dynsec import ADMIN_ROLE, API_ROLE, BRIDGE_ROLE
 
@@ -70,8 +74,10 @@ def may_publish(identity: Identity, topic: str) -> bool:
                 and 0 < len(variable) <= MAX_VARIABLE and "/" not in variable)
     if identity.role == BRIDGE_ROLE:
         parts = topic.split("/")
-        return len(parts) == 3 and parts[0] == PREFIX and bool(parts[1]) and (
-            parts[2] == "errors")
+        return (len(parts) == 3 and parts[0] == PREFIX and bool(parts[1])
+                and parts[2] == "errors") or topic.startswith(EVENTS_PREFIX)
+    if identity.role == API_ROLE:
+        return topic.startswith(INSPECT_PREFIX)
     if identity.role == ADMIN_ROLE:
         return topic.startswith(CONTROL)
     return False
@@ -89,7 +95,9 @@ def may_subscribe(identity: Identity, topic_filter: str) -> bool:
             parts = topic_filter.split("/", 2)
             group, rest = parts[1], parts[2] if len(parts) == 3 else ""
             return bool(group) and not any(c in group for c in "+#") and _under_devices(rest)
-        return _under_devices(topic_filter)
+        return _under_devices(topic_filter) or topic_filter.startswith(WATCH_PREFIX)
+    if identity.role == API_ROLE:
+        return topic_filter.startswith(INSPECT_PREFIX)
     if identity.role == ADMIN_ROLE:
         return topic_filter.startswith(CONTROL)
     return False
@@ -102,7 +110,9 @@ def may_receive(identity: Identity, topic: str) -> bool:
     if identity.role == DEVICE_ROLE:
         return topic == errors_topic(identity.username)
     if identity.role == BRIDGE_ROLE:
-        return _under_devices(topic)
+        return _under_devices(topic) or topic.startswith(WATCH_PREFIX)
+    if identity.role == API_ROLE:
+        return topic.startswith(INSPECT_PREFIX)
     if identity.role == ADMIN_ROLE:
         return topic.startswith(CONTROL)
     return False
