@@ -140,7 +140,7 @@ def our_lines(n: int, devices: list[str], variables: int, start_ns: int, step_ns
 
 
 def influx_ceiling(env: Env, bodies: list[bytes], npoints: int, db: str,
-                   connections: int = 1, count_field: str = "created") -> dict[str, Any]:
+                   connections: int = 1, count_field: str = "value") -> dict[str, Any]:
     """Write pre-built bodies over ``connections`` keep-alive httpx clients (one thread
     each, bodies dealt round-robin); rate = points / wall time; the count is verified."""
     from concurrent.futures import ThreadPoolExecutor

@@ -360,7 +360,7 @@ class Env:
         assert self.influx is not None
         return self.influx.query(q, db=db)
 
-    def count(self, where: str, measurement: str = "data", field_name: str = "created",
+    def count(self, where: str, measurement: str = "data", field_name: str = "value",
               db: str = DB) -> int:
         res = self.query(f'SELECT count("{field_name}") FROM "{measurement}" WHERE {where}', db)
         series = res["results"][0].get("series")
@@ -547,7 +547,7 @@ class BareApp(Child):
 
 def wait_for_points(env: Env, where: str, expected: int, publisher: subprocess.Popen[Any],
                     *, idle: float = 10.0, timeout: float = 300.0, measurement: str = "data",
-                    field_name: str = "created", db: str = DB,
+                    field_name: str = "value", db: str = DB,
                     on_tick: Callable[[float], None] | None = None) -> tuple[int, float]:
     """Poll count() until ``expected`` points are visible (or the count stops growing for
     ``idle`` seconds after the publisher exited). Every 0.25 s while the publisher runs,

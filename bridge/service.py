@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.errors import FieldError, NotFound, ValidationError
+from bridge.influx import generated
+from bridge.influx.generated import group_rows, names_generated_group
 from bridge.influx.influxql import (
     aggregate_statement,
+    count_columns,
     delete_device_statement,
     delete_point_statement,
     edge_statement,
@@ -30,6 +33,8 @@ from bridge.influx.schema import (
     encode_point,
     encode_points,
     number_from_series,
+    point_fields,
+    row_fields,
     row_to_point,
     row_to_stored,
     variable_from_tag,
@@ -38,7 +43,7 @@ from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
 from bridge.model.ids import id_matches, parse_point_id
-from bridge.model.points import Point, PointUpdate, validate_points, validate_update
+from bridge.model.points import PointUpdate, validate_points, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
 from bridge.readcache.answers import Answer, AnswerCache
@@ -146,8 +151,12 @@ class DataService:
         return answer
 
     async def _read(self, device_id: str, q: DataQuery) -> Answer:
+        if names_generated_group(q):
+            return await self._read_group_rows(device_id, q)
         if q.kind in NUMBER_KINDS:
             (series,) = await self.store.query([number_statement(device_id, q)])
+            if q.kind == "count":
+                return sum(count_columns(row) or 0 for s in series for row in s.rows)
             return number_from_series(series)
         if q.kind in EDGE_KINDS:
             rows = await self._edge_rows(device_id, q)
@@ -155,8 +164,22 @@ class DataService:
             return [row_to_point(r, details=q.details) for r in rows]
         if q.kind == "aggregate":
             (series,) = await self.store.query([aggregate_statement(device_id, q)])
-            return aggregate_points(series, device_id, q.ascending)
+            return aggregate_points(series, device_id, q.ascending,
+                                    count_columns if q.function == "count" else None)
         return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
+
+    async def _read_group_rows(self, device_id: str, q: DataQuery) -> Answer:
+        rows = await group_rows(self.store, device_id, q)
+        if q.kind in NUMBER_KINDS:
+            return generated.number(rows, q.kind)
+        if q.kind == "aggregate":
+            return generated.aggregate(rows, q, device_id)
+        if q.kind in EDGE_KINDS:
+            rows = generated.edge_rows(rows, q)
+            rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
+        else:
+            rows = generated.list_rows(rows, q)
+        return [row_to_point(r, details=q.details) for r in rows]
 
     async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
         if q.kind.startswith("last"):
@@ -181,7 +204,11 @@ class DataService:
         if q.kind in NUMBER_KINDS or q.kind == "aggregate":
             raise ValidationError("Invalid query parameters", [
                 FieldError("query", f"query={q.kind} cannot be used to delete data")])
-        if q.kind in EDGE_KINDS:
+        if names_generated_group(q):
+            rows = await group_rows(self.store, device_id, q)
+            rows = (generated.edge_rows(rows, q) if q.kind in EDGE_KINDS
+                    else generated.list_rows(rows, q))
+        elif q.kind in EDGE_KINDS:
             rows = await self._edge_rows(device_id, q)
         else:
             rows = await self._list_rows(device_id, q)
@@ -213,10 +240,11 @@ class DataService:
         deletes, lines = [], []
         for update, row in found:
             point = row_to_stored(row)
-            before = _field_set(point)
             for key, value in update.changes.items():
                 setattr(point, key, value)
-            if not before <= _field_set(point):
+            if not row_fields(row) <= point_fields(point):
+                # A field the rewrite would not overwrite (a number turned string, or a
+                # version 1 row's ``created``) would linger, so the point is removed first.
                 deletes.append(delete_point_statement(device_id, row))
             lines.append(encode_point(point))
         if deletes:
@@ -240,7 +268,7 @@ class DataService:
         """How many points each device stored in the last ``seconds`` (StoreError when
         InfluxDB cannot answer)."""
         (series,) = await self.store.query([points_per_device_statement(seconds)])
-        return {s.tags.get("device", ""): int(row.get("count") or 0)
+        return {s.tags.get("device", ""): count_columns(row) or 0
                 for s in series for row in s.rows}
 
 
@@ -255,10 +283,3 @@ async def delete_device_points(store: InfluxStore, device_id: str) -> None:
 def _row_is(row: dict[str, Any], point_id: str) -> bool:
     return id_matches(point_id, variable_from_tag(row["variable"]), int(row.get("slot") or 0))
 
-
-def _field_set(point: Point) -> set[str]:
-    fields = {"value_type"} if point.value is not None else set()
-    for name in ("value", "unit", "lat", "lng", "metadata"):
-        if getattr(point, name) is not None:
-            fields.add(name if name != "value" else f"value:{type(point.value).__name__}")
-    return fields

@@ -177,7 +177,8 @@ def written() -> tuple[str, set[str], dict[str, str]]:
                                   lat=52.5, lng=13.4, metadata='{"k":"v"}')
     points = [Point(variable="n", value=21.5, slot=1, **common),
               Point(variable="s", value="ok", **common),
-              Point(variable="b", value=True, **common)]
+              Point(variable="b", value=True, **common),
+              Point(variable="e", **common)]
     measurements, tags, fields = set(), set(), {}
     for point in points:
         series, field_set, _ = encode_point(point).split(" ")  # no spaces in these values
