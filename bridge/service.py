@@ -42,11 +42,14 @@ from bridge.influx.schema import (
 from bridge.influx.store import InfluxStore
 from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
+from bridge.model.current import Candidates, candidates
 from bridge.model.ids import id_matches, parse_point_id
 from bridge.model.points import PointUpdate, validate_points, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
 from bridge.readcache.answers import Answer, AnswerCache
+from bridge.readcache.current import CurrentValues
+from bridge.readcache.current import answers as answers_current
 from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
 from bridge.write.batcher import Batcher, Done
@@ -62,12 +65,14 @@ class Accepted:
     body: bytes
     count: int
     received_ns: int
+    current: Candidates | None = None
 
 
 class DataService:
     def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int,
                  versions: DataVersions | None = None, answers: AnswerCache | None = None,
-                 metrics: Metrics | None = None, last_input: LastInput | None = None) -> None:
+                 metrics: Metrics | None = None, last_input: LastInput | None = None,
+                 current: CurrentValues | None = None) -> None:
         """With ``versions`` and ``answers``, a read without a time bound is answered
         from ``answers`` while the device's data version is what it was when the answer
         was read (``bridge/readcache/versions.py``)."""
@@ -77,6 +82,7 @@ class DataService:
         self.hints = WindowHints()
         self.versions = versions
         self.answers = answers
+        self.current = current
         self.last_input = last_input if last_input is not None else LastInput()
         self.metrics = metrics if metrics is not None else Metrics()
         # Counted in plain ints on the hot path, moved to Prometheus before each scrape.
@@ -95,13 +101,16 @@ class DataService:
         points = validate_points(payload, device_id=device_id, received_ns=received,
                                  max_points=self.max_points)
         self._accepted[source] += len(points)
-        return Accepted(device_id, encode_points(points) if points else b"", len(points),
-                        received)
+        if not points:
+            return Accepted(device_id, b"", 0, received)
+        return Accepted(device_id, encode_points(points), len(points), received,
+                        candidates(points) if self.current is not None else None)
 
     async def write(self, accepted: Accepted) -> None:
         """Return once the points are durably written (InfluxDB or the spool)."""
         if accepted.count:
-            await self.batcher.submit(accepted.body, accepted.count, accepted.device_id)
+            await self.batcher.submit(accepted.body, accepted.count, accepted.device_id,
+                                      accepted.current)
             self.last_input.note(accepted.device_id, accepted.received_ns)
 
     def write_later(self, accepted: Accepted, done: Done) -> None:
@@ -112,7 +121,8 @@ class DataService:
                 self.last_input.note(accepted.device_id, accepted.received_ns)
             done(exc)
 
-        self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id)
+        self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id,
+                             accepted.current)
 
     async def add(self, device_id: str, payload: Any, *, source: str,
                   received_ns: int | None = None) -> int:
@@ -136,6 +146,8 @@ class DataService:
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, device_id: str, q: DataQuery) -> Answer:
+        if self.current is not None and answers_current(q):
+            return await self.current.read(device_id, q, self._newest)
         # A relative bound ("1 day") moves with the clock, so only unbounded reads are kept.
         if (self.answers is None or self.versions is None
                 or q.start_ns is not None or q.end_ns is not None):
@@ -152,7 +164,7 @@ class DataService:
 
     async def _read(self, device_id: str, q: DataQuery) -> Answer:
         if names_generated_group(q):
-            return await self._read_group_rows(device_id, q)
+            return generated.answer(await group_rows(self.store, device_id, q), q, device_id)
         if q.kind in NUMBER_KINDS:
             (series,) = await self.store.query([number_statement(device_id, q)])
             if q.kind == "count":
@@ -168,18 +180,11 @@ class DataService:
                                     count_columns if q.function == "count" else None)
         return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
 
-    async def _read_group_rows(self, device_id: str, q: DataQuery) -> Answer:
-        rows = await group_rows(self.store, device_id, q)
-        if q.kind in NUMBER_KINDS:
-            return generated.number(rows, q.kind)
-        if q.kind == "aggregate":
-            return generated.aggregate(rows, q, device_id)
-        if q.kind in EDGE_KINDS:
-            rows = generated.edge_rows(rows, q)
-            rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
-        else:
-            rows = generated.list_rows(rows, q)
-        return [row_to_point(r, details=q.details) for r in rows]
+    async def _newest(self, device_id: str, kind: str,
+                      variables: list[str] | None) -> list[dict[str, Any]]:
+        """The newest row per variable of a last_* kind, from InfluxDB."""
+        q = DataQuery(kind=kind, variables=variables or [])
+        return await newest_per_variable(self.store, device_id, q, self.hints)
 
     async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
         if q.kind.startswith("last"):
@@ -217,6 +222,10 @@ class DataService:
                 await self.store.query([delete_point_statement(device_id, r) for r in rows])
             finally:
                 await self.store.changed((device_id,))
+                if self.current is not None:
+                    # The newest point may be gone: its variables' current values are
+                    # read again from what InfluxDB still holds.
+                    await self.current.deleted(device_id, rows, self._newest)
         return len(rows)
 
     async def edit(self, device_id: str, payload: Any) -> int:
@@ -237,7 +246,7 @@ class DataService:
         if missing:
             raise NotFound(f"{len(missing)} of {len(updates)} ids were not found: "
                            + ", ".join(str(e.index) for e in missing))
-        deletes, lines = [], []
+        deletes, lines, points = [], [], []
         for update, row in found:
             point = row_to_stored(row)
             for key, value in update.changes.items():
@@ -247,6 +256,7 @@ class DataService:
                 # version 1 row's ``created``) would linger, so the point is removed first.
                 deletes.append(delete_point_statement(device_id, row))
             lines.append(encode_point(point))
+            points.append(point)
         if deletes:
             # A field that disappears (a number turned string) would linger if merely
             # overwritten, so those points are removed before they are written again.
@@ -254,7 +264,8 @@ class DataService:
                 await self.store.query(deletes)
             finally:
                 await self.store.changed((device_id,))
-        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines), device_id)
+        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines), device_id,
+                                  candidates(points) if self.current is not None else None)
         return len(found)
 
     async def delete_device(self, device_id: str) -> None:

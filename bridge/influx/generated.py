@@ -22,10 +22,11 @@ from bridge.influx.schema import (
     created_ns,
     generated_us,
     row_group,
+    row_to_point,
     row_value,
 )
 from bridge.influx.store import InfluxStore
-from bridge.model.query import DataQuery
+from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 
 Row = dict[str, Any]
 MAX_ROWS = 100_000
@@ -104,3 +105,18 @@ def aggregate(rows: list[Row], q: DataQuery, device_id: str) -> list[dict[str, A
         series.append(Series("data", {"variable": variable}, out[q.skip: q.skip + q.qty]))
     return aggregate_points(series, device_id, q.ascending)
 
+
+
+def answer(rows: list[Row], q: DataQuery, device_id: str
+           ) -> list[dict[str, Any]] | float | int:
+    """The answer to ``q`` from ``group_rows``."""
+    if q.kind in NUMBER_KINDS:
+        return number(rows, q.kind)
+    if q.kind == "aggregate":
+        return aggregate(rows, q, device_id)
+    if q.kind in EDGE_KINDS:
+        rows = edge_rows(rows, q)
+        rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
+    else:
+        rows = list_rows(rows, q)
+    return [row_to_point(r, details=q.details) for r in rows]

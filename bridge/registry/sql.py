@@ -19,6 +19,7 @@ from typing import Self
 
 from bridge.errors import Conflict, FieldError, NotFound, ValidationError
 from bridge.registry import tokens
+from bridge.registry.current import CurrentValueQueries
 from bridge.registry.interface import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
 from bridge.registry.tables import Cursor, Row
 from bridge.registry.tokens import (
@@ -67,7 +68,7 @@ def _not_found(device_id: str) -> NotFound:
     return NotFound(f"device {device_id!r} not found")
 
 
-class SQLRegistry(DataVersionQueries):
+class SQLRegistry(DataVersionQueries, CurrentValueQueries):
     """Every ``Registry`` method, on whatever ``_read``/``_write`` connect to."""
 
     def _read(self) -> AbstractContextManager[Cursor]:

@@ -52,6 +52,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
             created_ns {int} NOT NULL
         )""",
     ),
+    (
+        # Current values (bridge/registry/current.py): per device, variable and kind
+        # (item, value, location) the newest point, kept by every writer.
+        """CREATE TABLE current_values (
+            device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            variable  TEXT NOT NULL,
+            kind      TEXT NOT NULL,
+            time_ns   {int} NOT NULL,
+            slot      {int} NOT NULL,
+            point     TEXT NOT NULL,
+            PRIMARY KEY (device_id, variable, kind)
+        )""",
+        # 1 once the rows hold every variable's current values (built from InfluxDB
+        # at the first read: data written before this table existed).
+        "ALTER TABLE devices ADD COLUMN current_ready {int} NOT NULL DEFAULT 0",
+    ),
 ]
 
 Row = dict[str, Any]

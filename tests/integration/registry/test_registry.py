@@ -51,7 +51,7 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[],
     if request.param == "postgresql":
         url: str = request.getfixturevalue("pg_url")
         with postgres.connect(url) as db:
-            db.execute("TRUNCATE devices, tokens")
+            db.execute("TRUNCATE devices, tokens, current_values")
         return lambda: open_registry(url)
     raise AssertionError(request.param)
 
