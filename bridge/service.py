@@ -16,6 +16,7 @@ from typing import Any
 
 from bridge.errors import FieldError, NotFound, ValidationError
 from bridge.influx import generated
+from bridge.influx.fast import encode_plain
 from bridge.influx.generated import group_rows, names_generated_group
 from bridge.influx.influxql import (
     aggregate_statement,
@@ -98,13 +99,15 @@ class DataService:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
         bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``."""
         received = received_ns or now_ns()
-        points = validate_points(payload, device_id=device_id, received_ns=received,
-                                 max_points=self.max_points)
-        self._accepted[source] += len(points)
-        if not points:
-            return Accepted(device_id, b"", 0, received)
-        return Accepted(device_id, encode_points(points), len(points), received,
-                        candidates(points) if self.current is not None else None)
+        encoded = encode_plain(payload, device_id, received, self.max_points)  # most messages
+        if encoded is None:
+            points = validate_points(payload, device_id=device_id, received_ns=received,
+                                     max_points=self.max_points)
+            encoded = (encode_points(points) if points else b"", len(points), candidates(points))
+        body, count, current = encoded
+        self._accepted[source] += count
+        return Accepted(device_id, body, count, received,
+                        current if count and self.current is not None else None)
 
     async def write(self, accepted: Accepted) -> None:
         """Return once the points are durably written (InfluxDB or the spool)."""

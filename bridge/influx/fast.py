@@ -1,0 +1,139 @@
+"""The common message in one pass: plain points (only ``variable``, ``value``, ``unit``,
+``time`` keys, no two with the same variable and time) validated and encoded straight
+into line protocol, with their candidates for current values, without a ``Point`` per
+point. The bridge spends most of its CPU per point here (docs/benchmarks.md, profile).
+
+Anything else, and any point that breaks a rule, returns None: the caller then takes the
+generic path (``validate_points`` + ``encode_points``), which also reports the errors.
+Both paths give the same bytes (``tests/unit/influx/test_fast.py`` compares them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.influx.schema import _field_str, _series
+from bridge.model.current import Candidates
+from bridge.model.fields import MAX_UNIT_CHARS, MAX_VARIABLE_CHARS, check_value, check_variable
+from bridge.model.points import Point, generated_group
+from bridge.model.timeparse import MAX_NS, MIN_NS, _epoch_seconds
+
+_PLAIN = frozenset(("variable", "value", "unit", "time"))
+_MAX_VARIABLE = MAX_VARIABLE_CHARS
+_MAX_UNIT = MAX_UNIT_CHARS
+_MISSING: Any = object()
+_NS_PER_S = 1_000_000_000
+_units: dict[str, str] = {}  # unit -> its field text (escaped once); bounded below
+
+
+def _unit_field(unit: str) -> str:
+    text = _units.get(unit)
+    if text is None:
+        text = f",unit={_field_str(unit)}"
+        if len(_units) < 4096:
+            _units[unit] = text
+    return text
+
+
+def encode_plain(payload: Any, device_id: str, received_ns: int, max_points: int
+                 ) -> tuple[bytes, int, Candidates] | None:
+    """(body, points, candidates) for a plain message; None: take the generic path. The
+    checks are the checkers' own, inlined for the common case (a value that passes them
+    here passes them there); anything unusual goes to the checkers themselves."""
+    items = (payload,) if payload.__class__ is dict else payload
+    if items.__class__ is not list and items.__class__ is not tuple:
+        return None
+    if not items or len(items) > max_points:
+        return None
+    created_us = received_ns // 1000
+    created = f",created_us={created_us}i"
+    lines = []
+    newest: dict[str, tuple[int, Any, Any]] = {}  # variable -> time, value, unit
+    valued: dict[str, tuple[int, Any, Any]] = {}  # the same, among points with a value
+    seen: set[tuple[str, int]] = set()
+    issuperset = _PLAIN.issuperset
+    epoch_seconds = _epoch_seconds
+    try:
+        for index, item in enumerate(items):
+            if item.__class__ is not dict or not issuperset(item):
+                return None
+            variable = item["variable"]
+            if not (variable.__class__ is str and 0 < len(variable) <= _MAX_VARIABLE
+                    and variable.isprintable()):
+                variable = check_variable(variable)
+            value = item.get("value", _MISSING)
+            kind = value.__class__
+            if kind is float:
+                if value - value != 0.0:  # NaN or infinity
+                    return None
+                field = f"value={value!r}"
+            elif kind is int:
+                field = f"value={float(check_value(value))!r}"
+            elif kind is str:
+                check_value(value)
+                field = f"value_str={_field_str(value)}"
+            elif kind is bool:
+                field = f'value_bool={"true" if value else "false"}'
+            elif value is _MISSING:
+                field = "novalue=true"
+                value = None
+            else:
+                return None
+            unit = item.get("unit")
+            if unit is not None:
+                if unit.__class__ is not str or len(unit) > _MAX_UNIT:
+                    return None
+                text = _units.get(unit)
+                field += text if text is not None else _unit_field(unit)
+            elif "unit" in item:
+                return None
+            stamp = item.get("time")
+            if stamp is None:
+                if "time" in item:
+                    return None
+                time_ns = received_ns + index
+            elif (stamp.__class__ is str and len(stamp) == 24 and stamp[10] == "T"
+                  and stamp[16] == ":" and stamp[19] == "." and stamp[23] == "Z"
+                  and stamp.isascii() and stamp[17:19].isdigit() and stamp[20:23].isdigit()
+                  and stamp[17:19] <= "59"):
+                # the shape most devices send (2024-01-02T03:04:05.123Z), as parse_iso
+                time_ns = ((epoch_seconds(stamp[:16]) + int(stamp[17:19])) * _NS_PER_S
+                           + int(stamp[20:23]) * 1_000_000)
+                if time_ns < MIN_NS or time_ns > MAX_NS:
+                    return None
+            else:
+                return None
+            key = (variable, time_ns)
+            if key in seen:
+                return None  # a slot is needed: the generic path numbers them
+            seen.add(key)
+            if time_ns // 1000 != created_us:
+                field += created
+            lines.append(f"{_series(device_id, variable, 0)} {field} {time_ns}")
+            held = newest.get(variable)
+            if held is None or time_ns > held[0]:
+                newest[variable] = (time_ns, value, unit)
+            if value is not None:
+                held = valued.get(variable)
+                if held is None or time_ns > held[0]:
+                    valued[variable] = (time_ns, value, unit)
+    except (KeyError, ValueError, AttributeError):
+        return None
+    return "\n".join(lines).encode(), len(lines), _candidates(
+        device_id, received_ns, newest, valued)
+
+
+def _candidates(device_id: str, received_ns: int, newest: dict[str, tuple[int, Any, Any]],
+                valued: dict[str, tuple[int, Any, Any]]) -> Candidates:
+    group = generated_group(received_ns)
+    out: Candidates = {}
+    for variable, (time_ns, value, unit) in newest.items():
+        point = Point(device_id, variable, time_ns, received_ns, group, value, unit)
+        out[(device_id, variable, "item")] = point
+        if value is not None:
+            out[(device_id, variable, "value")] = point
+    for variable, (time_ns, value, unit) in valued.items():
+        if (device_id, variable, "value") not in out:
+            out[(device_id, variable, "value")] = Point(
+                device_id, variable, time_ns, received_ns, group, value, unit)
+    return out
