@@ -46,12 +46,14 @@ def mqtt_ceiling(env: Env, qos: int, points: int, n: int) -> dict[str, Any]:
             "msgs_per_s": s["messages"] / elapsed, "points_per_s": s["points"] / elapsed}
 
 
-def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = ""
-              ) -> dict[str, Any]:
-    """Our bridge end to end; with ``client``, over that library (``bench clients``)."""
+def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = "",
+              before: bool = False) -> dict[str, Any]:
+    """Our bridge end to end; with ``client``, over that library (``bench clients``);
+    with ``before``, the bridge of the BENCH_BEFORE checkout."""
     base = lib.fresh_base_ms()
     assert env.influx is not None and env.mosquitto is not None
-    with (lib.ClientBridge(env, tag, client) if client else Bridge(env, tag)) as bridge:
+    with (lib.ClientBridge(env, tag, client) if client
+          else Bridge(env, tag, before=before)) as bridge:
         others = {"influxd": env.influx.pid, "mosquitto": env.mosquitto.pid}
         cpu0 = lib.cpu_seconds(bridge.pid)
         o0 = {k: lib.cpu_seconds(p) for k, p in others.items()}
@@ -122,9 +124,20 @@ def fig_mqtt(args: argparse.Namespace) -> None:
                 ours = env.attempt(f"ours {name} rep {rep}", lambda q=qos, p=points, m=n,
                                    tag=f"{name}-{rep}": mqtt_ours(env, q, p, m, tag))
                 ratio = ours["msgs_per_s"] / ceiling["msgs_per_s"]
+                before = None
+                if lib.BEFORE:
+                    lib.purge_session(env, env.settings.mqtt_client_id)
+                    before = env.attempt(f"before {name} rep {rep}", lambda q=qos, p=points,
+                                         m=n, tag=f"{name}-{rep}-before": mqtt_ours(
+                                             env, q, p, m, tag, before=True))
+                    log(f"mqtt {name} rep {rep}: before (BENCH_BEFORE) "
+                        f"{before['points_per_s']:,.0f} pts/s, "
+                        f"{1e6 * before['bridge_cpu_s'] / max(1, before['points_stored']):.2f}"
+                        f" us/pt bridge CPU, lost {before['lost_points']}")
                 ref = cpu_reference(points)
                 cpu_pt = 1e6 * ours["bridge_cpu_s"] / max(1, ours["points_stored"])
                 runs[name].append({"rep": rep, "ceiling": ceiling, "ours": ours, "ratio": ratio,
+                                   "before": before,
                                    "influx_one_field_points_per_s": influx_one,
                                    "ratio_to_influx_one_field": ours["points_per_s"] / influx_one,
                                    "cpu_reference_us_per_point": ref,
@@ -163,6 +176,19 @@ def fig_mqtt(args: argparse.Namespace) -> None:
             "cpu_reference_us_per_point": summary([r["cpu_reference_us_per_point"]
                                                    for r in rs]),
             "cpu_ratio_to_reference": summary([r["cpu_ratio_to_reference"] for r in rs]),
+            **({} if not lib.BEFORE else {
+                "before": lib.BEFORE,
+                "before_points_per_s": summary([r["before"]["points_per_s"] for r in rs]),
+                "before_ratio_to_influx_one_field": summary([
+                    r["before"]["points_per_s"] / r["influx_one_field_points_per_s"]
+                    for r in rs]),
+                "before_cpu_ratio_to_reference": summary([
+                    1e6 * r["before"]["bridge_cpu_s"] / max(1, r["before"]["points_stored"])
+                    / r["cpu_reference_us_per_point"] for r in rs]),
+                "before_bridge_cpu_us_per_point": summary([
+                    1e6 * r["before"]["bridge_cpu_s"] / max(1, r["before"]["points_stored"])
+                    for r in rs]),
+                "before_lost_points": summary([r["before"]["lost_points"] for r in rs])}),
             "runs": rs}
     lib.save("mqtt", out)
 
@@ -1182,22 +1208,54 @@ def fig_current(args: argparse.Namespace) -> None:
     """last_value / last_item (all variables, and one) right after a write through the
     API, on a device with 10M typical points, against GET /info in the same run: before
     each timed request the device POSTs one point."""
-    import httpx
     n = int(BIG_POINTS * args.scale)
-    env = Env("current10m", ndevices=1, keep=True).start()
+    env = Env(f"current-{n}", ndevices=1, keep=True).start()
     try:
         dev, tok = env.devices[0].id, env.devices[0].token
         stored = env.count(f"\"device\" = '{dev}'")
         load: dict[str, Any] = {"reused": True, "points": stored}
         if stored < n:
-            load = load_typical(env, lib.DB, dev, n - stored, "v2")
+            # Schema version 1's lines (what a database written before version 2 holds):
+            # both sides read them, and the branch point's code reads nothing else.
+            load = load_typical(env, lib.DB, dev, n - stored, "v1")
         stored = env.count(f"\"device\" = '{dev}'")
         settle = _influx_idle(env)
         log(f"current: device {dev} holds {stored:,} points; settled after {settle:.0f} s")
         runs = []
-        with Api(env, "current") as api, httpx.Client(
+        # The branch point's side first: ours writes version 2 lines, which it cannot read.
+        sides = ([("before", True)] if lib.BEFORE else []) + [("ours", False)]
+        for side, before in sides:
+            runs += _current_side(env, tok, args, side, before)
+        out: dict[str, Any] = {"device_points": stored, "load": load, "reads": CURRENT_READS,
+                               "before": lib.BEFORE,
+                               "method": "before each timed GET the device POSTs one point "
+                                         "through the same API (httpx keep-alive, "
+                                         "sequential)"}
+        for side, _ in sides:
+            rs = [r for r in runs if r["side"] == side]
+            for name in CURRENT_READS:
+                out[f"{side}_{name}_p50_ms"] = summary([r[name]["p50_ms"] for r in rs])
+                out[f"{side}_{name}_p99_ms"] = summary([r[name]["p99_ms"] for r in rs])
+                out[f"{side}_{name}_ratio"] = summary([r[f"{name}_ratio"] for r in rs])
+        out["runs"] = runs
+        lib.save("current", out)
+    finally:
+        env.stop()
+
+
+CURRENT_READS = {"info": "/info", "last_value": "/data?query=last_value",
+                 "last_item": "/data?query=last_item",
+                 "last_value_one": "/data?query=last_value&variable=sensor_00",
+                 "default": "/data"}
+
+
+def _current_side(env: Env, tok: str, args: argparse.Namespace, side: str, before: bool
+                  ) -> list[dict[str, Any]]:
+    import httpx
+    runs = []
+    with Api(env, f"current-{side}", before=before) as api, httpx.Client(
                 base_url=api.url, trust_env=False, timeout=120, headers={"token": tok}) as c:
-            counter = [0]
+            counter = [int(time.time())]
 
             def write() -> None:
                 counter[0] += 1
@@ -1211,13 +1269,10 @@ def fig_current(args: argparse.Namespace) -> None:
                 return call
 
             read("/data?query=last_value")()  # the device's first read builds its rows
-            reads = {"info": "/info", "last_value": "/data?query=last_value",
-                     "last_item": "/data?query=last_item",
-                     "last_value_one": "/data?query=last_value&variable=sensor_00",
-                     "default": "/data"}
+            reads = CURRENT_READS
             for rep in range(args.reps):
                 lib.wait_quiet()
-                r: dict[str, Any] = {"rep": rep}
+                r: dict[str, Any] = {"rep": rep, "side": side}
                 for name, path in reads.items():
                     r[name] = _latencies(read(path), 6, 300, before=write)
                 for name in reads:
@@ -1226,21 +1281,10 @@ def fig_current(args: argparse.Namespace) -> None:
                 r["exact"] = newest[0]["value"] == counter[0]
                 r["api_peak_rss_mb"] = api.rss()
                 runs.append(r)
-                log(f"current rep {rep}: " + ", ".join(
+                log(f"current {side} rep {rep}: " + ", ".join(
                     f"{k} p50 {r[k]['p50_ms']:.2f} ms ({r[f'{k}_ratio']:.2f}x /info)"
                     for k in reads) + f"; newest exact: {r['exact']}")
-        out: dict[str, Any] = {"device_points": stored, "load": load, "reads": reads,
-                               "method": "before each timed GET the device POSTs one point "
-                                         "through the same API (httpx keep-alive, "
-                                         "sequential)"}
-        for name in reads:
-            out[f"{name}_p50_ms"] = summary([r[name]["p50_ms"] for r in runs])
-            out[f"{name}_p99_ms"] = summary([r[name]["p99_ms"] for r in runs])
-            out[f"{name}_ratio"] = summary([r[f"{name}_ratio"] for r in runs])
-        out["runs"] = runs
-        lib.save("current", out)
-    finally:
-        env.stop()
+    return runs
 
 
 FIGURES["current"] = fig_current

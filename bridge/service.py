@@ -103,7 +103,8 @@ class DataService:
         if encoded is None:
             points = validate_points(payload, device_id=device_id, received_ns=received,
                                      max_points=self.max_points)
-            encoded = (encode_points(points) if points else b"", len(points), candidates(points))
+            encoded = (encode_points(points) if points else b"", len(points),
+                       candidates(points, encode_point))
         body, count, current = encoded
         self._accepted[source] += count
         return Accepted(device_id, body, count, received,
@@ -268,7 +269,8 @@ class DataService:
             finally:
                 await self.store.changed((device_id,))
         await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines), device_id,
-                                  candidates(points) if self.current is not None else None)
+                                  candidates(points, encode_point)
+                                  if self.current is not None else None)
         return len(found)
 
     async def delete_device(self, device_id: str) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 from bridge.influx.schema import _field_str, _series
 from bridge.model.current import Candidates
 from bridge.model.fields import MAX_UNIT_CHARS, MAX_VARIABLE_CHARS, check_value, check_variable
-from bridge.model.points import Point, generated_group
 from bridge.model.timeparse import MAX_NS, MIN_NS, _epoch_seconds
 
 _PLAIN = frozenset(("variable", "value", "unit", "time"))
@@ -48,8 +47,8 @@ def encode_plain(payload: Any, device_id: str, received_ns: int, max_points: int
     created_us = received_ns // 1000
     created = f",created_us={created_us}i"
     lines = []
-    newest: dict[str, tuple[int, Any, Any]] = {}  # variable -> time, value, unit
-    valued: dict[str, tuple[int, Any, Any]] = {}  # the same, among points with a value
+    newest: Candidates = {}  # (device, variable, kind) -> time, slot, line
+    valued: Candidates = {}  # the same, among points with a value
     seen: set[tuple[str, int]] = set()
     issuperset = _PLAIN.issuperset
     epoch_seconds = _epoch_seconds
@@ -109,31 +108,18 @@ def encode_plain(payload: Any, device_id: str, received_ns: int, max_points: int
             seen.add(key)
             if time_ns // 1000 != created_us:
                 field += created
-            lines.append(f"{_series(device_id, variable, 0)} {field} {time_ns}")
-            held = newest.get(variable)
+            line = f"{_series(device_id, variable, 0)} {field} {time_ns}"
+            lines.append(line)
+            ikey = (device_id, variable, "item")
+            held = newest.get(ikey)
             if held is None or time_ns > held[0]:
-                newest[variable] = (time_ns, value, unit)
+                newest[ikey] = (time_ns, 0, line)
             if value is not None:
-                held = valued.get(variable)
+                vkey = (device_id, variable, "value")
+                held = valued.get(vkey)
                 if held is None or time_ns > held[0]:
-                    valued[variable] = (time_ns, value, unit)
+                    valued[vkey] = (time_ns, 0, line)
     except (KeyError, ValueError, AttributeError):
         return None
-    return "\n".join(lines).encode(), len(lines), _candidates(
-        device_id, received_ns, newest, valued)
-
-
-def _candidates(device_id: str, received_ns: int, newest: dict[str, tuple[int, Any, Any]],
-                valued: dict[str, tuple[int, Any, Any]]) -> Candidates:
-    group = generated_group(received_ns)
-    out: Candidates = {}
-    for variable, (time_ns, value, unit) in newest.items():
-        point = Point(device_id, variable, time_ns, received_ns, group, value, unit)
-        out[(device_id, variable, "item")] = point
-        if value is not None:
-            out[(device_id, variable, "value")] = point
-    for variable, (time_ns, value, unit) in valued.items():
-        if (device_id, variable, "value") not in out:
-            out[(device_id, variable, "value")] = Point(
-                device_id, variable, time_ns, received_ns, group, value, unit)
-    return out
+    newest.update(valued)
+    return "\n".join(lines).encode(), len(lines), newest

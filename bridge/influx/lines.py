@@ -1,34 +1,14 @@
-"""Rows without InfluxDB: the row InfluxDB would return for a Point once written, and a
-line of ours (either schema version) read back into that row. Current values are built
-from them (``bridge/readcache/current.py``); the spool's drain has only the lines."""
+"""A line of ours (either schema version) read back into the row InfluxDB would return
+for it: current values are kept as lines (``bridge/readcache/current.py``), and the
+spool's drain has only the lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bridge.influx.schema import MEASUREMENT, variable_tag
-from bridge.model.points import Point, generated_group
+from bridge.influx.schema import MEASUREMENT
 
 _TAG_UNESCAPE = {"\\,": ",", "\\ ": " ", "\\=": "="}
-
-
-def stored_row(p: Point) -> dict[str, Any]:
-    """The row InfluxDB would return for ``p`` once written (``row_to_point`` reads it)."""
-    row: dict[str, Any] = {"time": p.time_ns, "device": p.device,
-                           "variable": variable_tag(p.variable),
-                           "slot": str(p.slot) if p.slot else None,
-                           "unit": p.unit, "metadata": p.metadata}
-    value = p.value
-    key = ("novalue" if value is None else "value_bool" if value.__class__ is bool
-           else "value_str" if value.__class__ is str else "value")
-    row[key] = True if value is None else float(value) if key == "value" else value
-    if p.lat is not None and p.lng is not None:
-        row["lat"], row["lng"] = float(p.lat), float(p.lng)
-    if p.group != generated_group(p.created_ns):
-        row["group"] = p.group
-    if p.created_ns // 1000 != p.time_ns // 1000:
-        row["created_us"] = p.created_ns // 1000
-    return row
 
 
 def parse_line(line: str) -> dict[str, Any]:

@@ -19,11 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-import orjson
-
 from bridge.errors import DeviceDataError, StoreUnavailable
-from bridge.influx.lines import stored_row
+from bridge.influx.lines import parse_line
 from bridge.influx.schema import (
+    encode_point,
     row_to_point,
     row_to_stored,
     variable_from_tag,
@@ -31,7 +30,6 @@ from bridge.influx.schema import (
 )
 from bridge.metrics import Metrics
 from bridge.model.current import KINDS, Candidates
-from bridge.model.ids import parse_point_id, point_id
 from bridge.model.query import DataQuery
 from bridge.registry import Registry
 from bridge.registry.current import CurrentRow
@@ -44,12 +42,8 @@ NewestRows = Callable[[str, str, list[str] | None], Awaitable[list[Row]]]
 
 
 def rows_of(candidates: Candidates) -> list[CurrentRow]:
-    out = []
-    for (device, variable, kind), p in candidates.items():
-        point = row_to_point(stored_row(p), details=True)
-        out.append((device, variable, kind, p.time_ns, p.slot,
-                    orjson.dumps(point).decode()))
-    return out
+    return [(device, variable, kind, time_ns, slot, line)
+            for (device, variable, kind), (time_ns, slot, line) in candidates.items()]
 
 
 class CurrentValues:
@@ -96,18 +90,14 @@ class CurrentValues:
             await self.rebuild(device_id, None, newest)
             ready, texts = await _without_waiting(self._registry.current_values,
                                                   device_id, kind)
-        points = [orjson.loads(t) for t in texts]
+        rows = [parse_line(t) for t in texts]
         if q.variables:
-            wanted = set(q.variables)
-            points = [p for p in points if p["variable"] in wanted]
+            wanted = {variable_tag(v) for v in q.variables}
+            rows = [r for r in rows if r["variable"] in wanted]
         if q.start_ns is not None:
-            points = [p for p in points if _time_ns(p) >= q.start_ns]
-        if not q.details:
-            for p in points:
-                p.pop("created_at", None)
-        points.sort(key=lambda p: (_time_ns(p), variable_tag(p["variable"])),
-                    reverse=not q.ascending)
-        return points
+            rows = [r for r in rows if r["time"] >= q.start_ns]
+        rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
+        return [row_to_point(r, details=q.details) for r in rows]
 
     async def deleted(self, device_id: str, rows: list[Row], newest: NewestRows) -> None:
         """After a DELETE: the variables whose current point was among ``rows`` get
@@ -115,10 +105,8 @@ class CurrentValues:
         ready, texts = await asyncio.to_thread(self._registry.current_values, device_id, None)
         if not ready:
             return  # the next read builds them all
-        held = {orjson.loads(t)["id"] for t in texts}
-        gone = {variable_from_tag(r["variable"]) for r in rows
-                if point_id(int(r["time"]), variable_from_tag(r["variable"]),
-                            int(r.get("slot") or 0)) in held}
+        held = {_key(parse_line(t)) for t in texts}
+        gone = {variable_from_tag(r["variable"]) for r in rows if _key(r) in held}
         if gone:
             await self.rebuild(device_id, gone, newest)
 
@@ -133,7 +121,8 @@ class CurrentValues:
         for kind in KINDS:
             for row in await newest(device_id, f"last_{kind}", names):
                 point = row_to_stored(row)
-                found[(device_id, point.variable, kind)] = point
+                found[(device_id, point.variable, kind)] = (point.time_ns, point.slot,
+                                                            encode_point(point))
         await asyncio.to_thread(self._registry.record_writes, rows_of(found), ())
         if variables is None:
             await asyncio.to_thread(self._registry.set_current_ready, device_id)
@@ -146,8 +135,8 @@ def answers(q: DataQuery) -> bool:
             and not q.values and not q.ids and q.end_ns is None)
 
 
-def _time_ns(point: dict[str, Any]) -> int:
-    return parse_point_id(point["id"])[0]
+def _key(row: Row) -> tuple[int, str, int]:
+    return int(row["time"]), row["variable"], int(row.get("slot") or 0)
 
 
 async def _without_waiting(call: Callable[..., Any], *args: Any) -> Any:

@@ -16,14 +16,14 @@ from contextlib import AbstractContextManager
 from bridge.registry.tables import Cursor
 from bridge.registry.versions import _chunks, _marks
 
-# (device_id, variable, kind, time_ns, slot, point JSON)
+# (device_id, variable, kind, time_ns, slot, the point's line of line protocol)
 CurrentRow = tuple[str, str, str, int, int, str]
 
 _UPSERT = (
-    "INSERT INTO current_values (device_id, variable, kind, time_ns, slot, point) "
+    "INSERT INTO current_values (device_id, variable, kind, time_ns, slot, line) "
     "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM devices WHERE id = ?) "
     "ON CONFLICT (device_id, variable, kind) DO UPDATE SET time_ns = excluded.time_ns, "
-    "slot = excluded.slot, point = excluded.point "
+    "slot = excluded.slot, line = excluded.line "
     "WHERE excluded.time_ns > current_values.time_ns OR (excluded.time_ns = "
     "current_values.time_ns AND excluded.slot >= current_values.slot)")
 
@@ -43,8 +43,8 @@ class CurrentValueQueries:
         more change to each of its watched devices (``bump_data_versions``), in one
         transaction."""
         with self._versions_write(wait) as cur:
-            for row in rows:
-                cur.run(_UPSERT, (*row, row[0]))
+            if rows:
+                cur.run_many(_UPSERT, [(*row, row[0]) for row in rows])
             for chunk in _chunks(sorted(device_ids)):
                 cur.run("UPDATE devices SET data_version = data_version + 1, "
                         f"data_watched = 0 WHERE data_watched = 1 AND id IN ({_marks(chunk)})",
@@ -52,17 +52,17 @@ class CurrentValueQueries:
 
     def current_values(self, device_id: str, kind: str | None,
                        wait: bool = True) -> tuple[bool, list[str]]:
-        """(whether the device's current values are complete, the points of ``kind``,
+        """(whether the device's current values are complete, the lines of ``kind``,
         of every kind when None)."""
         with self._versions_read(wait) as cur:
             ready = cur.rows("SELECT current_ready FROM devices WHERE id = ?", (device_id,))
             if kind is None:
-                rows = cur.rows("SELECT point FROM current_values WHERE device_id = ?",
+                rows = cur.rows("SELECT line FROM current_values WHERE device_id = ?",
                                 (device_id,))
             else:
-                rows = cur.rows("SELECT point FROM current_values WHERE device_id = ? "
+                rows = cur.rows("SELECT line FROM current_values WHERE device_id = ? "
                                 "AND kind = ?", (device_id, kind))
-        return bool(ready and ready[0]["current_ready"]), [str(r["point"]) for r in rows]
+        return bool(ready and ready[0]["current_ready"]), [str(r["line"]) for r in rows]
 
     def forget_current(self, device_id: str, variables: Collection[str] | None,
                        wait: bool = True) -> None:

@@ -28,6 +28,9 @@ class _Cursor:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(r) for r in self._db.execute(sql, params).fetchall()]
 
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, params)
+
 
 class SQLiteRegistry(SQLRegistry):
     """``Registry`` on one SQLite file. Safe to share between threads of one process and

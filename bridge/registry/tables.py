@@ -61,7 +61,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             kind      TEXT NOT NULL,
             time_ns   {int} NOT NULL,
             slot      {int} NOT NULL,
-            point     TEXT NOT NULL,
+            line      TEXT NOT NULL,
             PRIMARY KEY (device_id, variable, kind)
         )""",
         # 1 once the rows hold every variable's current values (built from InfluxDB
@@ -79,6 +79,9 @@ class Cursor(Protocol):
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Execute a query; its rows by column name."""
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Execute once per parameter set (one call: the driver loops)."""
 
 
 def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type: str,

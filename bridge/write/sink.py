@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
 from bridge.influx.lines import parse_line
-from bridge.influx.schema import devices_in, row_to_stored
+from bridge.influx.schema import devices_in, row_value, variable_from_tag
 from bridge.influx.store import InfluxStore
 from bridge.metrics import Metrics
-from bridge.model.current import Candidates, candidates
+from bridge.model.current import Candidates, merge
 from bridge.write.spool import Cursor, Spool, SpoolFull
 
 log = logging.getLogger("devicedata.spool")
@@ -171,10 +171,19 @@ class SpoolingSink:
 def current_in(body: bytes) -> Candidates:
     """Candidates for current values from lines of ours (a line that is not one is left
     to InfluxDB to judge)."""
-    points = []
+    out: Candidates = {}
     for line in body.decode("utf-8", "replace").split("\n"):
         try:
-            points.append(row_to_stored(parse_line(line)))
+            row = parse_line(line)
+            variable = variable_from_tag(row["variable"])
+            slot = int(row.get("slot") or 0)
         except (ValueError, KeyError, IndexError):
             continue
-    return candidates(points)
+        kinds = ["item"]
+        if row_value(row) is not None:
+            kinds.append("value")
+        if row.get("lat") is not None:
+            kinds.append("location")
+        merge(out, {(row["device"], variable, kind): (row["time"], slot, line)
+                    for kind in kinds})
+    return out

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.errors import DeviceDataError
 from bridge.influx.fast import encode_plain
-from bridge.influx.schema import encode_points
+from bridge.influx.schema import encode_point, encode_points
 from bridge.model.current import candidates
 from bridge.model.points import validate_points
 
@@ -36,7 +36,7 @@ def generic(payload: Any) -> Any:
         points = validate_points(payload, device_id=DEV, received_ns=RECV, max_points=100)
     except DeviceDataError as exc:
         return type(exc).__name__
-    return encode_points(points), len(points), candidates(points)
+    return encode_points(points), len(points), candidates(points, encode_point)
 
 
 def item(variable: Any, value: Any, unit: Any, time: Any) -> dict[str, Any]:
