@@ -261,9 +261,7 @@ class DataService:
                 deletes.append(delete_point_statement(device_id, row))
             lines.append(encode_point(point))
             points.append(point)
-        if deletes:
-            # A field that disappears (a number turned string) would linger if merely
-            # overwritten, so those points are removed before they are written again.
+        if deletes:  # so that no field of the old point lingers (see above)
             try:
                 await self.store.query(deletes)
             finally:
