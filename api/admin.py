@@ -25,7 +25,14 @@ from bridge.errors import AuthorizationDenied, FieldError, StoreError, Validatio
 from bridge.model.points import decode_json
 from bridge.model.query import DataQuery
 from bridge.model.timeparse import format_iso_ms, now_ns
-from bridge.registry.devices import DeviceAdmin, admin_token, device_json, parse_expires, token_json
+from bridge.registry.devices import (
+    DeviceAdmin,
+    admin_token,
+    device_json,
+    network_json,
+    parse_expires,
+    token_json,
+)
 
 log = logging.getLogger("devicedata.api")
 
@@ -158,9 +165,10 @@ async def create_token(request: Request) -> Response:
         raise ValidationError("Invalid token", [
             FieldError("expires", "must be a duration such as '30d' or '12 hours', or null")])
     name = _text(body, "name", default="")
+    serial = body.get("serie_number")  # validated by the registry: ValidationError -> 400
     issued = await state.registry_call(
         _admin(state).create_token, request.path_params["device_id"], permission,
-        parse_expires(expires), name)
+        parse_expires(expires), name, serial)
     return success({"token": issued.token, **token_json(issued.info, issued.info.created_ns)})
 
 
@@ -169,6 +177,29 @@ async def revoke_token(request: Request) -> Response:
     info = await state.registry_call(_admin(state).revoke_token, request.path_params["token"])
     state.tokens.clear()
     return success(token_json(info, time.time_ns()))
+
+
+# network tokens (LoRaWAN network servers: docs/formats.md)
+
+async def list_networks(request: Request) -> Response:
+    state = _authorized(request)
+    networks = await state.registry_call(state.registry.list_networks)
+    return success([network_json(n) for n in networks])
+
+
+async def create_network(request: Request) -> Response:
+    state = _authorized(request)
+    name = _text(await _body(request), "name")
+    issued = await state.registry_call(state.registry.create_network, name)
+    return success({"token": issued.token, **network_json(issued.info)})
+
+
+async def revoke_network(request: Request) -> Response:
+    state = _authorized(request)
+    info = await state.registry_call(state.registry.revoke_network,
+                                     request.path_params["token"])
+    state.networks.clear()
+    return success(network_json(info))
 
 
 # what the Data page shows
@@ -219,4 +250,7 @@ routes = [
     Route("/admin/devices/{device_id}/variables", variables, methods=["GET"]),
     Route("/admin/devices/{device_id}/series", series, methods=["GET"]),
     Route("/admin/tokens/{token}", revoke_token, methods=["DELETE"]),
+    Route("/admin/networks", list_networks, methods=["GET"]),
+    Route("/admin/networks", create_network, methods=["POST"]),
+    Route("/admin/networks/{token}", revoke_network, methods=["DELETE"]),
 ]

@@ -10,7 +10,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import admin, data, metrics, page, system
+from api import admin, data, integrations, metrics, page, system
 from api.errors import EXCEPTION_HANDLERS
 from api.metrics import RequestMetrics
 from api.state import lifespan
@@ -49,7 +49,8 @@ def create_app(settings: Settings, *, registry: Registry | None = None) -> Starl
             await admin.load_admin_token(app.state.devicedata)
             yield
 
-    routes = [*data.routes, *system.routes, *admin.routes, *page.routes, *metrics.routes]
+    routes = [*data.routes, *integrations.routes, *system.routes, *admin.routes, *page.routes,
+              *metrics.routes]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=_lifespan)
     app.add_middleware(DeviceCORS)
     templates = {r.endpoint: r.path for r in routes if isinstance(r, Route)}

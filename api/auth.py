@@ -1,4 +1,5 @@
-"""Device tokens on HTTP: which headers carry them and what each permission allows."""
+"""Tokens on HTTP: which headers carry them, what each device-token permission allows,
+and network tokens (LoRaWAN network servers), which only the integration routes take."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from starlette.requests import Request
 
 from bridge.errors import AuthorizationDenied
 from bridge.registry import Permission, TokenInfo
-from bridge.registry.token_cache import TokenCache
+from bridge.registry.interface import NetworkInfo
+from bridge.registry.token_cache import NetworkCache, TokenCache
 
 # TagoIO clients send the token under any of these names (the SDKs use ``token``).
 _HEADERS = ("token", "device-token", "authorization")
+# A network server's webhook sets one of these (both ChirpStack and TTN take any header).
+_NETWORK_HEADERS = ("token", "authorization")
 
 
-def request_token(request: Request) -> str | None:
-    for name in _HEADERS:
+def request_token(request: Request, headers: tuple[str, ...] = _HEADERS) -> str | None:
+    for name in headers:
         value = request.headers.get(name, "").strip()
         if value.lower().startswith("bearer "):
             value = value[7:].strip()
@@ -35,5 +39,19 @@ async def authorize(request: Request, tokens: TokenCache,
         if not hit:  # the registry may be PostgreSQL across a network: not on the loop
             info = await run_in_threadpool(tokens.lookup, token)
     if info is None or (needed is not None and not info.allows(needed)):
+        raise AuthorizationDenied()
+    return info
+
+
+async def authorize_network(request: Request, networks: NetworkCache) -> NetworkInfo:
+    """The network token's record, or AuthorizationDenied (missing, unknown, revoked, or
+    a device token: the two kinds never stand in for each other)."""
+    token = request_token(request, _NETWORK_HEADERS)
+    info = None
+    if token:
+        hit, info = networks.cached(token)
+        if not hit:
+            info = await run_in_threadpool(networks.lookup, token)
+    if info is None:
         raise AuthorizationDenied()
     return info

@@ -52,6 +52,18 @@ _ENVELOPE = {"type": "object", "properties": {"status": {"type": "boolean"},
                                               "result": {}, "message": {"type": "string"}}}
 _SECURITY: list[dict[str, list[str]]] = [{"token": []}, {"deviceToken": []}, {"authorization": []}]
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"adminBearer": []}]
+_NETWORK: list[dict[str, list[str]]] = [{"token": []}, {"authorization": []}]
+
+
+def _network(summary: str, **extra: Any) -> dict[str, Any]:
+    op = _op(summary, **extra)
+    op["security"] = _NETWORK
+    op["responses"]["404"] = {"description": "No active device token carries the DevEUI",
+                              "content": {"application/json": {"schema": _ENVELOPE}}}
+    return op
+
+
+_UPLINK = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def _admin(summary: str, body: bool = False) -> dict[str, Any]:
@@ -127,6 +139,31 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {"type": "string"}}],
                 "delete": _admin("Revoke a token by itself or its prefix"),
             },
+            "/admin/networks": {
+                "get": _admin("List network tokens (never the tokens themselves)"),
+                "post": _admin("Create a network token (shown once)", body=True),
+            },
+            "/admin/networks/{token}": {
+                "parameters": [{"name": "token", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "delete": _admin("Revoke a network token by itself or its prefix"),
+            },
+            "/integration/network/resolve/{serie}": {
+                "parameters": [{"name": "serie", "in": "path", "required": True,
+                                "schema": {"type": "string"},
+                                "description": "serie_number: a DevEUI or other serial"}],
+                "get": _network("The device whose active token carries the serial number "
+                                "(network token; docs/formats.md)"),
+            },
+            "/integrations/chirpstack": {"post": _network(
+                "ChirpStack v4 HTTP integration, JSON encoding (network token)",
+                parameters=[{"name": "event", "in": "query", "required": True,
+                             "schema": {"type": "string"},
+                             "description": "up and status are stored; others answer 200"}],
+                requestBody=_UPLINK)},
+            "/integrations/ttn": {"post": _network(
+                "The Things Stack v3 webhook (network token); uplink_message is stored",
+                requestBody=_UPLINK)},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
                 "200": {"description": "Prometheus text format"}}}},
             "/health": {"get": {"summary": "Process alive", "responses": {

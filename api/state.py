@@ -6,17 +6,18 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from bridge.limits import Gate
 from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, open_registry
-from bridge.registry.token_cache import TokenCache
+from bridge.registry.token_cache import NetworkCache, TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
 
@@ -31,6 +32,11 @@ class AppState:
     tokens: TokenCache
     service: DataService
     metrics: Metrics
+    networks: NetworkCache
+    # One log line a minute per unknown DevEUI, however often its uplinks come, and at
+    # most ten a minute for all of them (a network token could make up any number).
+    unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
+    unknown_eui_lines: Gate = field(default_factory=lambda: Gate(every=6.0, burst=10))
     admin_token: str = ""  # set at start-up by api.admin; empty refuses every admin call
 
     @staticmethod
@@ -55,6 +61,7 @@ async def lifespan(app: Starlette, settings: Settings,
                 settings=settings, registry=reg,
                 tokens=TokenCache(reg, settings.token_cache_seconds),
                 service=pipe.service, metrics=metrics,
+                networks=NetworkCache(reg, settings.token_cache_seconds),
             )
             yield
     finally:

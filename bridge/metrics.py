@@ -67,6 +67,9 @@ class Metrics:
         self.http_seconds = Histogram(
             "devicedata_http_request_seconds", "HTTP request duration by route.", ["route"],
             registry=r, buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+        self.lorawan_uplinks = Counter(
+            "devicedata_lorawan_uplinks", "Network-server webhook calls by network and outcome.",
+            ["network", "outcome"], registry=r)
         self.mqtt_messages = Counter(
             "devicedata_mqtt_messages", "MQTT messages received by QoS.", ["qos"], registry=r)
         self._readings = _Readings()

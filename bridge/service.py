@@ -16,7 +16,7 @@ from typing import Any
 
 from bridge.errors import FieldError, NotFound, ValidationError
 from bridge.influx import generated
-from bridge.influx.fast import encode_plain
+from bridge.influx.fast import encode_message
 from bridge.influx.generated import group_rows, names_generated_group
 from bridge.influx.influxql import (
     aggregate_statement,
@@ -32,7 +32,6 @@ from bridge.influx.influxql import (
 from bridge.influx.schema import (
     aggregate_points,
     encode_point,
-    encode_points,
     number_from_series,
     point_fields,
     row_fields,
@@ -45,7 +44,7 @@ from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
 from bridge.model.current import Candidates, candidates
 from bridge.model.ids import id_matches, parse_point_id
-from bridge.model.points import PointUpdate, validate_points, validate_update
+from bridge.model.points import PointUpdate, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
 from bridge.readcache.answers import Answer, AnswerCache
@@ -55,7 +54,9 @@ from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
 from bridge.write.batcher import Batcher, Done
 
-SOURCES = ("http", "mqtt")  # the faces; metric labels come from this closed set
+# The faces (LoRaWAN uplinks come in over HTTP from a network server); metric labels come
+# from this closed set.
+SOURCES = ("http", "mqtt", "lorawan")
 
 
 @dataclass(slots=True)
@@ -97,14 +98,13 @@ class DataService:
     def accept(self, device_id: str, payload: Any, *, source: str,
                received_ns: int | None = None) -> Accepted:
         """Validate (all or nothing) and encode; raises ``ValidationError`` naming every
-        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``."""
+        bad field, or ``PayloadTooLarge``. Untimed points get ``received_ns``.
+
+        ``payload`` is decoded TagoIO JSON, or a ``Converted`` payload of another format
+        (a LoRaWAN uplink), validated by the same ``validate_points`` with its errors
+        named at their places in the original."""
         received = received_ns or now_ns()
-        encoded = encode_plain(payload, device_id, received, self.max_points)  # most messages
-        if encoded is None:
-            points = validate_points(payload, device_id=device_id, received_ns=received,
-                                     max_points=self.max_points)
-            encoded = (encode_points(points) if points else b"", len(points),
-                       candidates(points, encode_point))
+        encoded = encode_message(payload, device_id, received, self.max_points)
         body, count, current = encoded
         self._accepted[source] += count
         return Accepted(device_id, body, count, received,

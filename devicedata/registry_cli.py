@@ -1,4 +1,4 @@
-"""``devicedata device ...`` and ``devicedata token ...``: manage the registry from a shell.
+"""``devicedata device|token|network ...``: manage the registry from a shell.
 
 The operations themselves (and their JSON shapes) are ``bridge.registry.devices``, shared with the
 admin API; this module only parses arguments and prints. Plain tokens are printed only by
@@ -21,6 +21,7 @@ from bridge.registry.devices import (
     DeviceAdmin,
     device_json,
     iso,
+    network_json,
     token_json,
     token_status,
     topic,
@@ -113,7 +114,7 @@ def _device_delete(args: argparse.Namespace, settings: Settings, registry: Regis
 def _token_create(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     expires = None if args.expires is None else time.time_ns() + args.expires
     issued = _admin(settings, registry).create_token(args.device_id, args.permission,
-                                                     expires, args.name)
+                                                     expires, args.name, args.serial)
     info = issued.info
     if args.json:
         _json({"token": issued.token, **token_json(info, info.created_ns)})
@@ -121,7 +122,7 @@ def _token_create(args: argparse.Namespace, settings: Settings, registry: Regist
     print("Token created. It is shown only now: store it.")
     _labels([("token", issued.token), ("prefix", info.prefix), ("device", info.device_id),
              ("permission", info.permission), ("name", info.name or "-"),
-             ("expires", iso(info.expires_ns) or "never")])
+             ("expires", iso(info.expires_ns) or "never"), ("serial", info.serial or "-")])
     return 0
 
 
@@ -131,15 +132,46 @@ def _token_list(args: argparse.Namespace, settings: Settings, registry: Registry
     if args.json:
         _json([token_json(t, now) for t in tokens])
         return 0
-    _table(["PREFIX", "PERMISSION", "STATUS", "NAME", "CREATED", "EXPIRES"],
+    _table(["PREFIX", "PERMISSION", "STATUS", "NAME", "CREATED", "EXPIRES", "SERIAL"],
            [[t.prefix, t.permission, token_status(t, now), t.name or "-",
-             iso(t.created_ns) or "", iso(t.expires_ns) or "never"] for t in tokens])
+             iso(t.created_ns) or "", iso(t.expires_ns) or "never", t.serial or "-"]
+            for t in tokens])
     return 0
 
 
 def _token_revoke(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     info = _admin(settings, registry).revoke_token(args.token_or_prefix)
     print(f"Revoked token {info.prefix}... of device {info.device_id}")
+    return 0
+
+
+def _network_create(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    issued = registry.create_network(args.name)
+    if args.json:
+        _json({"token": issued.token, **network_json(issued.info)})
+        return 0
+    print("Network token created. It is shown only now: store it.")
+    _labels([("token", issued.token), ("prefix", issued.info.prefix),
+             ("name", issued.info.name)])
+    print("Give it to the network server as the `token` header of its webhook; it can post")
+    print("uplinks for devices whose token carries their DevEUI (token create --serial).")
+    return 0
+
+
+def _network_list(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    networks = registry.list_networks()
+    if args.json:
+        _json([network_json(n) for n in networks])
+        return 0
+    _table(["PREFIX", "STATUS", "NAME", "CREATED"],
+           [[n.prefix, network_json(n)["status"], n.name, iso(n.created_ns) or ""]
+            for n in networks])
+    return 0
+
+
+def _network_revoke(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+    info = registry.revoke_network(args.token_or_prefix)
+    print(f"Revoked network token {info.prefix}... ({info.name})")
     return 0
 
 
@@ -194,9 +226,23 @@ def add_commands(subparsers: Any, settings_loader: SettingsLoader,
     p.add_argument("--expires", type=_duration, metavar="DURATION",
                    help="lifetime such as 30d, 12h, 90m, 2w (default: never expires)")
     p.add_argument("--name", default="", help="a label shown in listings")
+    p.add_argument("--serial", metavar="DEVEUI",
+                   help="serial number (TagoIO's serie_number; a LoRaWAN DevEUI) that "
+                        "network tokens resolve to this device")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p = leaf(tok, "list", _token_list, "list a device's tokens (prefixes only)")
     p.add_argument("device_id")
     p.add_argument("--json", action="store_true", help="print a JSON array")
     p = leaf(tok, "revoke", _token_revoke, "revoke a token, by full token or prefix")
+    p.add_argument("token_or_prefix", metavar="TOKEN_OR_PREFIX")
+
+    network = subparsers.add_parser(
+        "network", help="create, list and revoke network tokens (LoRaWAN network servers)")
+    net = network.add_subparsers(dest="network_command", required=True, metavar="ACTION")
+    p = leaf(net, "create", _network_create, "create a network token (shown once)")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = leaf(net, "list", _network_list, "list network tokens (prefixes only)")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p = leaf(net, "revoke", _network_revoke, "revoke a network token, by full token or prefix")
     p.add_argument("token_or_prefix", metavar="TOKEN_OR_PREFIX")

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.influx.schema import _field_str, _series
-from bridge.model.current import Candidates
+from bridge.influx.schema import _field_str, _series, encode_point, encode_points
+from bridge.model.current import Candidates, candidates
 from bridge.model.fields import MAX_UNIT_CHARS, MAX_VARIABLE_CHARS, check_value, check_variable
+from bridge.model.formats.converted import Converted
+from bridge.model.points import Point, validate_points
 from bridge.model.timeparse import MAX_NS, MIN_NS, _epoch_seconds
 
 _PLAIN = frozenset(("variable", "value", "unit", "time"))
@@ -123,3 +125,23 @@ def encode_plain(payload: Any, device_id: str, received_ns: int, max_points: int
         return None
     newest.update(valued)
     return "\n".join(lines).encode(), len(lines), newest
+
+
+def encode_message(payload: Any, device_id: str, received_ns: int, max_points: int
+                   ) -> tuple[bytes, int, Candidates]:
+    """(body, points, candidates) of a message or request: ``encode_plain`` where it can,
+    else ``validate_points`` (all or nothing: ValidationError, PayloadTooLarge) and
+    ``encode_points``. ``payload`` is decoded TagoIO JSON, or a ``Converted`` payload of
+    another format (a LoRaWAN uplink), whose errors are named at their places in it."""
+    if not isinstance(payload, Converted):
+        encoded = encode_plain(payload, device_id, received_ns, max_points)
+        if encoded is not None:
+            return encoded
+
+    def check(body: Any) -> list[Point]:
+        return validate_points(body, device_id=device_id, received_ns=received_ns,
+                               max_points=max_points)
+
+    points = payload.validate(check) if isinstance(payload, Converted) else check(payload)
+    return (encode_points(points) if points else b"", len(points),
+            candidates(points, encode_point))

@@ -19,7 +19,14 @@ from bridge import keyfile
 from bridge.errors import DeviceDataError, FieldError, ValidationError
 from bridge.model.timeparse import format_iso_ms, parse_duration
 from bridge.registry import broker_sync
-from bridge.registry.interface import Device, IssuedToken, Permission, Registry, TokenInfo
+from bridge.registry.interface import (
+    Device,
+    IssuedToken,
+    NetworkInfo,
+    Permission,
+    Registry,
+    TokenInfo,
+)
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.devices")
@@ -60,7 +67,15 @@ def token_json(info: TokenInfo, now_ns: int) -> dict[str, Any]:
     return {"prefix": info.prefix, "device_id": info.device_id,
             "permission": info.permission, "name": info.name,
             "created_at": iso(info.created_ns), "expires_at": iso(info.expires_ns),
-            "revoked_at": iso(info.revoked_ns), "status": token_status(info, now_ns)}
+            "revoked_at": iso(info.revoked_ns), "status": token_status(info, now_ns),
+            "serie_number": info.serial}
+
+
+def network_json(info: NetworkInfo) -> dict[str, Any]:
+    """Everything about a network credential except its token."""
+    return {"prefix": info.prefix, "name": info.name, "created_at": iso(info.created_ns),
+            "revoked_at": iso(info.revoked_ns),
+            "status": "revoked" if info.revoked_ns is not None else "active"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +154,9 @@ class DeviceAdmin:
         return device
 
     def create_token(self, device_id: str, permission: Permission,
-                     expires_ns: int | None = None, name: str = "") -> IssuedToken:
-        issued = self.registry.create_token(device_id, permission, expires_ns, name)
+                     expires_ns: int | None = None, name: str = "",
+                     serial: str | None = None) -> IssuedToken:
+        issued = self.registry.create_token(device_id, permission, expires_ns, name, serial)
         self.sync()
         return issued
 

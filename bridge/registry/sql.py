@@ -21,6 +21,12 @@ from bridge.errors import Conflict, FieldError, NotFound, ValidationError
 from bridge.registry import tokens
 from bridge.registry.current import CurrentValueQueries
 from bridge.registry.interface import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
+from bridge.registry.networks import (
+    NetworkQueries,
+    check_serial,
+    normalise_serial,
+    refuse_taken,
+)
 from bridge.registry.tables import Cursor, Row
 from bridge.registry.tokens import (
     MIN_PREFIX_LEN,
@@ -33,7 +39,8 @@ from bridge.registry.versions import DataVersionQueries
 
 MAX_NAME = 100
 MAX_TOKEN_LEN = 512
-_TOKEN_COLUMNS = "hash, prefix, device_id, permission, name, created_ns, expires_ns, revoked_ns"
+_TOKEN_COLUMNS = ("hash, prefix, device_id, permission, name, created_ns, expires_ns, revoked_ns, "
+                  "serial")
 _TOKEN_BY_HASH = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE hash = ?"
 
 def check_name(name: str, *, field: str = "name", allow_empty: bool = False) -> str:
@@ -61,15 +68,17 @@ def _token(row: Row) -> TokenInfo:
     return TokenInfo(prefix=row["prefix"], device_id=row["device_id"],
                      permission=row["permission"], created_ns=row["created_ns"],
                      expires_ns=row["expires_ns"], revoked_ns=row["revoked_ns"],
-                     name=row["name"])
+                     name=row["name"], serial=row["serial"])
 
 
 def _not_found(device_id: str) -> NotFound:
     return NotFound(f"device {device_id!r} not found")
 
 
-class SQLRegistry(DataVersionQueries, CurrentValueQueries):
+class SQLRegistry(DataVersionQueries, CurrentValueQueries, NetworkQueries):
     """Every ``Registry`` method, on whatever ``_read``/``_write`` connect to."""
+
+    _check_name = staticmethod(check_name)
 
     def _read(self) -> AbstractContextManager[Cursor]:
         raise NotImplementedError
@@ -139,11 +148,16 @@ class SQLRegistry(DataVersionQueries, CurrentValueQueries):
     # tokens
 
     def create_token(self, device_id: str, permission: Permission,
-                     expires_ns: int | None = None, name: str = "") -> IssuedToken:
+                     expires_ns: int | None = None, name: str = "",
+                     serial: str | None = None) -> IssuedToken:
+        """A new token; with ``serial`` (normalised) it carries that serial number, which
+        no other unrevoked token may carry, and it must be able to write (uplinks are
+        written on its behalf)."""
         if permission not in PERMISSIONS:
             problem = "must be one of " + ", ".join(PERMISSIONS)
             raise ValidationError(f"permission {problem}", [FieldError("permission", problem)])
         check_name(name, allow_empty=True)
+        serial = check_serial(serial, permission)
         now = time.time_ns()
         if expires_ns is not None and expires_ns <= now:
             problem = "must be in the future"
@@ -151,16 +165,18 @@ class SQLRegistry(DataVersionQueries, CurrentValueQueries):
         token = tokens.new_token()  # via the module, so tests can fix the value
         info = TokenInfo(prefix=tokens.token_prefix(token), device_id=device_id,
                          permission=permission, created_ns=now, expires_ns=expires_ns,
-                         name=name)
+                         name=name, serial=serial)
         # PBKDF2 is deliberately slow-ish: compute it before taking the write lock.
         mqtt = mosquitto_hash(token)
         with self._write() as cur:
+            if serial is not None:
+                refuse_taken(cur, serial)
             inserted = cur.run(
                 f"INSERT INTO tokens ({_TOKEN_COLUMNS}, mqtt_hash) "
-                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS "
                 "(SELECT 1 FROM devices WHERE id = ?)",
                 (token_hash(token), info.prefix, device_id, permission, name, now,
-                 expires_ns, None, mqtt, device_id))
+                 expires_ns, None, serial, mqtt, device_id))
             if inserted == 0:
                 raise _not_found(device_id)
         return IssuedToken(token=token, info=info)
@@ -212,6 +228,17 @@ class SQLRegistry(DataVersionQueries, CurrentValueQueries):
             return None
         info = _token(rows[0])
         return info if info.active(time.time_ns() if now_ns is None else now_ns) else None
+
+    def token_for_serial(self, serial: str, now_ns: int | None = None) -> TokenInfo | None:
+        """The active (unrevoked, unexpired) token carrying ``serial``, else None.
+        ``serial`` is normalised first (ValidationError if it cannot be a serial)."""
+        wanted = normalise_serial(serial)
+        with self._read() as cur:
+            rows = cur.rows(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE serial = ? "
+                            "AND revoked_ns IS NULL", (wanted,))
+        info = _token(rows[0]) if rows else None
+        now = time.time_ns() if now_ns is None else now_ns
+        return info if info is not None and info.active(now) else None
 
     def broker_credentials(self, now_ns: int | None = None) -> list[tuple[str, str]]:
         """``(device_id, mqtt_hash)`` for every active ``write``/``full`` token, ordered by

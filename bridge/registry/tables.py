@@ -53,6 +53,24 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
     ),
     (
+        # TagoIO's serie_number on a device token (a LoRaWAN DevEUI, normalised): a network
+        # server's uplinks reach the device whose unrevoked token carries it. The partial
+        # index makes a serial name one token at a time, whatever the race.
+        "ALTER TABLE tokens ADD COLUMN serial TEXT",
+        "CREATE UNIQUE INDEX tokens_serial ON tokens(serial) "
+        "WHERE serial IS NOT NULL AND revoked_ns IS NULL",
+        # Network credentials: hashed like device tokens, in a table of their own so that
+        # neither kind of token can ever be taken for the other.
+        """CREATE TABLE network_tokens (
+            hash       TEXT PRIMARY KEY,
+            prefix     TEXT NOT NULL,
+            name       TEXT NOT NULL,
+            created_ns {int} NOT NULL,
+            revoked_ns {int}
+        )""",
+        "CREATE INDEX network_tokens_prefix ON network_tokens(prefix)",
+    ),
+    (
         # Current values (bridge/registry/current.py): per device, variable and kind
         # (item, value, location) the newest point, kept by every writer.
         """CREATE TABLE current_values (

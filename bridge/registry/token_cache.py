@@ -1,4 +1,5 @@
-"""The per-process authentication cache in front of ``Registry.authenticate``."""
+"""The per-process authentication cache in front of ``Registry.authenticate`` (device
+tokens) or ``Registry.authenticate_network`` (network tokens)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
-from bridge.registry.interface import Registry, TokenInfo
+from bridge.registry.interface import NetworkInfo, Registry, TokenInfo
 from bridge.registry.tokens import token_hash
 
 
-class TokenCache:
+class _Credential(Protocol):
+    def active(self, now_ns: int) -> bool: ...
+
+
+C = TypeVar("C", bound=_Credential)
+
+
+class CredentialCache(Generic[C]):
     """A small per-process TTL cache in front of ``Registry.authenticate``.
 
     Keyed by the token's hash so plain tokens never sit in memory longer than a request.
@@ -20,18 +29,18 @@ class TokenCache:
     every hit, so a cached token never outlives its ``expires_ns``.
     """
 
-    def __init__(self, registry: Registry, ttl_seconds: float,
+    def __init__(self, authenticate: Callable[[str, int], C | None], ttl_seconds: float,
                  clock: Callable[[], float] = time.monotonic, max_entries: int = 10000,
                  wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
-        self._registry = registry
+        self._authenticate = authenticate
         self._ttl = ttl_seconds
         self._clock = clock
         self._wall_clock_ns = wall_clock_ns
         self._max = max(1, max_entries)
-        self._entries: OrderedDict[str, tuple[float, TokenInfo | None]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, C | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def cached(self, token: str) -> tuple[bool, TokenInfo | None]:
+    def cached(self, token: str) -> tuple[bool, C | None]:
         """``(True, info or None)`` when the cache can answer, ``(False, None)`` when the
         registry must be asked (``lookup`` does); lets async callers skip a thread hop."""
         key = token_hash(token)
@@ -44,7 +53,7 @@ class TokenCache:
                 return True, info if active else None
         return False, None
 
-    def lookup(self, token: str) -> TokenInfo | None:
+    def lookup(self, token: str) -> C | None:
         """The token's info if it is active now, else None."""
         hit, info = self.cached(token)
         if hit:
@@ -53,7 +62,7 @@ class TokenCache:
         now_ns = self._wall_clock_ns()
         # The registry call happens outside the lock: concurrent misses may both ask,
         # which is harmless, while holding the lock would serialise every request on I/O.
-        info = self._registry.authenticate(token, now_ns)
+        info = self._authenticate(token, now_ns)
         with self._lock:
             self._entries[key] = (self._clock(), info)
             self._entries.move_to_end(key)
@@ -67,3 +76,22 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class TokenCache(CredentialCache[TokenInfo]):
+    """Device tokens: ``Registry.authenticate`` behind the cache."""
+
+    def __init__(self, registry: Registry, ttl_seconds: float,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10000,
+                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(registry.authenticate, ttl_seconds, clock, max_entries, wall_clock_ns)
+
+
+class NetworkCache(CredentialCache[NetworkInfo]):
+    """Network tokens: ``Registry.authenticate_network`` behind the cache."""
+
+    def __init__(self, registry: Registry, ttl_seconds: float,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10000,
+                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(registry.authenticate_network, ttl_seconds, clock, max_entries,
+                         wall_clock_ns)

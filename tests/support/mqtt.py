@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bridge.registry import broker_sync
 from bridge.settings import Settings
 from devicedata import procs, servers
 
@@ -198,11 +199,18 @@ class BridgeProcess:
         return self.log.read_text(errors="replace")
 
 
+def drop_session(settings: Settings) -> None:
+    """End a bridge user's persistent session (clean start, no expiry), so the broker
+    stops queueing every later test's messages for a bridge that is gone."""
+    DeviceClient(settings, settings.mqtt_username, broker_sync.bridge_password(settings)).close()
+
+
 def env_of(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.to_env()}
 
 
-__all__ = ["BridgeProcess", "DeviceClient", "OpenBroker", "connect_when_allowed", "env_of",
+__all__ = ["BridgeProcess", "DeviceClient", "OpenBroker", "connect_when_allowed", "drop_session",
+           "env_of",
            "signal", "wait_refused", "wait_until"]
 
 

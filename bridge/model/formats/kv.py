@@ -76,6 +76,22 @@ def _reading(
                                      index))
             return
         time, item, prefix = item["ts"], values, ("values",)
+    flatten(item, prefix, index, points, origins, errors, time=time)
+
+
+def flatten(
+    item: dict[str, Any],
+    prefix: Keys,
+    index: int | None,
+    points: list[dict[str, Any]],
+    origins: list[Origin],
+    errors: list[FieldError],
+    *,
+    time: Any = None,
+) -> None:
+    """Append one point per leaf of ``item`` (nested keys joined with ``_``), labelled with
+    its key path under ``prefix`` (``values.env.t``); the prefix is not part of the name.
+    Shared with the LoRaWAN uplinks, whose decoded payloads follow the same rules."""
     seen: dict[str, Keys] = {}  # flattened name -> the key path that gave it
     for keys, value in _leaves(item, prefix, index, errors):
         name = SEPARATOR.join(keys[len(prefix):])

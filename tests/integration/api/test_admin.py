@@ -60,6 +60,8 @@ ENDPOINTS = [
     ("GET", "/admin/devices/x/tokens"), ("POST", "/admin/devices/x/tokens"),
     ("GET", "/admin/devices/x/variables"), ("GET", "/admin/devices/x/series?variable=t"),
     ("DELETE", "/admin/tokens/abcdef12"),
+    ("GET", "/admin/networks"), ("POST", "/admin/networks"),
+    ("DELETE", "/admin/networks/net_abcdef12"),
 ]
 
 
@@ -169,6 +171,50 @@ def test_tokens_create_list_revoke(api: ApiServer, admin: httpx.Client) -> None:
     listed = ok(admin.get(f"/admin/devices/{dev['id']}/tokens"))
     statuses = {t["prefix"]: t["status"] for t in listed}
     assert statuses == {dev["token"][:8]: "revoked", token[:8]: "revoked"}
+
+
+def test_tokens_with_a_serial(api: ApiServer, admin: httpx.Client) -> None:
+    dev, other = new_device(admin), new_device(admin)
+    made = ok(admin.post(f"/admin/devices/{dev['id']}/tokens",
+                         json={"permission": "write", "serie_number": "70B3D57ED0000A01"}))
+    assert made["serie_number"] == "70b3d57ed0000a01"
+    listed = ok(admin.get(f"/admin/devices/{dev['id']}/tokens"))
+    assert {t["prefix"]: t["serie_number"] for t in listed} == {
+        dev["token"][:8]: None, made["token"][:8]: "70b3d57ed0000a01"}
+    message = failed(admin.post(f"/admin/devices/{other['id']}/tokens", json={
+        "permission": "full", "serie_number": "70-b3-d5-7e-d0-00-0a-01"}), 409)
+    assert made["token"][:8] in message and dev["id"] in message
+    for body in ({"permission": "write", "serie_number": 5},
+                 {"permission": "write", "serie_number": "no spaces allowed"},
+                 {"permission": "write", "serie_number": ""},
+                 {"permission": "read", "serie_number": "70b3d57ed0000a02"}):
+        assert "serie_number" in failed(
+            admin.post(f"/admin/devices/{other['id']}/tokens", json=body), 400)
+    assert len(ok(admin.get(f"/admin/devices/{other['id']}/tokens"))) == 1
+
+
+def test_network_tokens_create_list_revoke(api: ApiServer, admin: httpx.Client) -> None:
+    made = ok(admin.post("/admin/networks", json={"name": HOSTILE}))
+    token = made["token"]
+    assert token.startswith("net_") and made["prefix"] == token[:12]
+    assert made["name"] == HOSTILE and made["status"] == "active"
+    listed = ok(admin.get("/admin/networks"))
+    assert made["prefix"] in [n["prefix"] for n in listed]
+    assert all("token" not in n for n in listed) and token not in admin.get(
+        "/admin/networks").text
+    # A network token opens neither the admin API nor the device API.
+    for headers in ({"admin-token": token}, {"authorization": f"Bearer {token}"}):
+        failed(httpx.get(api.url + "/admin/networks", headers=headers), 401)
+    with api.client(token) as as_device:
+        failed(as_device.get("/data"), 401)
+        failed(as_device.post("/data", json={"variable": "t", "value": 1}), 401)
+        failed(as_device.get("/info"), 401)
+    revoked = ok(admin.delete(f"/admin/networks/{token[:12]}"))
+    assert revoked["status"] == "revoked" and revoked["revoked_at"]
+    assert api.registry.authenticate_network(token) is None
+    failed(admin.delete("/admin/networks/net_zzzzzz"), 404)
+    for body in ({}, {"name": ""}, {"name": 7}, {"name": "x" * 101}):
+        failed(admin.post("/admin/networks", json=body), 400)
 
 
 def test_revoking_reaches_the_broker(api: ApiServer, admin: httpx.Client) -> None:

@@ -18,6 +18,7 @@ from support.mqtt import (
     BridgeProcess,
     DeviceClient,
     connect_when_allowed,
+    drop_session,
     wait_refused,
     wait_until,
 )
@@ -198,6 +199,8 @@ def test_shared_group_splits_the_load(api: ApiServer, stack_settings: Settings,
         wait_until(lambda: count(api, token) == 201, what="201 points")
     finally:
         codes = [m.stop() for m in members]
+        for member in members:
+            drop_session(member.settings)
         bridge.start()
     assert codes == [0, 0]
     handled = [_messages_handled(m.text()) for m in members]

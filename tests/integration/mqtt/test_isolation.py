@@ -12,12 +12,17 @@ from pathlib import Path
 
 import httpx
 
-from bridge.registry import broker_sync
 from bridge.settings import Settings
 from devicedata.procs import free_port
 from support.api import ApiServer
 from support.http import count
-from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+from support.mqtt import (
+    BridgeProcess,
+    DeviceClient,
+    connect_when_allowed,
+    drop_session,
+    wait_until,
+)
 
 MESSAGES = 700
 
@@ -93,5 +98,4 @@ def test_a_device_cannot_join_the_bridges_shared_group_or_read_others(
         wait_until(lambda: count(api, victim_token) == 201, what="all 201 messages")
     finally:
         assert bridge.stop() == 0
-        # Drop the group member's session, so it does not queue later tests' messages.
-        DeviceClient(group, group.mqtt_username, broker_sync.bridge_password(group)).close()
+        drop_session(group)  # so it does not queue later tests' messages

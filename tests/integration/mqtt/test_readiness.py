@@ -12,7 +12,7 @@ import pytest
 from bridge.settings import Settings
 from devicedata.procs import free_port
 from support.metrics import samples, value
-from support.mqtt import BridgeProcess, wait_until
+from support.mqtt import BridgeProcess, drop_session, wait_until
 from support.scripted_broker import ScriptedBroker, answer_connect_and_subscribe
 
 NOT_AUTHORIZED = 0x87
@@ -56,3 +56,23 @@ def test_a_granted_subscription_is_ready(stack_settings: Settings, tmp_path: Pat
         assert value(samples(httpx.get(url + "/metrics").text), "devicedata_mqtt_ready") == 1
     finally:
         assert bridge.stop() == 0
+
+
+def test_a_bridge_pushed_off_by_its_own_user_name_says_why(
+        stack_settings: Settings, tmp_path: Path) -> None:
+    """Two bridges given the same user name (a misconfiguration) push each other off:
+    Mosquitto 2.0 just closes the socket, so the bridge names the likely cause."""
+    settings = stack_settings.replace(mqtt_username="twin", mqtt_client_id="twin")
+    first = BridgeProcess(settings.replace(mqtt_client_id="twin-1"),
+                          tmp_path / "first.log").start()
+    try:
+        second = BridgeProcess(settings.replace(mqtt_client_id="twin-2"),
+                               tmp_path / "second.log").start()
+        try:
+            wait_until(lambda: "using this bridge's user name" in first.text(),
+                       what="the first bridge to say why it lost the broker")
+        finally:
+            assert second.stop() == 0
+    finally:
+        assert first.stop() == 0
+        drop_session(settings)

@@ -51,7 +51,7 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[],
     if request.param == "postgresql":
         url: str = request.getfixturevalue("pg_url")
         with postgres.connect(url) as db:
-            db.execute("TRUNCATE devices, tokens, current_values")
+            db.execute("TRUNCATE devices, tokens, network_tokens, current_values")
         return lambda: open_registry(url)
     raise AssertionError(request.param)
 
@@ -250,6 +250,163 @@ def test_identical_prefixes_need_the_full_token(registry: Registry,
     assert registry.authenticate(a) is not None and registry.authenticate(b) is None
 
 
+# serial numbers (serie_number) and network credentials
+
+
+EUI = "70b3d57ed0000001"
+
+
+@pytest.mark.parametrize("spelling", ["70B3D57ED0000001", "70-b3-d5-7e-d0-00-00-01",
+                                      "70:B3:D5:7E:D0:00:00:01", " 70b3d57ed0000001 "])
+def test_serial_is_normalised_and_found_in_any_spelling(registry: Registry,
+                                                        spelling: str) -> None:
+    dev = registry.create_device("d")
+    issued = registry.create_token(dev.id, "write", serial=spelling)
+    assert issued.info.serial == EUI
+    assert registry.list_tokens(dev.id) == [issued.info]
+    for asked in (EUI, EUI.upper(), "70-B3-D5-7E-D0-00-00-01", spelling):
+        found = registry.token_for_serial(asked)
+        assert found is not None and found.device_id == dev.id and found.serial == EUI
+    assert registry.token_for_serial("70b3d57ed0000002") is None
+    assert registry.authenticate(issued.token) == issued.info  # still a device token
+
+
+@pytest.mark.parametrize("serial", ["", "   ", "-leading-dash", "with space", "semi;colon",
+                                    "quote'", "x" * 65, "ünïcode", "a\nb", "a\x00b", "%", "_"])
+def test_bad_serials_are_refused(registry: Registry, serial: str) -> None:
+    dev = registry.create_device("d")
+    with pytest.raises(ValidationError) as err:
+        registry.create_token(dev.id, "write", serial=serial)
+    assert err.value.errors[0].field == "serie_number"
+    with pytest.raises(ValidationError):
+        registry.token_for_serial(serial)
+    assert registry.list_tokens(dev.id) == []
+
+
+def test_other_serials_are_case_insensitive(registry: Registry) -> None:
+    dev = registry.create_device("d")
+    issued = registry.create_token(dev.id, "full", serial="SN-2024.A:7")
+    assert issued.info.serial == "sn-2024.a:7"
+    found = registry.token_for_serial("sn-2024.A:7")
+    assert found is not None and found.device_id == dev.id
+
+
+def test_a_serial_names_one_unrevoked_token(registry: Registry) -> None:
+    a, b = registry.create_device("a"), registry.create_device("b")
+    first = registry.create_token(a.id, "write", serial=EUI)
+    for device_id, spelling in ((b.id, EUI.upper()), (a.id, "70-b3-d5-7e-d0-00-00-01")):
+        with pytest.raises(Conflict, match=first.info.prefix):
+            registry.create_token(device_id, "full", serial=spelling)
+    assert len(registry.list_tokens(b.id)) == 0
+    registry.revoke_token(first.token)
+    assert registry.token_for_serial(EUI) is None
+    second = registry.create_token(b.id, "write", serial=EUI)  # free once revoked
+    found = registry.token_for_serial(EUI)
+    assert found is not None and found.device_id == b.id and found.prefix == second.info.prefix
+
+
+def test_the_schema_keeps_serials_unique(registry: Registry) -> None:
+    """The unique index holds even for a writer that skips create_token's check."""
+    assert isinstance(registry, SQLRegistry)
+    dev = registry.create_device("d")
+    registry.create_token(dev.id, "write", serial=EUI)
+    with pytest.raises(RegistryError), registry._write() as cur:
+        cur.run("INSERT INTO tokens (hash, prefix, device_id, permission, created_ns, "
+                "mqtt_hash, serial) VALUES ('h', 'p', ?, 'write', 0, 'm', ?)", (dev.id, EUI))
+
+
+def test_serial_tokens_must_write_and_be_active(registry: Registry) -> None:
+    dev = registry.create_device("d")
+    with pytest.raises(ValidationError, match="write or full"):
+        registry.create_token(dev.id, "read", serial=EUI)
+    expires = time.time_ns() + HOUR
+    issued = registry.create_token(dev.id, "write", serial=EUI, expires_ns=expires)
+    assert registry.token_for_serial(EUI, now_ns=expires - 1) is not None
+    assert registry.token_for_serial(EUI, now_ns=expires) is None
+    # An expired token still holds its serial: revoking it is a deliberate act.
+    with pytest.raises(Conflict):
+        registry.create_token(dev.id, "write", serial=EUI)
+    registry.revoke_token(issued.token)
+    registry.create_token(dev.id, "write", serial=EUI)
+
+
+def test_deleting_the_device_frees_its_serial(registry: Registry) -> None:
+    dev = registry.create_device("d")
+    registry.create_token(dev.id, "write", serial=EUI)
+    registry.delete_device(dev.id)
+    assert registry.token_for_serial(EUI) is None
+    other = registry.create_device("e")
+    assert registry.create_token(other.id, "write", serial=EUI).info.serial == EUI
+
+
+def test_network_credentials(registry: Registry) -> None:
+    issued = registry.create_network("ChirpStack on the roof")
+    token = issued.token
+    assert token.startswith("net_") and len(token) == 44
+    assert all(c in "0123456789abcdef" for c in token[4:])
+    assert issued.info.prefix == token[:12] and issued.info.name == "ChirpStack on the roof"
+    assert registry.authenticate_network(token) == issued.info
+    assert registry.list_networks() == [issued.info]
+    # Neither kind of token stands in for the other.
+    assert registry.authenticate(token) is None
+    dev = registry.create_device("d")
+    device_token = registry.create_token(dev.id, "full").token
+    assert registry.authenticate_network(device_token) is None
+    assert registry.authenticate_network("net_" + device_token) is None
+    for wrong in ("", token[:-1], token.upper(), token + "0", "net_" + "x" * 10_000):
+        assert registry.authenticate_network(wrong) is None
+    with pytest.raises(NotFound):
+        registry.revoke_token(token)  # a device-token revoke cannot reach it
+    assert registry.authenticate_network(token) is not None
+
+
+@pytest.mark.parametrize("how", ["full", "prefix", "short prefix"])
+def test_network_revoke(registry: Registry, how: str) -> None:
+    issued = registry.create_network("ttn")
+    keep = registry.create_network("ttn")
+    text = {"full": issued.token, "prefix": issued.info.prefix,
+            "short prefix": issued.token[:10]}[how]
+    if how == "short prefix" and keep.token.startswith(text):
+        pytest.skip("random tokens happened to share the short prefix")
+    revoked = registry.revoke_network(text)
+    assert revoked.prefix == issued.info.prefix and revoked.revoked_ns is not None
+    assert registry.authenticate_network(issued.token) is None
+    assert registry.authenticate_network(keep.token) is not None
+    assert registry.revoke_network(issued.token).revoked_ns == revoked.revoked_ns
+    listed = {n.prefix: n for n in registry.list_networks()}
+    assert listed[issued.info.prefix].revoked_ns == revoked.revoked_ns
+
+
+@pytest.mark.parametrize("text", ["net_", "net_abc", "", "net_%%%%%%", "net______", "x" * 50])
+def test_network_revoke_unknown(registry: Registry, text: str) -> None:
+    issued = registry.create_network("n")
+    if text and issued.token.startswith(text) and len(text) >= 10:
+        pytest.skip("random token happened to match")
+    with pytest.raises(NotFound):
+        registry.revoke_network(text)
+    assert registry.authenticate_network(issued.token) is not None
+
+
+def test_ambiguous_network_prefix(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.registry import networks
+
+    queue = ["net_abcdef01" + "1" * 32, "net_abcdef02" + "2" * 32]
+    monkeypatch.setattr(networks, "new_network_token", lambda: queue.pop(0))
+    a, b = registry.create_network("a"), registry.create_network("b")
+    with pytest.raises(Conflict) as err:
+        registry.revoke_network("net_abcdef")
+    assert a.token not in str(err.value) and b.token not in str(err.value)
+    registry.revoke_network("net_abcdef02")
+    assert registry.revoke_network("net_abcdef").prefix == "net_abcdef01"
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 101, "tab\there"])
+def test_bad_network_names(registry: Registry, name: str) -> None:
+    with pytest.raises(ValidationError):
+        registry.create_network(name)
+    assert registry.list_networks() == []
+
+
 def test_touch_only_moves_forward(registry: Registry) -> None:
     dev = registry.create_device("d")
     registry.touch(dev.id, 2000)
@@ -438,6 +595,10 @@ def test_sqlite_stores_only_hashes(tmp_path: Path) -> None:
         assert token.encode("utf-16-le") not in raw
         assert token[:12].encode() not in raw  # not even more than the listed prefix
         assert hashlib.sha256(token.encode()).hexdigest().encode() in raw
+    network = reg.create_network("n").token
+    raw = _db_bytes(path)
+    assert network.encode() not in raw and network[:16].encode() not in raw
+    assert hashlib.sha256(network.encode()).hexdigest().encode() in raw
     reg.close()
     raw = _db_bytes(path)  # after the checkpoint on close, too
     assert all(item.token.encode() not in raw for item in issued)

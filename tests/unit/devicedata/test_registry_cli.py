@@ -209,6 +209,53 @@ def test_token_create_list_revoke(cli: Cli) -> None:
     assert len(cli.notified) == 5  # device create, two token creates, two revokes
 
 
+def test_token_with_a_serial(cli: Cli) -> None:
+    dev = _create(cli)
+    made = cli.json("token", "create", dev["id"], "--permission", "write",
+                    "--serial", "70-B3-D5-7E-D0-00-00-01")
+    assert made["serie_number"] == "70b3d57ed0000001"
+    listed = {t["prefix"]: t["serie_number"] for t in cli.json("token", "list", dev["id"])}
+    assert listed == {dev["token"][:8]: None, made["token"][:8]: "70b3d57ed0000001"}
+    code, out, _ = cli("token", "list", dev["id"])
+    assert code == 0 and "SERIAL" in out and "70b3d57ed0000001" in out
+    code, _, err = cli("token", "create", dev["id"], "--permission", "full",
+                       "--serial", "70B3D57ED0000001")
+    assert code == 1 and "revoke that token first" in err and made["token"][:8] in err
+    for bad, why in (("not a serial", "serie_number must be"), ("70b3", None)):
+        code, _, err = cli("token", "create", dev["id"], "--permission", "write",
+                           "--serial", bad)
+        assert (code == 0) is (why is None), err  # "70b3" is a serial, just not an EUI
+        if why:
+            assert why in err
+    code, _, err = cli("token", "create", dev["id"], "--permission", "read", "--serial", "s1")
+    assert code == 1 and "write or full" in err
+
+
+def test_network_create_list_revoke(cli: Cli) -> None:
+    made = cli.json("network", "create", "ChirpStack")
+    token = made["token"]
+    assert token.startswith("net_") and made["prefix"] == token[:12]
+    assert made["name"] == "ChirpStack" and made["status"] == "active"
+    code, out, _ = cli("network", "create", "TTN")
+    assert code == 0 and "shown only now" in out
+    second = re.search(r"token\s+(net_[0-9a-f]{40})", out)
+    assert second
+    code, out, _ = cli("network", "list")
+    assert code == 0 and token not in out and second.group(1) not in out
+    assert token[:12] in out and "ChirpStack" in out and "TTN" in out
+    code, out, _ = cli("network", "revoke", token[:12])
+    assert code == 0 and token[:12] in out and token not in out
+    listed = {n["name"]: n["status"] for n in cli.json("network", "list")}
+    assert listed == {"ChirpStack": "revoked", "TTN": "active"}
+    with cli.registry() as reg:
+        assert reg.authenticate_network(token) is None
+        assert reg.authenticate_network(second.group(1)) is not None
+        assert reg.authenticate(second.group(1)) is None
+    code, _, err = cli("network", "revoke", "net_zzzzzz")
+    assert code == 1 and "no network token matches" in err
+    assert cli.notified == []  # network tokens never reach the broker
+
+
 def test_ambiguous_prefix_is_an_error(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     from bridge.registry import tokens
 
