@@ -35,6 +35,9 @@ from bridge.registry import Registry
 from bridge.registry.current import CurrentRow
 
 log = logging.getLogger("devicedata.current")
+# Records on the event loop leave the SQLite WAL to grow; move it into the database in
+# a worker thread this often.
+CHECKPOINT_EVERY = 500
 
 Row = dict[str, Any]
 # Reads the newest rows of ``kind`` (a last_* query) for these variables (all: None).
@@ -42,14 +45,22 @@ NewestRows = Callable[[str, str, list[str] | None], Awaitable[list[Row]]]
 
 
 def rows_of(candidates: Candidates) -> list[CurrentRow]:
-    return [(device, variable, kind, time_ns, slot, line)
-            for (device, variable, kind), (time_ns, slot, line) in candidates.items()]
+    """One registry row per device and variable, its three kinds side by side."""
+    rows: dict[tuple[str, str], list[Any]] = {}
+    for (device, variable, kind), candidate in candidates.items():
+        row = rows.get((device, variable))
+        if row is None:
+            row = rows[(device, variable)] = [device, variable, *([None] * 9)]
+        at = 2 + 3 * KINDS.index(kind)
+        row[at:at + 3] = candidate
+    return [tuple(row) for row in rows.values()]
 
 
 class CurrentValues:
     def __init__(self, registry: Registry) -> None:
         self._registry = registry
         self.records = 0
+        self._checkpoint: asyncio.Task[None] | None = None
         self.record_failures = 0
         self.rebuilds = 0
 
@@ -72,7 +83,7 @@ class CurrentValues:
             return
         rows = rows_of(candidates) if candidates else []
         try:
-            await asyncio.to_thread(self._registry.record_writes, rows, devices)
+            await _without_waiting(self._registry.record_writes, rows, devices)
         except DeviceDataError as exc:
             self.record_failures += 1
             log.warning("event=current_values_not_recorded devices=%d reason=%s",
@@ -80,6 +91,16 @@ class CurrentValues:
             raise StoreUnavailable(f"current values not recorded: {exc}",
                                    retry_after=5.0) from None
         self.records += 1
+        if self.records % CHECKPOINT_EVERY == 0 and self._checkpoint is None:
+            self._checkpoint = asyncio.create_task(self._checkpoint_wal())
+
+    async def _checkpoint_wal(self) -> None:
+        try:
+            await asyncio.to_thread(self._registry.checkpoint)
+        except DeviceDataError as exc:
+            log.warning("event=registry_checkpoint_failed reason=%s", exc)
+        finally:
+            self._checkpoint = None
 
     async def read(self, device_id: str, q: DataQuery, newest: NewestRows
                    ) -> list[dict[str, Any]]:

@@ -71,16 +71,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX network_tokens_prefix ON network_tokens(prefix)",
     ),
     (
-        # Current values (bridge/registry/current.py): per device, variable and kind
-        # (item, value, location) the newest point, kept by every writer.
+        # Current values (bridge/registry/current.py): per device and variable the newest
+        # point, the newest with a value and the newest with a location (time, slot and
+        # its line of line protocol each), kept by every writer.
         """CREATE TABLE current_values (
-            device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-            variable  TEXT NOT NULL,
-            kind      TEXT NOT NULL,
-            time_ns   {int} NOT NULL,
-            slot      {int} NOT NULL,
-            line      TEXT NOT NULL,
-            PRIMARY KEY (device_id, variable, kind)
+            device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            variable      TEXT NOT NULL,
+            item_time     {int},
+            item_slot     {int},
+            item_line     TEXT,
+            value_time    {int},
+            value_slot    {int},
+            value_line    TEXT,
+            location_time {int},
+            location_slot {int},
+            location_line TEXT,
+            PRIMARY KEY (device_id, variable)
         )""",
         # 1 once the rows hold every variable's current values (built from InfluxDB
         # at the first read: data written before this table existed).
