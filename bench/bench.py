@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -1335,6 +1336,51 @@ def fig_disk(args: argparse.Namespace) -> None:
 
 
 FIGURES["disk"] = fig_disk
+
+
+def fig_post1000(args: argparse.Namespace) -> None:
+    """POST /data with 1000 points (wrk -c16), ours and the BENCH_BEFORE checkout's API in
+    alternating slices, against InfluxDB's single-field rate (5000-line bodies, 1
+    connection) in the same repetition."""
+    runs = []
+    with Env("post1000", ndevices=1, with_mosquitto=False) as env:
+        tok = env.devices[0].token
+        body = env.dir / "thousand.json"
+        body.write_bytes(thousand_points_body())
+        one_field = [b"\n".join(ls) for ls in (lambda x: [x[i:i + 5000] for i in range(
+            0, len(x), 5000)])(our_lines(500_000, [d.id for d in env.devices], 25,
+                                         (time.time_ns() // 10**9 - 86400 * 20) * 10**9,
+                                         1_000_000, "one"))]
+        with Api(env, "ours") as ours, (Api(env, "before", before=True) if lib.BEFORE
+                                         else contextlib.nullcontext()) as before:
+            wrk(f"{ours.url}/data", body, tok, 2, 16)
+            for rep in range(args.reps):
+                lib.wait_quiet()
+                influx_one = influx_ceiling(env, one_field, 500_000, f"one_{rep}")["points_per_s"]
+                other = before if before is not None else ours
+                a, b = paired_wrk((f"{ours.url}/data", tok, ours.pid),
+                                  (f"{other.url}/data", tok, other.pid), body, args.seconds, 16)
+                r = {"rep": rep, "influx_one_field_points_per_s": influx_one,
+                     "ours_points_per_s": a["req_per_s"] * 1000,
+                     "before_points_per_s": b["req_per_s"] * 1000 if lib.BEFORE else None,
+                     "ours_non_2xx": a["non_2xx"], "before_non_2xx": b["non_2xx"],
+                     "ours_cpu_us_per_point": 1e6 * a["server_cpu_share"] / max(
+                         1, a["req_per_s"] * 1000),
+                     "before_cpu_us_per_point": 1e6 * b["server_cpu_share"] / max(
+                         1, b["req_per_s"] * 1000)}
+                r["ours_ratio"] = r["ours_points_per_s"] / influx_one
+                r["before_ratio"] = (r["before_points_per_s"] or 0) / influx_one
+                runs.append(r)
+                log(f"post1000 rep {rep}: InfluxDB single-field {influx_one:,.0f} pts/s; ours "
+                    f"{r['ours_points_per_s']:,.0f} ({r['ours_ratio']:.2f}x), before "
+                    f"{r['before_points_per_s'] or 0:,.0f} ({r['before_ratio']:.2f}x)")
+    lib.save("post1000", {"before": lib.BEFORE, **{k: summary([r[k] for r in runs]) for k in (
+        "influx_one_field_points_per_s", "ours_points_per_s", "before_points_per_s",
+        "ours_ratio", "before_ratio", "ours_cpu_us_per_point", "before_cpu_us_per_point")},
+        "runs": runs})
+
+
+FIGURES["post1000"] = fig_post1000
 
 
 if __name__ == "__main__":

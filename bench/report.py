@@ -410,6 +410,24 @@ def storage_tables() -> str:
         add("")
         add(f"Run {_run_line(cur)}.")
         add("")
+    post = load("post1000")
+    if post:
+        add(f"**HTTP POST of 1000 points** (wrk -c16, ours and the branch point's API in "
+            f"alternating slices; {post['ours_ratio']['n']} repetitions):")
+        add("")
+        add("| API | points/s | ratio to InfluxDB's single-field rate, same rep | API CPU µs "
+            "per point |")
+        add("|---|---|---|---|")
+        add(f"| ours | {f(post['ours_points_per_s'])} | {r(post['ours_ratio'])} | "
+            f"{f(post['ours_cpu_us_per_point'], '', 1)} |")
+        if post.get("before"):
+            add(f"| branch point | {f(post['before_points_per_s'])} | "
+                f"{r(post['before_ratio'])} | {f(post['before_cpu_us_per_point'], '', 1)} |")
+        add(f"| InfluxDB, single-field lines | {f(post['influx_one_field_points_per_s'])} | 1 "
+            "| – |")
+        add("")
+        add(f"Run {_run_line(post)}.")
+        add("")
     disk = load("disk")
     if disk:
         v = disk["variants"]

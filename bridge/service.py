@@ -40,7 +40,7 @@ from bridge.influx.schema import (
     variable_from_tag,
 )
 from bridge.influx.store import InfluxStore
-from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
+from bridge.influx.windows import WindowHints, newest_locations, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
 from bridge.model.current import Candidates, candidates
 from bridge.model.ids import id_matches, parse_point_id
@@ -104,8 +104,7 @@ class DataService:
         (a LoRaWAN uplink), validated by the same ``validate_points`` with its errors
         named at their places in the original."""
         received = received_ns or now_ns()
-        encoded = encode_message(payload, device_id, received, self.max_points)
-        body, count, current = encoded
+        body, count, current = encode_message(payload, device_id, received, self.max_points)
         self._accepted[source] += count
         return Accepted(device_id, body, count, received,
                         current if count and self.current is not None else None)
@@ -187,6 +186,8 @@ class DataService:
     async def _newest(self, device_id: str, kind: str,
                       variables: list[str] | None) -> list[dict[str, Any]]:
         """The newest row per variable of a last_* kind, from InfluxDB."""
+        if kind == "last_location":
+            return await newest_locations(self.store, device_id, variables)
         q = DataQuery(kind=kind, variables=variables or [])
         return await newest_per_variable(self.store, device_id, q, self.hints)
 

@@ -165,6 +165,14 @@ def group_rows_statements(device_id: str, q: DataQuery, limit: int) -> list[str]
     return statements
 
 
+def last_location_times_statement(device_id: str, variables: list[str]) -> str:
+    """Per series, the time of its newest location: ``last()`` finds it from the index
+    of each shard, where a condition on ``lat`` would read the whole history."""
+    q = DataQuery(variables=variables)
+    return (f'SELECT last("lat"::float) {_from()} WHERE {where(device_id, q)} '
+            'GROUP BY "variable", "slot"')
+
+
 def variables_statement(device_id: str) -> str:
     """Every variable a device has, from InfluxDB's index (no data is read)."""
     return (f'SHOW TAG VALUES {_from()} WITH KEY = "variable" '
