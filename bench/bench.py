@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -53,12 +54,14 @@ def mqtt_ceiling(env: Env, qos: int, points: int, n: int, fmt: str = "json"
 
 
 def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = "",
-              fmt: str = "json") -> dict[str, Any]:
+              fmt: str = "json", before: bool = False) -> dict[str, Any]:
     """Our bridge end to end; with ``client``, over that library (``bench clients``);
-    ``fmt``: the payload format (``cpub --format``)."""
+    ``fmt``: the payload format (``cpub --format``); with ``before``, the bridge of the
+    BENCH_BEFORE checkout."""
     base = lib.fresh_base_ms()
     assert env.influx is not None and env.mosquitto is not None
-    with (lib.ClientBridge(env, tag, client) if client else Bridge(env, tag)) as bridge:
+    with (lib.ClientBridge(env, tag, client) if client
+          else Bridge(env, tag, before=before)) as bridge:
         others = {"influxd": env.influx.pid, "mosquitto": env.mosquitto.pid}
         cpu0 = lib.cpu_seconds(bridge.pid)
         o0 = {k: lib.cpu_seconds(p) for k, p in others.items()}
@@ -80,12 +83,47 @@ def mqtt_ours(env: Env, qos: int, points: int, n: int, tag: str, client: str = "
             "mosquitto_cpu_share": other_share["mosquitto"]}
 
 
+def cpu_reference(points: int, n: int = 5000) -> float:
+    """CPU µs per point plain Python needs for the bench's messages: orjson parses each
+    message (``points`` points like cpub's), and a minimal line is formatted per point
+    (device and variable tags, value, the ISO time parsed to ns)."""
+    from datetime import datetime
+
+    import orjson
+    device = "6b0abdb07231163020356b4b"
+    msgs = []
+    for k in range(n):
+        pts = [{"variable": f"temperature_sensor_{(k * points + j) % 25:02d}",
+                "value": round(20 + (k * 7919 + j) % 100000 / 1000, 3), "unit": "celsius",
+                "time": f"2026-11-08T12:{k % 60:02d}:{j % 60:02d}.{k % 1000:03d}Z"}
+               for j in range(points)]
+        msgs.append(orjson.dumps(pts if points > 1 else pts[0]))
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        for msg in msgs:
+            parsed = orjson.loads(msg)
+            for p in parsed if isinstance(parsed, list) else (parsed,):
+                ns = int(datetime.fromisoformat(p["time"]).timestamp() * 1e9)
+                _line = f"data,device={device},variable={p['variable']} value={p['value']} {ns}"
+        best = min(best, time.process_time() - t0)
+    return 1e6 * best / (n * points)
+
+
 def fig_mqtt(args: argparse.Namespace) -> None:
     cases = {k: v for k, v in MQTT_CASES.items() if not args.case or k in args.case}
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in cases}
     with Env("mqtt") as env:
+        one_field = [b"\n".join(lines) for lines in (
+            lambda ls: [ls[i:i + 5000] for i in range(0, len(ls), 5000)])(our_lines(
+                int(500_000 * args.scale), [d.id for d in env.devices], 25,
+                (time.time_ns() // 10**9 - 86400 * 20) * 10**9, 1_000_000, "one"))]
         for rep in range(args.reps):
             lib.wait_quiet()
+            influx_one = influx_ceiling(env, one_field, int(500_000 * args.scale),
+                                        f"one_field_{rep}")["points_per_s"]
+            log(f"mqtt rep {rep}: InfluxDB, single-field lines, 5000-line bodies, 1 conn: "
+                f"{influx_one:,.0f} pts/s")
             for name, (qos, points, n, fmt) in cases.items():
                 n = int(n * args.scale)
                 lib.purge_session(env, env.settings.mqtt_client_id)
@@ -95,7 +133,27 @@ def fig_mqtt(args: argparse.Namespace) -> None:
                                    tag=f"{name}-{rep}", f=fmt: mqtt_ours(env, q, p, m, tag,
                                                                        fmt=f))
                 ratio = ours["msgs_per_s"] / ceiling["msgs_per_s"]
-                runs[name].append({"rep": rep, "ceiling": ceiling, "ours": ours, "ratio": ratio})
+                before = None
+                if lib.BEFORE:
+                    lib.purge_session(env, env.settings.mqtt_client_id)
+                    before = env.attempt(f"before {name} rep {rep}", lambda q=qos, p=points,
+                                         m=n, tag=f"{name}-{rep}-before": mqtt_ours(
+                                             env, q, p, m, tag, before=True))
+                    log(f"mqtt {name} rep {rep}: before (BENCH_BEFORE) "
+                        f"{before['points_per_s']:,.0f} pts/s, "
+                        f"{1e6 * before['bridge_cpu_s'] / max(1, before['points_stored']):.2f}"
+                        f" us/pt bridge CPU, lost {before['lost_points']}")
+                ref = cpu_reference(points)
+                cpu_pt = 1e6 * ours["bridge_cpu_s"] / max(1, ours["points_stored"])
+                runs[name].append({"rep": rep, "ceiling": ceiling, "ours": ours, "ratio": ratio,
+                                   "before": before,
+                                   "influx_one_field_points_per_s": influx_one,
+                                   "ratio_to_influx_one_field": ours["points_per_s"] / influx_one,
+                                   "cpu_reference_us_per_point": ref,
+                                   "cpu_ratio_to_reference": cpu_pt / ref})
+                log(f"mqtt {name} rep {rep}: {ours['points_per_s'] / influx_one:.2f}x InfluxDB "
+                    f"single-field; bridge CPU {cpu_pt:.2f} us/pt = {cpu_pt / ref:.2f}x the "
+                    f"reference ({ref:.2f} us/pt)")
                 log(f"mqtt {name} rep {rep}: ceiling {ceiling['msgs_per_s']:,.0f} msg/s, ours "
                     f"{ours['msgs_per_s']:,.0f} msg/s = {ours['points_per_s']:,.0f} pts/s "
                     f"(ratio {ratio:.2f}, lost {ours['lost_points']}, "
@@ -122,6 +180,25 @@ def fig_mqtt(args: argparse.Namespace) -> None:
                                          for r in rs]),
             "influxd_cpu_share": summary([r["ours"]["influxd_cpu_share"] for r in rs]),
             "mosquitto_cpu_share": summary([r["ours"]["mosquitto_cpu_share"] for r in rs]),
+            "influx_one_field_points_per_s": summary([r["influx_one_field_points_per_s"]
+                                                      for r in rs]),
+            "ratio_to_influx_one_field": summary([r["ratio_to_influx_one_field"] for r in rs]),
+            "cpu_reference_us_per_point": summary([r["cpu_reference_us_per_point"]
+                                                   for r in rs]),
+            "cpu_ratio_to_reference": summary([r["cpu_ratio_to_reference"] for r in rs]),
+            **({} if not lib.BEFORE else {
+                "before": lib.BEFORE,
+                "before_points_per_s": summary([r["before"]["points_per_s"] for r in rs]),
+                "before_ratio_to_influx_one_field": summary([
+                    r["before"]["points_per_s"] / r["influx_one_field_points_per_s"]
+                    for r in rs]),
+                "before_cpu_ratio_to_reference": summary([
+                    1e6 * r["before"]["bridge_cpu_s"] / max(1, r["before"]["points_stored"])
+                    / r["cpu_reference_us_per_point"] for r in rs]),
+                "before_bridge_cpu_us_per_point": summary([
+                    1e6 * r["before"]["bridge_cpu_s"] / max(1, r["before"]["points_stored"])
+                    for r in rs]),
+                "before_lost_points": summary([r["before"]["lost_points"] for r in rs])}),
             "runs": rs}
     lib.save("mqtt", out)
 
@@ -131,25 +208,41 @@ def fig_mqtt(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------
 
 def our_lines(n: int, devices: list[str], variables: int, start_ns: int, step_ns: int,
+              variant: str = "v2", unit: str | None = "celsius", timed: bool = True,
               ) -> list[bytes]:
-    """``n`` points as our line protocol, built by bridge.model.points.Point +
-    bridge.influx.schema.encode_point, one bytes object per line."""
+    """``n`` points as line protocol, one bytes object per line: ``v2`` is today's
+    encoder (bridge.influx.schema.encode_point), ``v1`` the frozen encoder of schema
+    version 1 (tests/support/schema_v1.py: the branch point's lines), ``one`` the single
+    field ``value``. Messages of 10 points share a receive time (50 ms after the first
+    point's time, later for untimed points) and, in v1, a random group."""
+    import random
+
     from bridge.influx.schema import encode_point
-    from bridge.model.points import Point
+    from bridge.model.points import Point, generated_group
+    from support.schema_v1 import encode_point_v1
+    rng = random.Random(7)
     out = []
-    group = "0123456789abcdef01234567"
-    created = time.time_ns()
     nd = len(devices)
+    group = ""
     for k in range(n):
-        p = Point(devices[k % nd], f"temperature_sensor_{(k // nd) % variables:02d}",
-                  start_ns + k * step_ns, created, group, round(20 + (k * 7919 % 100000) / 1000,
-                                                                3), "celsius")
-        out.append(encode_point(p).encode())
+        t = start_ns + k * step_ns
+        if k % 10 == 0:
+            received = t + 50_000_000 + rng.randrange(1000)
+            group = f"{rng.getrandbits(96):024x}" if variant == "v1" else generated_group(received)
+        device = devices[k % nd]
+        variable = f"temperature_sensor_{(k // nd) % variables:02d}"
+        value = round(20 + (k * 7919 % 100000) / 1000, 3)
+        if variant == "one":
+            out.append(f"data,device={device},variable={variable} value={value!r} {t}".encode())
+            continue
+        time_ns = t if timed else received + k % 10
+        p = Point(device, variable, time_ns, received, group, value, unit)
+        out.append((encode_point_v1(p) if variant == "v1" else encode_point(p)).encode())
     return out
 
 
 def influx_ceiling(env: Env, bodies: list[bytes], npoints: int, db: str,
-                   connections: int = 1, count_field: str = "created") -> dict[str, Any]:
+                   connections: int = 1, count_field: str = "value") -> dict[str, Any]:
     """Write pre-built bodies over ``connections`` keep-alive httpx clients (one thread
     each, bodies dealt round-robin); rate = points / wall time; the count is verified."""
     from concurrent.futures import ThreadPoolExecutor
@@ -173,48 +266,61 @@ def influx_ceiling(env: Env, bodies: list[bytes], npoints: int, db: str,
         list(pool.map(send, parts))
     elapsed = time.perf_counter() - t0
     stored = env.count("time > 0", field_name=count_field, db=db)
+    env.influx.query(f'DROP DATABASE "{db}"')
     return {"points": npoints, "stored": stored, "elapsed_s": elapsed,
             "points_per_s": npoints / elapsed, "requests": len(bodies),
             "bytes": sum(len(b) for b in bodies), "connections": connections}
 
 
+# name: (variant, unit, timed): the bench's typical point has a unit and its own time
+INFLUX_VARIANTS = {
+    "one_field": ("one", None, True),
+    "v2_plain_untimed": ("v2", None, False),
+    "v2_plain_timed": ("v2", None, True),
+    "v2_typical": ("v2", "celsius", True),
+    "v1_typical": ("v1", "celsius", True),
+    "v1_plain_timed": ("v1", None, True),
+}
+
+
 def fig_influx(args: argparse.Namespace) -> None:
+    """Our lines (schema version 2, and version 1's: the branch point's) against the
+    single-field line, 5000-line bodies on one connection, interleaved in every rep."""
     n = int(1_000_000 * args.scale)
     batch = 5000
     with Env("influx", with_mosquitto=False) as env:
-        t = time.perf_counter()
-        lines = our_lines(n, [d.id for d in env.devices], 25, (time.time_ns() // 10**9 - 86400
-                                                                * 10) * 10**9, 1_000_000)
-        gen_s = time.perf_counter() - t
-        bodies = [b"\n".join(lines[i:i + batch]) for i in range(0, n, batch)]
-        # The same points with one field (value) instead of our five: what the schema costs.
-        slim_lines = [re.sub(rb" created=\d+i,value=([^,]+),.* (\d+)$", rb" value=\1 \2", ln)
-                      for ln in lines]
-        slim = [b"\n".join(slim_lines[i:i + batch]) for i in range(0, n, batch)]
-        log(f"influx: {n:,} lines generated by encode_point in {gen_s:.1f} s "
-            f"({n / gen_s:,.0f} lines/s), avg {sum(map(len, lines)) / n:.0f} B/line; "
-            f"one-field variant {sum(map(len, slim_lines)) / n:.0f} B/line")
+        devices = [d.id for d in env.devices]
+        start = (time.time_ns() // 10**9 - 86400 * 10) * 10**9
+        bodies, sizes = {}, {}
+        for name, (variant, unit, timed) in INFLUX_VARIANTS.items():
+            lines = our_lines(n, devices, 25, start, 1_000_000, variant, unit, timed)
+            sizes[name] = {"bytes_per_line": sum(map(len, lines)) / n,
+                           "sample": lines[1].decode()}
+            bodies[name] = [b"\n".join(lines[i:i + batch]) for i in range(0, n, batch)]
+            log(f"influx: {name}: {sizes[name]['bytes_per_line']:.0f} B/line, e.g. "
+                f"{sizes[name]['sample']}")
         runs = []
         for rep in range(args.reps):
             lib.wait_quiet()
-            r = {"rep": rep,
-                 "ours_1conn": influx_ceiling(env, bodies, n, f"ceiling_{rep}"),
-                 "ours_2conn": influx_ceiling(env, bodies, n, f"ceiling2_{rep}", 2),
-                 "value_only_1conn": influx_ceiling(env, slim, n, f"slim_{rep}", 1, "value")}
+            r: dict[str, Any] = {"rep": rep}
+            order = list(INFLUX_VARIANTS) if rep % 2 == 0 else list(INFLUX_VARIANTS)[::-1]
+            for name in order:
+                r[name] = influx_ceiling(env, bodies[name], n, f"{name}_{rep}")
+            for name in INFLUX_VARIANTS:
+                r[f"{name}_ratio"] = r[name]["points_per_s"] / r["one_field"]["points_per_s"]
             runs.append(r)
-            log(f"influx rep {rep}: our lines {r['ours_1conn']['points_per_s']:,.0f} pts/s "
-                f"(1 conn), {r['ours_2conn']['points_per_s']:,.0f} (2 conns); value-only "
-                f"lines {r['value_only_1conn']['points_per_s']:,.0f} (1 conn)")
+            log(f"influx rep {rep}: " + ", ".join(
+                f"{name} {r[name]['points_per_s']:,.0f} pts/s ({r[f'{name}_ratio']:.2f})"
+                for name in INFLUX_VARIANTS))
     lib.save("influx", {"batch_lines": batch, "points": n, "connections": 1,
                         "client": "httpx.Client keep-alive, bodies pre-built",
-                        "encode_lines_per_s": n / gen_s,
-                        "sample_line": lines[0].decode(),
-                        "sample_value_only_line": slim_lines[0].decode(),
-                        "points_per_s": summary([r["ours_1conn"]["points_per_s"] for r in runs]),
-                        "points_per_s_2conn": summary([r["ours_2conn"]["points_per_s"]
-                                                       for r in runs]),
-                        "value_only_points_per_s": summary([r["value_only_1conn"]["points_per_s"]
-                                                            for r in runs]),
+                        "variants": {k: {"variant": v[0], "unit": v[1], "timed": v[2],
+                                         **sizes[k]} for k, v in INFLUX_VARIANTS.items()},
+                        **{f"{name}_points_per_s": summary([r[name]["points_per_s"]
+                                                            for r in runs])
+                           for name in INFLUX_VARIANTS},
+                        **{f"{name}_ratio": summary([r[f"{name}_ratio"] for r in runs])
+                           for name in INFLUX_VARIANTS},
                         "runs": runs})
 
 
@@ -1121,6 +1227,243 @@ def fig_fairness(args: argparse.Namespace) -> None:
 
 
 FIGURES["fairness"] = fig_fairness
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 17: current values right after a write, disk bytes per point, CPU reference
+# ---------------------------------------------------------------------------------------
+
+def _typical_worker(url: str, db: str, device: str, first: int, last: int, end_ns: int,
+                    step_ns: int, variant: str) -> int:
+    """Typical points first..last-1 (as ``_load_worker``: 20 variables sampled together
+    every ``step``), unit celsius, device time; one message per sample of the 20, received
+    20-300 ms later (random); ``variant`` one / v1 / v2 as in ``our_lines``."""
+    import random
+
+    import httpx
+
+    from bridge.influx.schema import encode_point
+    from bridge.model.points import Point, generated_group
+    from support.schema_v1 import encode_point_v1
+    rng = random.Random(first)
+    written = 0
+    with httpx.Client(base_url=url, trust_env=False, timeout=300) as client:
+        for start in range(first, last, 50_000):
+            lines = []
+            for k in range(start, min(start + 50_000, last)):
+                t = end_ns - (k // BIG_VARIABLES) * step_ns
+                if k % BIG_VARIABLES == 0 or k == start:
+                    received = t + rng.randrange(20_000_000, 300_000_000)
+                    group = (f"{rng.getrandbits(96):024x}" if variant == "v1"
+                             else generated_group(received))
+                variable = f"sensor_{k % BIG_VARIABLES:02d}"
+                value = round(((k * 7919) % 100000) / 1000, 3)
+                if variant == "one":
+                    lines.append(f"data,device={device},variable={variable} value={value!r} {t}")
+                    continue
+                p = Point(device, variable, t, received, group, value, "celsius")
+                lines.append(encode_point_v1(p) if variant == "v1" else encode_point(p))
+            r = client.post("/write", params={"db": db, "precision": "ns"},
+                            content="\n".join(lines).encode())
+            if r.status_code != 204:
+                raise RuntimeError(f"InfluxDB {r.status_code}: {r.text[:200]}")
+            written += len(lines)
+    return written
+
+
+def load_typical(env: Env, db: str, device: str, n: int, variant: str) -> dict[str, Any]:
+    from concurrent.futures import ProcessPoolExecutor
+    assert env.influx is not None
+    env.influx.create_database(db)
+    end_ns = (time.time_ns() // 10**9 - 60) * 10**9
+    step_ns = BIG_DAYS * 86400 * 10**9 // (n // BIG_VARIABLES)
+    t = time.perf_counter()
+    half = n // 2
+    with ProcessPoolExecutor(2) as pool:
+        futs = [pool.submit(_typical_worker, env.influx.url, db, device, a, b, end_ns, step_ns,
+                            variant) for a, b in ((0, half), (half, n))]
+        written = sum(f.result() for f in futs)
+    elapsed = time.perf_counter() - t
+    log(f"loaded {written:,} {variant} points into {db} in {elapsed:.0f} s")
+    return {"points": written, "seconds": elapsed, "step_s": step_ns / 1e9}
+
+
+def fig_current(args: argparse.Namespace) -> None:
+    """last_value / last_item (all variables, and one) right after a write through the
+    API, on a device with 10M typical points, against GET /info in the same run: before
+    each timed request the device POSTs one point."""
+    n = int(BIG_POINTS * args.scale)
+    env = Env(f"current-{n}", ndevices=1, keep=True).start()
+    try:
+        dev, tok = env.devices[0].id, env.devices[0].token
+        stored = env.count(f"\"device\" = '{dev}'")
+        load: dict[str, Any] = {"reused": True, "points": stored}
+        if stored < n:
+            # Schema version 1's lines (what a database written before version 2 holds):
+            # both sides read them, and the branch point's code reads nothing else.
+            load = load_typical(env, lib.DB, dev, n - stored, "v1")
+        stored = env.count(f"\"device\" = '{dev}'")
+        settle = _influx_idle(env)
+        log(f"current: device {dev} holds {stored:,} points; settled after {settle:.0f} s")
+        runs = []
+        # The branch point's side first: ours writes version 2 lines, which it cannot read.
+        sides = ([("before", True)] if lib.BEFORE else []) + [("ours", False)]
+        for side, before in sides:
+            runs += _current_side(env, tok, args, side, before)
+        out: dict[str, Any] = {"device_points": stored, "load": load, "reads": CURRENT_READS,
+                               "before": lib.BEFORE,
+                               "method": "before each timed GET the device POSTs one point "
+                                         "through the same API (httpx keep-alive, "
+                                         "sequential)"}
+        for side, _ in sides:
+            rs = [r for r in runs if r["side"] == side]
+            for name in CURRENT_READS:
+                out[f"{side}_{name}_p50_ms"] = summary([r[name]["p50_ms"] for r in rs])
+                out[f"{side}_{name}_p99_ms"] = summary([r[name]["p99_ms"] for r in rs])
+                out[f"{side}_{name}_ratio"] = summary([r[f"{name}_ratio"] for r in rs])
+        out["runs"] = runs
+        lib.save("current", out)
+    finally:
+        env.stop()
+
+
+CURRENT_READS = {"info": "/info", "last_value": "/data?query=last_value",
+                 "last_item": "/data?query=last_item",
+                 "last_value_one": "/data?query=last_value&variable=sensor_00",
+                 "default": "/data"}
+
+
+def _current_side(env: Env, tok: str, args: argparse.Namespace, side: str, before: bool
+                  ) -> list[dict[str, Any]]:
+    import httpx
+    runs = []
+    with Api(env, f"current-{side}", before=before) as api, httpx.Client(
+                base_url=api.url, trust_env=False, timeout=120, headers={"token": tok}) as c:
+            counter = [int(time.time())]
+
+            def write() -> None:
+                counter[0] += 1
+                r = c.post("/data", json={"variable": "sensor_00", "value": counter[0]})
+                assert r.status_code == 200, r.text
+
+            def read(path: str) -> Any:
+                def call() -> None:
+                    r = c.get(path)
+                    assert r.status_code == 200, r.text
+                return call
+
+            read("/data?query=last_value")()  # the device's first read builds its rows
+            reads = CURRENT_READS
+            for rep in range(args.reps):
+                lib.wait_quiet()
+                r: dict[str, Any] = {"rep": rep, "side": side}
+                for name, path in reads.items():
+                    r[name] = _latencies(read(path), 6, 300, before=write)
+                for name in reads:
+                    r[f"{name}_ratio"] = r[name]["p50_ms"] / r["info"]["p50_ms"]
+                newest = c.get("/data?query=last_value&variable=sensor_00").json()["result"]
+                r["exact"] = newest[0]["value"] == counter[0]
+                r["api_peak_rss_mb"] = api.rss()
+                runs.append(r)
+                log(f"current {side} rep {rep}: " + ", ".join(
+                    f"{k} p50 {r[k]['p50_ms']:.2f} ms ({r[f'{k}_ratio']:.2f}x /info)"
+                    for k in reads) + f"; newest exact: {r['exact']}")
+    return runs
+
+
+FIGURES["current"] = fig_current
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def fig_disk(args: argparse.Namespace) -> None:
+    """Disk bytes per point once InfluxDB has compacted 10M typical points (the single
+    field line, schema version 1 and version 2), each in its own database. InfluxDB runs
+    with a 10 s cold-shard full compaction (its default waits 4 hours)."""
+    n = int(BIG_POINTS * args.scale)
+    os.environ["INFLUXDB_DATA_COMPACT_FULL_WRITE_COLD_DURATION"] = "10s"
+    os.environ["INFLUXDB_DATA_CACHE_SNAPSHOT_WRITE_COLD_DURATION"] = "5s"
+    out: dict[str, Any] = {"points": n, "variants": {}}
+    with Env("disk", ndevices=1, with_mosquitto=False) as env:
+        assert env.influx is not None
+        dev = env.devices[0].id
+        for variant in ("one", "v2", "v1"):
+            db = f"disk_{variant}"
+            load = load_typical(env, db, dev, n, variant)
+            out["variants"][variant] = {"load": load}
+        t0 = time.monotonic()
+        wal = env.influx.dir / "wal"
+        while time.monotonic() - t0 < 600 and (
+                _du(wal) > 1_000_000 or not all(
+                    list((env.influx.dir / "data" / f"disk_{v}").rglob("*.tsm"))
+                    for v in ("one", "v2", "v1"))):
+            time.sleep(5)
+        time.sleep(30)  # then the cold shards' full compactions
+        waited = time.monotonic() - t0 + _influx_idle(env, limit=600)
+        for variant in ("one", "v2", "v1"):
+            data = env.influx.dir / "data" / f"disk_{variant}"
+            tsm = [f for f in data.rglob("*.tsm")]
+            size = sum(f.stat().st_size for f in tsm)
+            out["variants"][variant].update({"tsm_bytes": size, "tsm_files": len(tsm),
+                                             "dir_bytes": _du(data),
+                                             "bytes_per_point": size / n})
+            log(f"disk {variant}: {size / n:.2f} B/point in {len(tsm)} TSM files")
+        out["compaction_wait_s"] = waited
+        one = out["variants"]["one"]["bytes_per_point"]
+        for variant in ("v2", "v1"):
+            out[f"{variant}_ratio"] = out["variants"][variant]["bytes_per_point"] / one
+        log(f"disk: v2 {out['v2_ratio']:.2f}x, v1 {out['v1_ratio']:.2f}x the single field")
+    lib.save("disk", out)
+
+
+FIGURES["disk"] = fig_disk
+
+
+def fig_post1000(args: argparse.Namespace) -> None:
+    """POST /data with 1000 points (wrk -c16), ours and the BENCH_BEFORE checkout's API in
+    alternating slices, against InfluxDB's single-field rate (5000-line bodies, 1
+    connection) in the same repetition."""
+    runs = []
+    with Env("post1000", ndevices=1, with_mosquitto=False) as env:
+        tok = env.devices[0].token
+        body = env.dir / "thousand.json"
+        body.write_bytes(thousand_points_body())
+        one_field = [b"\n".join(ls) for ls in (lambda x: [x[i:i + 5000] for i in range(
+            0, len(x), 5000)])(our_lines(500_000, [d.id for d in env.devices], 25,
+                                         (time.time_ns() // 10**9 - 86400 * 20) * 10**9,
+                                         1_000_000, "one"))]
+        with Api(env, "ours") as ours, (Api(env, "before", before=True) if lib.BEFORE
+                                         else contextlib.nullcontext()) as before:
+            wrk(f"{ours.url}/data", body, tok, 2, 16)
+            for rep in range(args.reps):
+                lib.wait_quiet()
+                influx_one = influx_ceiling(env, one_field, 500_000, f"one_{rep}")["points_per_s"]
+                other = before if before is not None else ours
+                a, b = paired_wrk((f"{ours.url}/data", tok, ours.pid),
+                                  (f"{other.url}/data", tok, other.pid), body, args.seconds, 16)
+                r = {"rep": rep, "influx_one_field_points_per_s": influx_one,
+                     "ours_points_per_s": a["req_per_s"] * 1000,
+                     "before_points_per_s": b["req_per_s"] * 1000 if lib.BEFORE else None,
+                     "ours_non_2xx": a["non_2xx"], "before_non_2xx": b["non_2xx"],
+                     "ours_cpu_us_per_point": 1e6 * a["server_cpu_share"] / max(
+                         1, a["req_per_s"] * 1000),
+                     "before_cpu_us_per_point": 1e6 * b["server_cpu_share"] / max(
+                         1, b["req_per_s"] * 1000)}
+                r["ours_ratio"] = r["ours_points_per_s"] / influx_one
+                r["before_ratio"] = (r["before_points_per_s"] or 0) / influx_one
+                runs.append(r)
+                log(f"post1000 rep {rep}: InfluxDB single-field {influx_one:,.0f} pts/s; ours "
+                    f"{r['ours_points_per_s']:,.0f} ({r['ours_ratio']:.2f}x), before "
+                    f"{r['before_points_per_s'] or 0:,.0f} ({r['before_ratio']:.2f}x)")
+    lib.save("post1000", {"before": lib.BEFORE, **{k: summary([r[k] for r in runs]) for k in (
+        "influx_one_field_points_per_s", "ours_points_per_s", "before_points_per_s",
+        "ours_ratio", "before_ratio", "ours_cpu_us_per_point", "before_cpu_us_per_point")},
+        "runs": runs})
+
+
+FIGURES["post1000"] = fig_post1000
 
 
 if __name__ == "__main__":

@@ -362,7 +362,7 @@ class Env:
         assert self.influx is not None
         return self.influx.query(q, db=db)
 
-    def count(self, where: str, measurement: str = "data", field_name: str = "created",
+    def count(self, where: str, measurement: str = "data", field_name: str = "value",
               db: str = DB) -> int:
         res = self.query(f'SELECT count("{field_name}") FROM "{measurement}" WHERE {where}', db)
         series = res["results"][0].get("series")
@@ -433,16 +433,66 @@ def purge_session(env: Env, client_id: str) -> None:
 
 # -- our processes -----------------------------------------------------------------------
 
-class Bridge:
-    """``devicedata bridge`` (tests/support/mqtt.py BridgeProcess), with peak RSS."""
+# A checkout of the code to compare with (``BENCH_BEFORE=/path``: a ``git worktree`` of the
+# branch point): figures that support it run its bridge / API next to ours, same servers.
+BEFORE = os.environ.get("BENCH_BEFORE", "")
 
-    def __init__(self, env: Env, tag: str, *extra: str, settings: Settings | None = None):
+
+def before_env(settings: Settings) -> tuple[dict[str, str], Settings]:
+    """Environment and settings that run ``BEFORE``'s code: its package first on the path
+    (and not the current directory), on a copy of the registry taken back to the schema
+    version that code knows (the tables ours added, dropped)."""
+    import sqlite3
+    src = Path(settings.registry_location.removeprefix("sqlite:///"))
+    copy = src.with_name("registry-before.sqlite3")
+    shutil.copyfile(src, copy)
+    db = sqlite3.connect(copy)
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version >= 6:  # migration 6: current values (issue 17)
+        db.execute("DROP TABLE IF EXISTS current_values")
+        db.execute("ALTER TABLE devices DROP COLUMN current_ready")
+    if version >= 5:  # migration 5: serial numbers and network tokens (issue 18)
+        db.execute("DROP INDEX IF EXISTS tokens_serial")
+        db.execute("ALTER TABLE tokens DROP COLUMN serial")
+        db.execute("DROP TABLE IF EXISTS network_tokens")
+    db.execute("PRAGMA user_version = 4")  # the branch point's (9790078)
+    db.commit()
+    db.close()
+    env = {"PYTHONPATH": BEFORE, "PYTHONSAFEPATH": "1"}
+    return env, settings.replace(registry_url=f"sqlite:///{copy}")
+
+
+@contextlib.contextmanager
+def environment(extra: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+class Bridge:
+    """``devicedata bridge`` (tests/support/mqtt.py BridgeProcess), with peak RSS; with
+    ``before``, the ``BEFORE`` checkout's bridge."""
+
+    def __init__(self, env: Env, tag: str, *extra: str, settings: Settings | None = None,
+                 before: bool = False):
         self.env = env
         self.log = env.dir / f"bridge-{tag}.log"
-        self.proc = BridgeProcess(settings or env.settings, self.log, *extra)
+        settings = settings or env.settings
+        assert settings is not None
+        self.extra_env: dict[str, str] = {}
+        if before:
+            self.extra_env, settings = before_env(settings)
+        self.proc = BridgeProcess(settings, self.log, *extra)
 
     def __enter__(self) -> Bridge:
-        self.proc.start()
+        with environment(self.extra_env):
+            self.proc.start()
         return self
 
     @property
@@ -508,10 +558,13 @@ class Child:
 
 
 class Api(Child):
-    """``devicedata api`` on a free port; ready when /health answers 200."""
+    """``devicedata api`` on a free port; ready when /health answers 200; with
+    ``before``, the ``BEFORE`` checkout's API."""
 
-    def __init__(self, env: Env, tag: str, settings: Settings | None = None):
+    def __init__(self, env: Env, tag: str, settings: Settings | None = None,
+                 before: bool = False):
         self.env = env
+        self.before = before
         self.log = env.dir / f"api-{tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         assert env.settings is not None
@@ -521,10 +574,14 @@ class Api(Child):
 
     def __enter__(self) -> Api:
         settings = self.settings.replace(http_port=self.port)
-        env = {**os.environ, **settings.to_env()}
+        extra: dict[str, str] = {}
+        if self.before:
+            extra, settings = before_env(settings)
+        env = {**os.environ, **settings.to_env(), **extra}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([PY, "-m", "devicedata", "api"], env=env, stdout=out,
-                                         stderr=out, stdin=subprocess.DEVNULL, cwd=ROOT)
+                                         stderr=out, stdin=subprocess.DEVNULL,
+                                         cwd=BEFORE if self.before else ROOT)
         procs.wait_ready(lambda: procs.http_status(f"{self.url}/health") == 200, "the API",
                          self.log, 30, self.proc)
         return self
@@ -552,7 +609,7 @@ class BareApp(Child):
 
 def wait_for_points(env: Env, where: str, expected: int, publisher: subprocess.Popen[Any],
                     *, idle: float = 10.0, timeout: float = 300.0, measurement: str = "data",
-                    field_name: str = "created", db: str = DB,
+                    field_name: str = "value", db: str = DB,
                     on_tick: Callable[[float], None] | None = None) -> tuple[int, float]:
     """Poll count() until ``expected`` points are visible (or the count stops growing for
     ``idle`` seconds after the publisher exited). Every 0.25 s while the publisher runs,

@@ -117,7 +117,7 @@ def tables() -> str:
                 f"{f(peer['ceiling_msgs_per_s'])} | {f(peer[f'flood_{who}_points_per_s'])}, "
                 f"lost {f(peer[f'flood_{who}_lost'])} | {r(peer[f'flood_{who}_ratio'])} | "
                 f"{f(peer[f'flood_{who}_peak_rss_mb'])} | {peer[f'flood_{who}_lost']['n']} |")
-    if influx:
+    if influx and "points_per_s" in influx:  # before issue 17's variants (storage_tables)
         add(f"| InfluxDB ceiling: our line protocol, 5000-line batches, 1 connection (points/s) | "
             f"{f(influx['points_per_s'])} | – | – | – | {influx['points_per_s']['n']} |")
         add(f"| … same lines, 2 connections | {f(influx['points_per_s_2conn'])} | – | – | – | "
@@ -322,12 +322,143 @@ def clients_table(name: str) -> str:
     return "\n".join(out)
 
 
+STORAGE_BEGIN, STORAGE_END = "<!-- storage:begin -->", "<!-- storage:end -->"
+
+
+def _run_line(d: dict[str, Any]) -> str:
+    code = d.get("code", {})
+    quiet = ", ".join(f"{q['busy_share']:.0%}" for q in d.get("quiet_before_reps") or [])
+    la = d.get("machine", {}).get("loadavg_at_save", "?")
+    la = " / ".join(f"{v:.1f}" for v in la) if isinstance(la, list) else la
+    return (f"{d.get('date', '?')}, `{d.get('command', '?')}`, at {code.get('head', '?')} "
+            f"(differing: {', '.join(code.get('dirty', [])) or 'none'}); others' CPU before "
+            f"each repetition: {quiet or '?'}; load average at the end {la}")
+
+
+def storage_tables() -> str:
+    """Issue 17's bars: ``influx`` (variants), ``mqtt`` (ratios to InfluxDB's single-field
+    rate and to the CPU reference, with the branch point's bridge), ``current``, ``disk``."""
+    out: list[str] = []
+    add = out.append
+    influx = load("influx")
+    if influx and "variants" in influx:
+        add(f"**InfluxDB ingest**, {influx['points']:,} points per variant in "
+            f"{influx['batch_lines']}-line bodies on one connection, variants interleaved "
+            f"in every repetition ({influx['one_field_points_per_s']['n']} repetitions):")
+        add("")
+        add("| line | bytes/line | points/s | ratio to the single-field line, same rep |")
+        add("|---|---|---|---|")
+        names = {"one_field": "single field `value` (the reference)",
+                 "v2_plain_untimed": "version 2, plain number, no device time",
+                 "v2_plain_timed": "version 2, plain number with device time",
+                 "v2_typical": "version 2, number + unit + device time (the bench's point)",
+                 "v1_typical": "version 1 (branch point), number + unit + device time",
+                 "v1_plain_timed": "version 1 (branch point), plain number with device time"}
+        for key, title in names.items():
+            v = influx["variants"][key]
+            add(f"| {title} | {v['bytes_per_line']:.0f} | "
+                f"{f(influx[f'{key}_points_per_s'])} | {r(influx[f'{key}_ratio'])} |")
+        add("")
+        add(f"Run {_run_line(influx)}.")
+        add("")
+    mqtt = load("mqtt")
+    for case, c in (mqtt.get("cases") or {}).items():
+        if "ratio_to_influx_one_field" not in c:
+            continue
+        add(f"**MQTT end to end, {CASE_TITLES.get(case, case)}** ({c['messages']:,} messages "
+            f"per run, {c['ratio']['n']} repetitions; same servers, the branch point's bridge "
+            "run right after ours in every repetition):")
+        add("")
+        add("| | points/s | ratio to InfluxDB's single-field rate (5000-line bodies, 1 "
+            "connection, same rep) | bridge CPU µs per point | ratio to the plain-Python "
+            "reference (orjson + minimal line), same rep | lost |")
+        add("|---|---|---|---|---|---|")
+        add(f"| ours | {f(c['ours_points_per_s'])} | {r(c['ratio_to_influx_one_field'])} | "
+            f"{f(c['bridge_cpu_us_per_point'], '', 1)} | {r(c['cpu_ratio_to_reference'])} | "
+            f"{f(c['lost_points'])} |")
+        if "before_points_per_s" in c:
+            add(f"| branch point | {f(c['before_points_per_s'])} | "
+                f"{r(c['before_ratio_to_influx_one_field'])} | "
+                f"{f(c['before_bridge_cpu_us_per_point'], '', 1)} | "
+                f"{r(c['before_cpu_ratio_to_reference'])} | {f(c['before_lost_points'])} |")
+        add(f"| InfluxDB, single-field lines | {f(c['influx_one_field_points_per_s'])} | 1 | "
+            f"– | – | – |")
+        add(f"| reference, µs per point | | | {f(c['cpu_reference_us_per_point'], '', 2)} "
+            "| | |")
+        add("")
+    if mqtt.get("cases"):
+        add(f"Run {_run_line(mqtt)}.")
+        add("")
+    cur = load("current")
+    if cur:
+        add(f"**Current values right after a write**, device with "
+            f"{cur['device_points']:,} points (schema version 1 lines, 20 variables); before "
+            "every timed GET the device POSTs one point through the same API:")
+        add("")
+        add("| API | GET /info p50 ms | last_value p50 ms (÷ /info) | last_item p50 ms "
+            "(÷ /info) | last_value, one variable (÷ /info) | GET /data default (÷ /info) |")
+        add("|---|---|---|---|---|---|")
+        for side in ("ours", "before"):
+            if f"{side}_info_p50_ms" not in cur:
+                continue
+            cells = [f(cur[f"{side}_info_p50_ms"], "", 2)]
+            for q in ("last_value", "last_item", "last_value_one", "default"):
+                cells.append(f"{f(cur[f'{side}_{q}_p50_ms'], '', 2)} "
+                             f"({r(cur[f'{side}_{q}_ratio'])})")
+            add(f"| {'ours' if side == 'ours' else 'branch point'} | " + " | ".join(cells)
+                + " |")
+        add("")
+        add(f"Run {_run_line(cur)}.")
+        add("")
+    post = load("post1000")
+    if post:
+        add(f"**HTTP POST of 1000 points** (wrk -c16, ours and the branch point's API in "
+            f"alternating slices; {post['ours_ratio']['n']} repetitions):")
+        add("")
+        add("| API | points/s | ratio to InfluxDB's single-field rate, same rep | API CPU µs "
+            "per point |")
+        add("|---|---|---|---|")
+        add(f"| ours | {f(post['ours_points_per_s'])} | {r(post['ours_ratio'])} | "
+            f"{f(post['ours_cpu_us_per_point'], '', 1)} |")
+        if post.get("before"):
+            add(f"| branch point | {f(post['before_points_per_s'])} | "
+                f"{r(post['before_ratio'])} | {f(post['before_cpu_us_per_point'], '', 1)} |")
+        add(f"| InfluxDB, single-field lines | {f(post['influx_one_field_points_per_s'])} | 1 "
+            "| – |")
+        add("")
+        add(f"Run {_run_line(post)}.")
+        add("")
+    disk = load("disk")
+    if disk:
+        v = disk["variants"]
+        add(f"**Disk after compaction**, {disk['points']:,} typical points per database "
+            "(20 variables sampled together every "
+            f"{v['one']['load']['step_s']:.2f} s, unit, device time, received 20–300 ms "
+            "later), TSM files only:")
+        add("")
+        add("| line | bytes per point | ratio to the single field |")
+        add("|---|---|---|")
+        one = v["one"]["bytes_per_point"]
+        for key, title in (("one", "single field `value`"), ("v2", "version 2"),
+                           ("v1", "version 1 (branch point)")):
+            add(f"| {title} | **{v[key]['bytes_per_point']:.2f}** | "
+                f"**{v[key]['bytes_per_point'] / one:.2f}** |")
+        add("")
+        add(f"Run {_run_line(disk)}.")
+    return "\n".join(out)
+
+
 def _splice(doc: str, begin: str, end: str, text: str) -> str:
     start, stop = doc.index(begin) + len(begin), doc.index(end)
     return doc[:start] + "\n" + text + "\n" + doc[stop:]
 
 
 def main() -> None:
+    if "--storage" in sys.argv:  # issue 17's block only
+        doc = _splice(DOC.read_text(), STORAGE_BEGIN, STORAGE_END, storage_tables())
+        DOC.write_text(doc)
+        print(f"updated {DOC}")
+        return
     text = tables()
     if "--print" in sys.argv:
         print(text)

@@ -717,7 +717,7 @@ class Soak:
 
     def stream(self, device: str) -> Iterator[tuple[dict[str, str], list[Any]]]:
         assert self.env.influx is not None
-        q = f'SELECT "created", "value" FROM "data" WHERE "device" = \'{device}\' GROUP BY *'
+        q = f'SELECT "created_us", "value" FROM "data" WHERE "device" = \'{device}\' GROUP BY *'
         with httpx.Client(trust_env=False, timeout=300) as client, client.stream(
                 "POST", f"{self.env.influx.url}/query", data={"q": q},
                 params={"db": lib.DB, "epoch": "ns", "chunked": "true",

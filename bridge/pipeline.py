@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bridge.influx.store import InfluxStore
 from bridge.metrics import Metrics
 from bridge.readcache.answers import AnswerCache
+from bridge.readcache.current import CurrentValues
 from bridge.readcache.variables import DeviceVariables
 from bridge.readcache.versions import DataVersions
 from bridge.registry import Registry
@@ -44,13 +45,16 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
     ``registry``, every write bumps the data versions of the devices readers watch
     (``bridge/readcache/versions.py``), and a process that ``serves_reads`` may answer repeated
     reads from its AnswerCache (``DEVICEDATA_READ_CACHE_*``)."""
-    versions = answers = None
+    versions = answers = current = None
     if registry is not None:
         if serves_reads and settings.read_cache_seconds > 0:
             answers = AnswerCache(max_age=settings.read_cache_seconds,
                                   max_points=settings.read_cache_points)
-        versions = DataVersions(registry, on_bump_failed=answers.clear if answers else None)
-    store = InfluxStore(settings, on_change=versions.bump if versions else None)
+        versions = DataVersions(registry)
+        # Every write records its current values and bumps watched data versions, in one
+        # registry transaction (bridge/readcache/current.py).
+        current = CurrentValues(registry)
+    store = InfluxStore(settings, on_change=current.record if current else None)
     try:
         await store.start()
     except Exception as exc:  # InfluxDB may come up later; the spool covers the meantime
@@ -68,15 +72,15 @@ async def open_pipeline(settings: Settings, process: str, metrics: Metrics | Non
                       on_written=metrics.observe_batch if metrics else None)
     metrics = metrics if metrics is not None else Metrics()
     sink.describe(metrics)
-    if versions is not None:
-        versions.describe(metrics)
+    if current is not None:
+        current.describe(metrics)
     if answers is not None:
         answers.describe(metrics)
     last_input = LastInput()
     variables = DeviceVariables(store, settings.max_variables)
     service = DataService(store, batcher, max_points=settings.max_points, versions=versions,
                           answers=answers, metrics=metrics, last_input=last_input,
-                          variables=variables)
+                          variables=variables, current=current)
     await batcher.start()
     saver = (asyncio.create_task(save_periodically(last_input, registry), name="last-input")
              if registry is not None else None)

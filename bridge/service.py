@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from bridge.errors import FieldError, NotFound, ValidationError
+from bridge.influx import generated
+from bridge.influx.fast import encode_message
+from bridge.influx.generated import group_rows, names_generated_group
 from bridge.influx.influxql import (
     aggregate_statement,
+    count_columns,
     delete_device_statement,
     delete_point_statement,
     edge_statement,
@@ -32,28 +35,25 @@ from bridge.influx.pages import Cursor, page_rows
 from bridge.influx.schema import (
     aggregate_points,
     encode_point,
-    encode_points,
     number_from_series,
+    point_fields,
+    row_fields,
     row_to_point,
     row_to_stored,
     variable_from_tag,
 )
 from bridge.influx.store import InfluxStore
-from bridge.influx.windows import WindowHints, newest_per_variable, newest_rows
+from bridge.influx.windows import WindowHints, newest_locations, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
+from bridge.model.current import Candidates, candidates
 from bridge.model.formats import PayloadFormat
-from bridge.model.formats.converted import Converted
 from bridge.model.ids import id_matches, is_point_id, parse_point_id
-from bridge.model.points import (
-    Point,
-    PointUpdate,
-    decode_json,
-    validate_points,
-    validate_update,
-)
+from bridge.model.points import PointUpdate, decode_json, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
 from bridge.readcache.answers import Answer, AnswerCache
+from bridge.readcache.current import CurrentValues
+from bridge.readcache.current import answers as answers_current
 from bridge.readcache.variables import DeviceVariables
 from bridge.readcache.versions import DataVersions
 from bridge.registry.activity import LastInput
@@ -72,13 +72,15 @@ class Accepted:
     body: bytes
     count: int
     received_ns: int
+    current: Candidates | None = None
 
 
 class DataService:
     def __init__(self, store: InfluxStore, batcher: Batcher, *, max_points: int,
                  versions: DataVersions | None = None, answers: AnswerCache | None = None,
                  metrics: Metrics | None = None, last_input: LastInput | None = None,
-                 variables: DeviceVariables | None = None) -> None:
+                 variables: DeviceVariables | None = None,
+                 current: CurrentValues | None = None) -> None:
         """With ``versions`` and ``answers``, a read without a time bound is answered
         from ``answers`` while the device's data version is what it was when the answer
         was read (``bridge/readcache/versions.py``). ``variables``: the per-device limit."""
@@ -89,6 +91,7 @@ class DataService:
         self.hints = WindowHints()
         self.versions = versions
         self.answers = answers
+        self.current = current
         self.last_input = last_input if last_input is not None else LastInput()
         self.metrics = metrics if metrics is not None else Metrics()
         # Counted in plain ints on the hot path, moved to Prometheus before each scrape.
@@ -110,18 +113,17 @@ class DataService:
         are validated by the same ``validate_points``, errors named at their places in
         the original (``[3] v``)."""
         received = received_ns or now_ns()
-        check = partial(validate_points, device_id=device_id, received_ns=received,
-                        max_points=self.max_points)
         if fmt is not None:
             if fmt.name == "tagoio":  # already the points' shape: only decoded (hot path)
                 payload = decode_json(payload)
             else:
                 payload = fmt.convert(payload, received_ns=received, max_points=self.max_points)
-        points = payload.validate(check) if isinstance(payload, Converted) else check(payload)
-        self.variables.admit_points(device_id, points)
-        self._accepted[source] += len(points)
-        return Accepted(device_id, encode_points(points) if points else b"", len(points),
-                        received)
+        body, count, current, names = encode_message(payload, device_id, received,
+                                                     self.max_points)
+        self.variables.admit_names(device_id, names)
+        self._accepted[source] += count
+        return Accepted(device_id, body, count, received,
+                        current if count and self.current is not None else None)
 
     def ready_for(self, device_id: str) -> bool:
         """Whether ``accept`` can check the device's limits from memory; else ``prepare``
@@ -135,7 +137,8 @@ class DataService:
     async def write(self, accepted: Accepted) -> None:
         """Return once the points are durably written (InfluxDB or the spool)."""
         if accepted.count:
-            await self.batcher.submit(accepted.body, accepted.count, accepted.device_id)
+            await self.batcher.submit(accepted.body, accepted.count, accepted.device_id,
+                                      accepted.current)
             self.last_input.note(accepted.device_id, accepted.received_ns)
 
     def write_later(self, accepted: Accepted, done: Done) -> None:
@@ -146,7 +149,8 @@ class DataService:
                 self.last_input.note(accepted.device_id, accepted.received_ns)
             done(exc)
 
-        self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id)
+        self.batcher.enqueue(accepted.body, accepted.count, stored, accepted.device_id,
+                             accepted.current)
 
     async def add(self, device_id: str, payload: Any, *, source: str,
                   received_ns: int | None = None, fmt: PayloadFormat | None = None) -> int:
@@ -173,6 +177,8 @@ class DataService:
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, device_id: str, q: DataQuery) -> Answer:
+        if self.current is not None and answers_current(q):
+            return await self.current.read(device_id, q, self._newest)
         # A relative bound ("1 day") moves with the clock, so only unbounded reads are kept.
         if (self.answers is None or self.versions is None
                 or q.start_ns is not None or q.end_ns is not None):
@@ -188,8 +194,12 @@ class DataService:
         return answer
 
     async def _read(self, device_id: str, q: DataQuery) -> Answer:
+        if names_generated_group(q):
+            return generated.answer(await group_rows(self.store, device_id, q), q, device_id)
         if q.kind in NUMBER_KINDS:
             (series,) = await self.store.query([number_statement(device_id, q)])
+            if q.kind == "count":
+                return sum(count_columns(row) or 0 for s in series for row in s.rows)
             return number_from_series(series)
         if q.kind in EDGE_KINDS:
             rows = await self._edge_rows(device_id, q)
@@ -197,8 +207,17 @@ class DataService:
             return [row_to_point(r, details=q.details) for r in rows]
         if q.kind == "aggregate":
             (series,) = await self.store.query([aggregate_statement(device_id, q)])
-            return aggregate_points(series, device_id, q.ascending)
+            return aggregate_points(series, device_id, q.ascending,
+                                    count_columns if q.function == "count" else None)
         return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
+
+    async def _newest(self, device_id: str, kind: str,
+                      variables: list[str] | None) -> list[dict[str, Any]]:
+        """The newest row per variable of a last_* kind, from InfluxDB."""
+        if kind == "last_location":
+            return await newest_locations(self.store, device_id, variables)
+        q = DataQuery(kind=kind, variables=variables or [])
+        return await newest_per_variable(self.store, device_id, q, self.hints)
 
     async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
         if q.kind.startswith("last"):
@@ -241,7 +260,11 @@ class DataService:
         if q.kind in NUMBER_KINDS or q.kind == "aggregate":
             raise ValidationError("Invalid query parameters", [
                 FieldError("query", f"query={q.kind} cannot be used to delete data")])
-        if q.kind in EDGE_KINDS:
+        if names_generated_group(q):
+            rows = await group_rows(self.store, device_id, q)
+            rows = (generated.edge_rows(rows, q) if q.kind in EDGE_KINDS
+                    else generated.list_rows(rows, q))
+        elif q.kind in EDGE_KINDS:
             rows = await self._edge_rows(device_id, q)
         else:
             rows = await self._list_rows(device_id, q)
@@ -251,6 +274,10 @@ class DataService:
             finally:
                 await self.store.changed((device_id,))
                 self.variables.forget(device_id)  # a name may be gone now
+                if self.current is not None:
+                    # The newest point may be gone: its variables' current values are
+                    # read again from what InfluxDB still holds.
+                    await self.current.deleted(device_id, rows, self._newest)
         return len(rows)
 
     async def edit(self, device_id: str, payload: Any) -> int:
@@ -275,23 +302,25 @@ class DataService:
         if missing:
             raise NotFound(f"{len(missing)} of {len(updates)} ids were not found: "
                            + ", ".join(str(e.index) for e in missing))
-        deletes, lines = [], []
+        deletes, lines, points = [], [], []
         for update, row in found:
             point = row_to_stored(row)
-            before = _field_set(point)
             for key, value in update.changes.items():
                 setattr(point, key, value)
-            if not before <= _field_set(point):
+            if not row_fields(row) <= point_fields(point):
+                # A field the rewrite would not overwrite (a number turned string, or a
+                # version 1 row's ``created``) would linger, so the point is removed first.
                 deletes.append(delete_point_statement(device_id, row))
             lines.append(encode_point(point))
-        if deletes:
-            # A field that disappears (a number turned string) would linger if merely
-            # overwritten, so those points are removed before they are written again.
+            points.append(point)
+        if deletes:  # so that no field of the old point lingers (see above)
             try:
                 await self.store.query(deletes)
             finally:
                 await self.store.changed((device_id,))
-        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines), device_id)
+        await self.batcher.submit("\n".join(lines).encode("utf-8"), len(lines), device_id,
+                                  candidates(points, encode_point)
+                                  if self.current is not None else None)
         return len(found)
 
     async def delete_device(self, device_id: str) -> None:
@@ -308,7 +337,7 @@ class DataService:
         """How many points each device stored in the last ``seconds`` (StoreError when
         InfluxDB cannot answer)."""
         (series,) = await self.store.query([points_per_device_statement(seconds)])
-        return {s.tags.get("device", ""): int(row.get("count") or 0)
+        return {s.tags.get("device", ""): count_columns(row) or 0
                 for s in series for row in s.rows}
 
 
@@ -323,10 +352,3 @@ async def delete_device_points(store: InfluxStore, device_id: str) -> None:
 def _row_is(row: dict[str, Any], point_id: str) -> bool:
     return id_matches(point_id, variable_from_tag(row["variable"]), int(row.get("slot") or 0))
 
-
-def _field_set(point: Point) -> set[str]:
-    fields = {"value_type"} if point.value is not None else set()
-    for name in ("value", "unit", "lat", "lng", "metadata"):
-        if getattr(point, name) is not None:
-            fields.add(name if name != "value" else f"value:{type(point.value).__name__}")
-    return fields

@@ -8,11 +8,12 @@ shape, only the literals inside it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from decimal import Decimal
 from typing import Any
 
-from bridge.influx.schema import MEASUREMENT, variable_tag
+from bridge.influx.schema import MEASUREMENT, generated_us, variable_tag
 from bridge.model.ids import parse_point_id
 from bridge.model.query import DataQuery
 
@@ -75,7 +76,13 @@ def where(device_id: str, q: DataQuery, *, extra: tuple[str, ...] = ()) -> str:
     if q.variables:
         parts.append(_or([f'"variable" = {quote_string(variable_tag(v))}' for v in q.variables]))
     if q.groups:
-        parts.append(_or([equals("group", g, "string") for g in q.groups]))
+        conditions = [equals("group", g, "string") for g in q.groups]
+        # A generated group is stored only as its message's receive time: see
+        # bridge/influx/generated.py, which also finds the untimed points, and drops rows
+        # that match here but belong to another group.
+        conditions += [f'"created_us"::integer = {us}' for us in map(generated_us, q.groups)
+                       if us is not None]
+        parts.append(_or(conditions))
     if q.values:
         parts.append(_or([c for v in q.values for c in _value_conditions(v)]))
     if q.start_ns is not None:
@@ -106,10 +113,37 @@ def _from() -> str:
 # Every column with its type spelled out: a field that some outside writer gave another
 # type in one shard would otherwise make InfluxDB return nulls for ours in every shard.
 COLUMNS = ", ".join([
-    '"created"::integer', '"value"::float', '"value_str"::string', '"value_bool"::boolean',
-    '"value_type"::string', '"unit"::string', '"group"::string', '"lat"::float',
-    '"lng"::float', '"metadata"::string', '"device"::tag', '"variable"::tag', '"slot"::tag',
+    '"value"::float', '"value_str"::string', '"value_bool"::boolean', '"unit"::string',
+    '"group"::string', '"lat"::float', '"lng"::float', '"metadata"::string',
+    '"created_us"::integer', '"created"::integer', '"value_type"::string',
+    '"device"::tag', '"variable"::tag', '"slot"::tag',
 ])
+
+# Counting points: no field is on every point (schema version 2), but every point has
+# exactly one of value / value_str / value_bool / novalue, except version 1 rows, which
+# all have ``created`` and, when they hold a value, ``value_type``. So the number of
+# points is the sum of these counts minus the last (``count_columns`` adds them up).
+COUNTED = (('"value"::float', 1), ('"value_str"::string', 1), ('"value_bool"::boolean', 1),
+           ('"novalue"::boolean', 1), ('"created"::integer', 1), ('"value_type"::string', -1))
+
+
+def _counts(alias: str = "c") -> str:
+    return ", ".join(f"count({column}) AS \"{alias}{i}\""
+                     for i, (column, _) in enumerate(COUNTED))
+
+
+def count_points_statement(condition: str) -> str:
+    """How many points match ``condition`` (a WHERE clause of ours): one row of
+    ``count_columns``."""
+    return f"SELECT {_counts()} {_from()} WHERE {condition}"
+
+
+def count_columns(row: dict[str, Any], alias: str = "c") -> int | None:
+    """The number of points in a row of ``_counts`` columns (None: no point counted)."""
+    values = [row.get(f"{alias}{i}") for i in range(len(COUNTED))]
+    if all(v is None for v in values):
+        return None
+    return sum(int(v or 0) * sign for v, (_, sign) in zip(values, COUNTED, strict=True))
 
 
 def select_exact(device_id: str, time_ns: int) -> str:
@@ -129,6 +163,27 @@ def list_statements(device_id: str, q: DataQuery) -> list[str]:
             f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}"]
 
 
+def group_rows_statements(device_id: str, q: DataQuery, limit: int) -> list[str]:
+    """For a query naming generated groups: rows by group or receive time, then per
+    generated group the rows of its microsecond (untimed points carry no receive time)."""
+    statements = [f"SELECT {COLUMNS} {_from()} WHERE {where(device_id, q)} LIMIT {limit}"]
+    others = dataclasses.replace(q, groups=[])
+    for us in map(generated_us, q.groups):
+        if us is not None:
+            window = (f"time >= {us * 1000}", f"time <= {us * 1000 + 999}")
+            statements.append(f"SELECT {COLUMNS} {_from()} WHERE "
+                              f"{where(device_id, others, extra=window)} LIMIT {limit}")
+    return statements
+
+
+def last_location_times_statement(device_id: str, variables: list[str]) -> str:
+    """Per series, the time of its newest location: ``last()`` finds it from the index
+    of each shard, where a condition on ``lat`` would read the whole history."""
+    q = DataQuery(variables=variables)
+    return (f'SELECT last("lat"::float) {_from()} WHERE {where(device_id, q)} '
+            'GROUP BY "variable", "slot"')
+
+
 def variables_statement(device_id: str) -> str:
     """Every variable a device has, from InfluxDB's index (no data is read)."""
     return (f'SHOW TAG VALUES {_from()} WITH KEY = "variable" '
@@ -140,9 +195,15 @@ def device_series_statement(device_id: str) -> str:
     return f'SHOW SERIES {_from()} WHERE "device" = {quote_string(device_id)}'
 
 
+# A row holds a value: one of the three value fields is present (a comparison with a
+# missing field is false, so each test below is true exactly when its field is there).
+HAS_VALUE = ('("value"::float <= 0 OR "value"::float > 0 OR "value_str"::string =~ /^/ '
+             'OR "value_bool"::boolean = true OR "value_bool"::boolean = false)')
+
+
 def _edge_condition(kind: str) -> tuple[str, ...]:
     if kind.endswith("_value"):
-        return ("\"value_type\"::string != ''",)
+        return (HAS_VALUE,)
     if kind.endswith("_location"):
         return ('"lat"::float >= -90',)
     return ()
@@ -165,20 +226,18 @@ def newest_matching_statement(device_id: str, q: DataQuery, limit: int) -> str:
 
 
 def number_statement(device_id: str, q: DataQuery) -> str:
-    function = FUNCTIONS[q.kind]
-    column = '"created"::integer' if q.kind == "count" else '"value"::float'
-    extra = () if q.kind == "count" else ("\"value_type\"::string = 'number'",)
-    return f"SELECT {function}({column}) {_from()} WHERE {where(device_id, q, extra=extra)}"
+    """count: the ``_counts`` columns (add them with ``count_columns``); else one column."""
+    selected = _counts() if q.kind == "count" else f'{FUNCTIONS[q.kind]}("value"::float)'
+    return f"SELECT {selected} {_from()} WHERE {where(device_id, q)}"
 
 
 def aggregate_statement(device_id: str, q: DataQuery) -> str:
-    function = FUNCTIONS[q.function]
-    column = '"created"::integer' if q.function == "count" else '"value"::float'
-    extra = () if q.function == "count" else ("\"value_type\"::string = 'number'",)
+    selected = (_counts() if q.function == "count"
+                else f'{FUNCTIONS[q.function]}("value"::float) AS "value"')
     order = "ASC" if q.ascending else "DESC"
     seconds = q.interval_ns // 10**9
-    return (f"SELECT {function}({column}) AS \"value\" {_from()} "
-            f"WHERE {where(device_id, q, extra=extra)} "
+    return (f"SELECT {selected} {_from()} "
+            f"WHERE {where(device_id, q)} "
             f'GROUP BY time({seconds}s), "variable" fill(none) '
             f"ORDER BY time {order} LIMIT {q.qty} OFFSET {q.skip}")
 
@@ -197,7 +256,7 @@ def delete_device_statement(device_id: str) -> str:
 
 def points_per_device_statement(seconds: int) -> str:
     """How many points each device stored in the last ``seconds``, in one statement."""
-    return (f'SELECT count("created") {_from()} WHERE time > now() - {int(seconds)}s '
+    return (f"SELECT {_counts()} {_from()} WHERE time > now() - {int(seconds)}s "
             'GROUP BY "device"')
 
 

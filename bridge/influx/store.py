@@ -21,12 +21,15 @@ from bridge.errors import StoreRejected, StoreUnavailable
 from bridge.influx.client import WireError, WireResponse, WriteClient, basic_auth
 from bridge.influx.influxql import create_database_statement
 from bridge.influx.schema import Series, devices_in
+from bridge.model.current import Candidates
 from bridge.settings import Settings
 
 log = logging.getLogger("devicedata.store")
 
 
-ChangeHook = Callable[[Collection[str]], Awaitable[None]]
+# (devices whose data may have changed, the write's candidates for current values: None
+# when nothing is known to be stored, or for a change made by a query)
+ChangeHook = Callable[[Collection[str], Candidates | None], Awaitable[None]]
 
 
 class InfluxStore:
@@ -81,9 +84,11 @@ class InfluxStore:
         if response.status_code != 204:
             raise StoreUnavailable(f"InfluxDB ping answered {response.status_code}")
 
-    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None,
+                    current: Candidates | None = None) -> None:
         """Write newline-separated line protocol at nanosecond precision. ``devices``
-        (whose lines these are) spares reading them from the lines for ``on_change``."""
+        (whose lines these are) spares reading them from the lines for ``on_change``,
+        which also hears ``current`` once InfluxDB has stored every line."""
         if not body:
             return
         status, headers, content = await self._post_write(body)
@@ -93,15 +98,18 @@ class InfluxStore:
             status, headers, content = await self._post_write(body)
         try:
             _check(status, headers, content)
-        finally:
+        except BaseException:
             # Even a refused write may have stored part of its lines (a partial write).
             if self._on_change is not None:
-                await self._on_change(devices_in(body) if devices is None else devices)
+                await self._on_change(devices_in(body) if devices is None else devices, None)
+            raise
+        if self._on_change is not None:
+            await self._on_change(devices_in(body) if devices is None else devices, current)
 
     async def changed(self, device_ids: Collection[str]) -> None:
         """Report a change made by a query (DELETE), as ``write`` reports its own."""
         if self._on_change is not None:
-            await self._on_change(device_ids)
+            await self._on_change(device_ids, None)
 
     async def _post_write(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
         if self._writer is None:

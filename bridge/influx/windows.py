@@ -21,8 +21,10 @@ from typing import Any
 
 from bridge.influx.influxql import (
     edge_statement,
+    last_location_times_statement,
     list_statements,
     newest_matching_statement,
+    select_exact,
     variables_statement,
 )
 from bridge.influx.schema import variable_from_tag
@@ -154,4 +156,26 @@ async def newest_per_variable(store: InfluxStore, device_id: str, q: DataQuery,
         take([row for s in series for row in s.rows])
     if found and not missing:
         hints.put(key, _oldest(found), too_full)
+    return found
+
+
+async def newest_locations(store: InfluxStore, device_id: str,
+                           variables: list[str] | None) -> list[Row]:
+    """``last_location`` per variable over the whole history without reading it: the
+    newest location's time per series from ``last()``, then those rows by exact time."""
+    (series,) = await store.query([last_location_times_statement(device_id, variables or [])])
+    newest: dict[str, tuple[int, str]] = {}
+    for s in series:
+        for row in s.rows:
+            key = (int(row["time"]), s.tags.get("slot", ""))
+            variable = s.tags.get("variable", "")
+            if variable not in newest or key > newest[variable]:
+                newest[variable] = key
+    if not newest:
+        return []
+    results = await store.query([select_exact(device_id, t) for t, _ in newest.values()])
+    found = []
+    for (variable, (_, slot)), result in zip(newest.items(), results, strict=True):
+        found += [row for s in result for row in s.rows if row["variable"] == variable
+                  and str(row.get("slot") or "") == slot and row.get("lat") is not None]
     return found

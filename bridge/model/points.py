@@ -69,6 +69,14 @@ def new_group_id() -> str:
     return f"{random.getrandbits(96):024x}"
 
 
+def generated_group(created_ns: int) -> str:
+    """The group of the points of one message that carry none: the microsecond the message
+    was received, in 24 hex digits. Derived, never stored (docs/schema.md, version 2): all
+    points of a message share their receive time, and no two messages of one device are
+    received in the same microsecond by one process."""
+    return f"{created_ns // 1000:024x}"
+
+
 def decode_json(body: bytes | str) -> Any:
     """Parse a request body or MQTT payload; orjson already refuses NaN and Infinity."""
     try:
@@ -176,12 +184,13 @@ def validate_points(
     device_id: str,
     received_ns: int,
     max_points: int,
-    new_group: Callable[[], str] = new_group_id,
+    new_group: Callable[[], str] | None = None,
 ) -> list[Point]:
     """Validate a POST body / MQTT message into points; all or nothing.
 
     Raises ValidationError listing every bad field of every point by index, or
-    PayloadTooLarge. Points without a group share one generated id per payload.
+    PayloadTooLarge. Points without a group share one generated id per payload: by
+    default ``generated_group(received_ns)``, which the schema derives instead of storing.
     """
     single = isinstance(payload, dict)
     items = (payload,) if single else _array(payload, max_points)
@@ -219,7 +228,8 @@ def validate_points(
             continue  # the batch is lost anyway; skip building points
         if group is None:
             if shared_group is None:
-                shared_group = new_group()
+                shared_group = (new_group() if new_group is not None
+                                else generated_group(received_ns))
             group = shared_group
         if time_ns is None:
             # Untimed points are spread a nanosecond apart (invisible at the millisecond

@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 
 from bridge.errors import FieldError, StoreError, ValidationError
 from bridge.influx.influxql import device_series_statement
-from bridge.influx.schema import series_name, series_name_from_key
+from bridge.influx.schema import series_name_from_key
 from bridge.influx.store import InfluxStore
-from bridge.model.points import Point
 
 log = logging.getLogger("devicedata.variables")
 
@@ -95,13 +94,12 @@ class DeviceVariables:
             del self._loading[device_id]
             future.set_result(None)
 
-    def admit_points(self, device_id: str, points: list[Point]) -> None:
-        """``admit`` for a validated write."""
-        if self.limit <= 0 or not points:
+    def admit_names(self, device_id: str, names: list[str]) -> None:
+        """``admit`` for a validated write, given each point's series name."""
+        if self.limit <= 0 or not names:
             return
-        self.admit(device_id, {series_name(p.variable, p.slot) for p in points},
-                   lambda new: [(i, name) for i, p in enumerate(points)
-                                if (name := series_name(p.variable, p.slot)) in new])
+        self.admit(device_id, set(names),
+                   lambda new: [(i, name) for i, name in enumerate(names) if name in new])
 
     def admit(self, device_id: str, variables: Collection[str],
               new_at: Callable[[set[str]], list[tuple[int, str]]]) -> None:

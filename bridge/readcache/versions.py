@@ -5,28 +5,25 @@ DELETE) has changed the device's data since.
 - A reader that is about to keep an answer first *watches* the device (a flag in the
   registry) and reads its version, then queries InfluxDB, and keeps the answer under
   that version. It serves it again while the version is unchanged.
-- A writer, once InfluxDB has answered its write and before it acknowledges it, looks
-  whether any of its devices is watched, and if so bumps their versions and unwatches
-  them.
+- A writer, once InfluxDB has answered its write and before it acknowledges it, bumps
+  the versions of those of its devices that are watched and unwatches them, in the
+  registry transaction that records its current values (``bridge/readcache/current.py``,
+  ``Registry.record_writes``).
 
 Why this is safe: a write that completes after the reader's watch sees the flag and
 bumps, so the kept answer is never served again; a write that saw no flag completed
-before the watch, so the reader's query, which starts after the watch, includes it. And
-why it is cheap: a device nobody reads costs its writers one indexed read per batch,
-done on the event loop for SQLite (about 20 µs, no file write); the bump, a registry
-write, happens at most once per answer kept.
+before the watch, so the reader's query, which starts after the watch, includes it. The
+bump costs one more indexed UPDATE in a transaction every write makes anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from bridge.errors import DeviceDataError
-from bridge.metrics import Metrics
 from bridge.registry import Registry
 
 log = logging.getLogger("devicedata.versions")
@@ -36,43 +33,8 @@ T = TypeVar("T")
 
 
 class DataVersions:
-    def __init__(self, registry: Registry, *,
-                 on_bump_failed: Callable[[], None] | None = None) -> None:
-        """``on_bump_failed`` runs when a bump could not be recorded: this process then
-        drops what it kept (other processes' kept answers live at most their max age)."""
+    def __init__(self, registry: Registry) -> None:
         self._registry = registry
-        self._on_bump_failed = on_bump_failed
-        self._warned = -WARN_EVERY_SECONDS
-        self.bump_failures = 0
-        self.bumps = 0
-
-    def describe(self, metrics: Metrics) -> None:
-        metrics.counter("devicedata_data_version_bumps",
-                        "Writes that ended a watched device's kept answers.",
-                        lambda: float(self.bumps))
-        metrics.counter("devicedata_data_version_bump_failures",
-                        "Writes whose data version could not be bumped in the registry.",
-                        lambda: float(self.bump_failures))
-
-    async def bump(self, device_ids: Collection[str]) -> None:
-        """Never raises: the data is already stored, so the write must still succeed."""
-        if not device_ids:
-            return
-        try:
-            watched = await _without_waiting(self._registry.watched_devices, device_ids)
-            if watched:
-                self.bumps += 1
-                # A registry write: never on the event loop (a file write can stall).
-                await asyncio.to_thread(self._registry.bump_data_versions, watched)
-        except DeviceDataError as exc:
-            self.bump_failures += 1
-            if self._on_bump_failed is not None:
-                self._on_bump_failed()
-            now = time.monotonic()
-            if now - self._warned >= WARN_EVERY_SECONDS:
-                self._warned = now
-                log.warning("event=data_version_not_bumped devices=%d failures=%d reason=%s",
-                            len(device_ids), self.bump_failures, exc)
 
     async def current(self, device_id: str) -> int | None:
         """The device's version, or None when unknown or unreadable."""

@@ -50,6 +50,9 @@ class _Cursor:
         self._cur.execute(sql.replace("?", "%s"), params)
         return self._cur.fetchall()
 
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._cur.executemany(sql.replace("?", "%s"), params)
+
 
 class PostgresRegistry(SQLRegistry):
     """``Registry`` on a PostgreSQL database (psycopg 3). The database must exist; its

@@ -19,6 +19,7 @@ from typing import Self
 
 from bridge.errors import Conflict, FieldError, NotFound, ValidationError
 from bridge.registry import tokens
+from bridge.registry.current import CurrentValueQueries
 from bridge.registry.interface import PERMISSIONS, Device, IssuedToken, Permission, TokenInfo
 from bridge.registry.networks import (
     NetworkQueries,
@@ -74,7 +75,7 @@ def _not_found(device_id: str) -> NotFound:
     return NotFound(f"device {device_id!r} not found")
 
 
-class SQLRegistry(DataVersionQueries, NetworkQueries):
+class SQLRegistry(DataVersionQueries, CurrentValueQueries, NetworkQueries):
     """Every ``Registry`` method, on whatever ``_read``/``_write`` connect to."""
 
     _check_name = staticmethod(check_name)

@@ -28,6 +28,9 @@ class _Cursor:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(r) for r in self._db.execute(sql, params).fetchall()]
 
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self._db.executemany(sql, params)
+
 
 class SQLiteRegistry(SQLRegistry):
     """``Registry`` on one SQLite file. Safe to share between threads of one process and
@@ -39,6 +42,8 @@ class SQLiteRegistry(SQLRegistry):
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._versions_lock = threading.Lock()
         self._versions_db: sqlite3.Connection | None = None
+        self._writer_lock = threading.Lock()
+        self._writer_db: sqlite3.Connection | None = None
         self._db = self._connect(self._busy_timeout_ms)
         try:
             with self._locked():
@@ -130,6 +135,50 @@ class SQLiteRegistry(SQLRegistry):
         finally:
             self._versions_lock.release()
 
+    @contextmanager
+    def _versions_write(self, wait: bool) -> Iterator[_Cursor]:
+        """``wait=False`` writes on a connection of its own that never waits for a lock
+        (BlockingIOError sends the caller to a thread) and never checkpoints the WAL
+        (``checkpoint`` does, from a thread): what is left is appending a few pages to
+        the WAL without fsync, which the event loop can afford (current values are
+        recorded once per write batch)."""
+        if wait:
+            with self._write_unsynced() as cur:
+                yield cur
+            return
+        if not self._writer_lock.acquire(blocking=False):
+            raise BlockingIOError("the loop's writing connection is in use")
+        try:
+            if self._writer_db is None:
+                self._writer_db = self._connect(busy_timeout_ms=0)
+                self._writer_db.execute("PRAGMA busy_timeout = 0")
+                self._writer_db.execute("PRAGMA synchronous = NORMAL")
+                self._writer_db.execute("PRAGMA wal_autocheckpoint = 0")
+                # Its statements check that the device exists themselves (in the same
+                # statement, under the write lock); deletes cascade on other connections.
+                self._writer_db.execute("PRAGMA foreign_keys = OFF")
+            db = self._writer_db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise BlockingIOError(str(exc)) from None
+            try:
+                yield _Cursor(db)
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise RegistryError(f"registry error: {exc}") from exc
+        finally:
+            self._writer_lock.release()
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file (the loop's writer never does)."""
+        with self._locked() as db:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _migrate(self) -> None:
         with self._tx() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
@@ -149,3 +198,7 @@ class SQLiteRegistry(SQLRegistry):
             if self._versions_db is not None:
                 self._versions_db.close()
                 self._versions_db = None
+        with self._writer_lock:
+            if self._writer_db is not None:
+                self._writer_db.close()
+                self._writer_db = None

@@ -70,6 +70,28 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         "CREATE INDEX network_tokens_prefix ON network_tokens(prefix)",
     ),
+    (
+        # Current values (bridge/registry/current.py): per device and variable the newest
+        # point, the newest with a value and the newest with a location (time, slot and
+        # its line of line protocol each), kept by every writer.
+        """CREATE TABLE current_values (
+            device_id     TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            variable      TEXT NOT NULL,
+            item_time     {int},
+            item_slot     {int},
+            item_line     TEXT,
+            value_time    {int},
+            value_slot    {int},
+            value_line    TEXT,
+            location_time {int},
+            location_slot {int},
+            location_line TEXT,
+            PRIMARY KEY (device_id, variable)
+        )""",
+        # 1 once the rows hold every variable's current values (built from InfluxDB
+        # at the first read: data written before this table existed).
+        "ALTER TABLE devices ADD COLUMN current_ready {int} NOT NULL DEFAULT 0",
+    ),
 ]
 
 Row = dict[str, Any]
@@ -81,6 +103,9 @@ class Cursor(Protocol):
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Execute a query; its rows by column name."""
+
+    def run_many(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        """Execute once per parameter set (one call: the driver loops)."""
 
 
 def migrate(cur: Cursor, current: int, record: Callable[[int], object], int_type: str,

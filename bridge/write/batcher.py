@@ -23,14 +23,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bridge.errors import Overloaded, StoreRejected
+from bridge.model.current import Candidates, merge
 
 log = logging.getLogger("devicedata.batcher")
 
 
 class Sink(Protocol):
-    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None,
+                    current: Candidates | None = None) -> None:
         """``devices``: whose lines ``body`` holds, when every submitter said so (the
-        sink would otherwise read them from the lines)."""
+        sink would otherwise read them from the lines); ``current``: the newest point
+        per device, variable and kind among them."""
 
 
 Done = Callable[[BaseException | None], None]
@@ -42,6 +45,7 @@ class _Submission:
     count: int
     done: Done
     device: str | None
+    current: Candidates | None
 
 
 class Batcher:
@@ -80,7 +84,8 @@ class Batcher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="batcher")
 
-    async def submit(self, body: bytes, count: int, device: str | None = None) -> None:
+    async def submit(self, body: bytes, count: int, device: str | None = None,
+                     current: Candidates | None = None) -> None:
         """Wait until ``body`` (all lines of ``device``, when given) is written. Raises
         what the sink raised for it, or ``Overloaded`` at once when too much is already
         waiting."""
@@ -96,18 +101,19 @@ class Batcher:
             else:
                 done.set_exception(exc)
 
-        self.enqueue(body, count, settle, device)
+        self.enqueue(body, count, settle, device, current)
         # A cancelled waiter (client gone) cancels ``done``; settle() then ignores it and
         # the submission is still written with its batch.
         await done
 
-    def enqueue(self, body: bytes, count: int, done: Done, device: str | None = None) -> None:
+    def enqueue(self, body: bytes, count: int, done: Done, device: str | None = None,
+                current: Candidates | None = None) -> None:
         """Queue ``body`` without waiting; ``done(None)`` once written, ``done(exc)`` if not.
         No overload check: callers that use this bound their own intake (the MQTT bridge
         stops reading instead)."""
         if self._closing or self._task is None:
             raise Overloaded("the writer is shutting down", retry_after=5.0)
-        self._pending.append(_Submission(body, count, done, device))
+        self._pending.append(_Submission(body, count, done, device, current))
         self._pending_points += count
         self._wakeup.set()
         if self._pending_points >= self._max_points:
@@ -165,8 +171,15 @@ class Batcher:
         try:
             devices = {s.device for s in batch if s.device is not None}
             unnamed = any(s.device is None for s in batch)
+            current: Candidates | None = None
+            for s in batch:
+                if s.current:
+                    if current is None:
+                        current = dict(s.current)
+                    else:
+                        merge(current, s.current)
             await self._sink.write(b"\n".join(s.body for s in batch),
-                                   None if unnamed else devices)
+                                   None if unnamed else devices, current)
         except StoreRejected as exc:
             if len(batch) == 1:
                 batch[0].done(exc)

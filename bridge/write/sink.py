@@ -17,9 +17,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bridge.errors import Overloaded, StoreRejected, StoreUnavailable
-from bridge.influx.schema import devices_in
+from bridge.influx.lines import parse_line
+from bridge.influx.schema import devices_in, row_value, variable_from_tag
 from bridge.influx.store import InfluxStore
 from bridge.metrics import Metrics
+from bridge.model.current import Candidates, merge
 from bridge.write.spool import Cursor, Spool, SpoolFull
 
 log = logging.getLogger("devicedata.spool")
@@ -83,10 +85,13 @@ class SpoolingSink:
             self._task = None
         await asyncio.to_thread(self.spool.close)
 
-    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None,
+                    current: Candidates | None = None) -> None:
+        """Spooled points become current when the drain writes them (``current`` is
+        then read again from their lines)."""
         if not self._spooling:
             try:
-                await self.store.write(body, devices)
+                await self.store.write(body, devices, current)
                 return
             except StoreUnavailable as exc:
                 log.warning("event=spooling_started reason=%s", exc)
@@ -118,20 +123,22 @@ class SpoolingSink:
                 delay = min(delay * 2, self._retry_max)
                 self._wake.set()
 
-    def _read_chunk(self) -> tuple[list[bytes], bytes, set[str], Cursor]:
-        """In a worker thread: a chunk of the spool, joined, and whose lines it holds (a
-        pass over up to 8 MiB that would otherwise hold up the event loop in the store)."""
+    def _read_chunk(self) -> tuple[list[bytes], bytes, set[str], Candidates, Cursor]:
+        """In a worker thread: a chunk of the spool, joined, whose lines it holds and
+        their candidates for current values (passes over up to 8 MiB that would
+        otherwise hold up the event loop)."""
         records, cursor = self.spool.read(self._drain_records, self._drain_bytes)
         body = b"\n".join(records)
-        return records, body, devices_in(body), cursor
+        return records, body, devices_in(body), current_in(body), cursor
 
     async def _drain(self) -> None:
         while not self.spool.empty:
-            records, body, devices, cursor = await asyncio.to_thread(self._read_chunk)
+            records, body, devices, current, cursor = await asyncio.to_thread(
+                self._read_chunk)
             if not records:
                 break
             try:
-                await self.store.write(body, devices)
+                await self.store.write(body, devices, current)
             except StoreRejected as exc:
                 await self._isolate(records, str(exc))
             await asyncio.to_thread(self.spool.commit, cursor)
@@ -159,3 +166,24 @@ class SpoolingSink:
                     log.error("event=spool_line_rejected reason=%s", exc)
                     await asyncio.to_thread(self.spool.dead_letter, line, str(exc))
         log.warning("event=spool_chunk_rejected records=%d reason=%s", len(records), reason)
+
+
+def current_in(body: bytes) -> Candidates:
+    """Candidates for current values from lines of ours (a line that is not one is left
+    to InfluxDB to judge)."""
+    out: Candidates = {}
+    for line in body.decode("utf-8", "replace").split("\n"):
+        try:
+            row = parse_line(line)
+            variable = variable_from_tag(row["variable"])
+            slot = int(row.get("slot") or 0)
+        except (ValueError, KeyError, IndexError):
+            continue
+        kinds = ["item"]
+        if row_value(row) is not None:
+            kinds.append("value")
+        if row.get("lat") is not None:
+            kinds.append("location")
+        merge(out, {(row["device"], variable, kind): (row["time"], slot, line)
+                    for kind in kinds})
+    return out

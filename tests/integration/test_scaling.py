@@ -235,8 +235,9 @@ def _cache_hits(cluster: Cluster, i: int) -> float:
 
 
 def test_kept_answers_end_across_instances_on_postgresql(cluster: Cluster) -> None:
-    """API 0 keeps an answer; a write through API 1, or through any of the three bridges,
-    ends it at once (the data version lives in PostgreSQL)."""
+    """API 0 keeps an answer (a count) and reads current values; a write through API 1,
+    or through any of the three bridges, ends the kept answer and is current at once
+    (data versions and current values live in PostgreSQL)."""
     device_id, token = cluster.device(f"kept-{secrets.token_hex(3)}")
     broker_sync.sync(cluster.settings, cluster.registry)
     now_ms = time.time_ns() // 1_000_000
@@ -245,21 +246,29 @@ def test_kept_answers_end_across_instances_on_postgresql(cluster: Cluster) -> No
         return {p["variable"]: p["value"] for p in _count(cluster, i, token,
                                                            query="last_value")}
 
+    def count(i: int) -> Any:
+        return _count(cluster, i, token, query="count")
+
     with cluster.http(1, token) as http:
         assert http.post("/data", json={"variable": "t", "value": 1,
                                         "time": now_ms}).status_code == 200
     hits = _cache_hits(cluster, 0)
-    assert last(0) == last(0) == {"t": 1}
+    assert count(0) == count(0) == 1
     assert _cache_hits(cluster, 0) - hits == 1  # the second read was the kept answer
+    assert last(0) == {"t": 1}
     with cluster.http(1, token) as http:
         assert http.post("/data", json={"variable": "t", "value": 2,
                                         "time": now_ms + 1}).status_code == 200
+        assert http.post("/data", json={"variable": "t", "value": 0,  # a backfill
+                                        "time": now_ms - 1}).status_code == 200
     assert last(0) == {"t": 2}
+    assert count(0) == 3
     client = connect_when_allowed(cluster.settings, device_id, token)
     try:
         assert not client.publish(f"devices/{device_id}/data", json.dumps(
             {"variable": "t", "value": 3, "time": now_ms + 2})).is_failure
         wait_until(lambda: last(0) == {"t": 3}, timeout=15, what="the bridges' write")
+        assert count(0) == 4
     finally:
         client.close()
 

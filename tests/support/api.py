@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from bridge.influx.influxql import count_columns, count_points_statement, quote_string
 from bridge.mqtt.inspector import InspectorLink
 from bridge.registry import Permission, broker_sync
 from bridge.registry.sqlite import SQLiteRegistry
@@ -84,11 +85,18 @@ class ApiServer:
 def stored_points(influx: InfluxServer, api: ApiServer, device_id: str) -> int:
     """The device's points as InfluxDB itself counts them: what is stored, acknowledged
     or not (the API may answer a repeated read from a kept answer)."""
-    escaped = device_id.replace("'", "\\'")
-    result = influx.query(f"SELECT count(\"created\") FROM \"data\" WHERE \"device\" = "
-                          f"'{escaped}'", db=api.settings.influx_db)
+    return count_stored(influx, api.settings.influx_db, device_id)
+
+
+def count_stored(influx: InfluxServer, db: str, device_id: str) -> int:
+    """Every stored point of the device, of either schema version, counted by InfluxDB."""
+    result = influx.query(count_points_statement(f'"device" = {quote_string(device_id)}'),
+                          db=db)
     series = result["results"][0].get("series", [])
-    return int(series[0]["values"][0][1]) if series else 0
+    if not series:
+        return 0
+    return count_columns(dict(zip(series[0]["columns"], series[0]["values"][0],
+                                  strict=True))) or 0
 
 
 def start_api(settings: Settings, registry: SQLiteRegistry, inspector: bool = False

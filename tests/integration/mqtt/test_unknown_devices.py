@@ -18,15 +18,13 @@ from bridge.settings import Settings
 from devicedata import procs
 from devicedata.servers import InfluxServer
 from support import postgres
+from support.api import count_stored
 from support.mqtt import BridgeProcess, DeviceClient, OpenBroker, wait_until
 
 
 def stored(influx: InfluxServer, settings: Settings, device_id: str) -> int:
     """Counted by InfluxDB itself: the API would ask the (locked) registry first."""
-    result = influx.query(f"SELECT count(\"created\") FROM \"data\" WHERE \"device\" = "
-                          f"'{device_id}'", db=settings.influx_db)
-    series = result["results"][0].get("series", [])
-    return int(series[0]["values"][0][1]) if series else 0
+    return count_stored(influx, settings.influx_db, device_id)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from bridge.model.points import (
     Point,
     PointUpdate,
     decode_json,
+    generated_group,
     new_group_id,
     validate_points,
     validate_update,
@@ -486,10 +487,15 @@ def test_each_payload_gets_its_own_generated_group() -> None:
     def default(payload: Any) -> list[Point]:
         return validate_points(payload, device_id=DEV, received_ns=RECV, max_points=10)
 
+    def received_later(payload: Any) -> list[Point]:
+        return validate_points(payload, device_id=DEV, received_ns=RECV + 1000, max_points=10)
+
     first = default([{"variable": "a"}, {"variable": "b"}])
-    second = default({"variable": "a"})
+    second = received_later({"variable": "a"})
     assert first[0].group == first[1].group != second[0].group
     assert re.fullmatch(r"[0-9a-f]{24}", first[0].group)
+    # derived from the receive time (so the schema need not store it)
+    assert first[0].group == generated_group(RECV) == f"{RECV // 1000:024x}"
 
 
 def test_new_group_id_is_24_random_lowercase_hex() -> None:

@@ -20,7 +20,8 @@ class RecordingSink:
         self.reject_containing: bytes | None = None
         self.devices: list[Collection[str] | None] = []
 
-    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None,
+                    current: object = None) -> None:
         self.devices.append(devices)
         await asyncio.sleep(self.delay)
         if self.fail_with is not None:
@@ -109,7 +110,8 @@ class GatedSink(RecordingSink):
         self.started: list[bytes] = []
         self.gates: list[asyncio.Event] = []
 
-    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None,
+                    current: object = None) -> None:
         gate = asyncio.Event()
         self.started.append(body)
         self.gates.append(gate)
