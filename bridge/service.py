@@ -20,34 +20,25 @@ from bridge.influx import generated
 from bridge.influx.fast import encode_message
 from bridge.influx.generated import group_rows, names_generated_group
 from bridge.influx.influxql import (
-    aggregate_statement,
     count_columns,
     delete_device_statement,
     delete_point_statement,
-    edge_statement,
-    export_statement,
-    list_statements,
-    number_statement,
     points_per_device_statement,
     select_exact,
 )
-from bridge.influx.pages import Cursor, page_rows
+from bridge.influx.pages import Cursor
+from bridge.influx.reads import Reads, row_is
 from bridge.influx.schema import (
-    aggregate_points,
     encode_point,
-    number_from_series,
     point_fields,
     row_fields,
-    row_to_point,
     row_to_stored,
-    variable_from_tag,
 )
 from bridge.influx.store import InfluxStore
-from bridge.influx.windows import WindowHints, newest_locations, newest_per_variable, newest_rows
 from bridge.metrics import Metrics
 from bridge.model.current import Candidates, candidates
 from bridge.model.formats import PayloadFormat
-from bridge.model.ids import id_matches, is_point_id, parse_point_id
+from bridge.model.ids import is_point_id, parse_point_id
 from bridge.model.points import PointUpdate, decode_json, validate_update
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 from bridge.model.timeparse import now_ns
@@ -88,7 +79,7 @@ class DataService:
         self.store = store
         self.batcher = batcher
         self.max_points = max_points
-        self.hints = WindowHints()
+        self.reads = Reads(store)
         self.versions = versions
         self.answers = answers
         self.current = current
@@ -194,66 +185,22 @@ class DataService:
         return answer
 
     async def _read(self, device_id: str, q: DataQuery) -> Answer:
-        if names_generated_group(q):
-            return generated.answer(await group_rows(self.store, device_id, q), q, device_id)
-        if q.kind in NUMBER_KINDS:
-            (series,) = await self.store.query([number_statement(device_id, q)])
-            if q.kind == "count":
-                return sum(count_columns(row) or 0 for s in series for row in s.rows)
-            return number_from_series(series)
-        if q.kind in EDGE_KINDS:
-            rows = await self._edge_rows(device_id, q)
-            rows.sort(key=lambda r: (r["time"], r["variable"]), reverse=not q.ascending)
-            return [row_to_point(r, details=q.details) for r in rows]
-        if q.kind == "aggregate":
-            (series,) = await self.store.query([aggregate_statement(device_id, q)])
-            return aggregate_points(series, device_id, q.ascending,
-                                    count_columns if q.function == "count" else None)
-        return [row_to_point(r, details=q.details) for r in await self._list_rows(device_id, q)]
+        return await self.reads.read(device_id, q)
 
     async def _newest(self, device_id: str, kind: str,
                       variables: list[str] | None) -> list[dict[str, Any]]:
-        """The newest row per variable of a last_* kind, from InfluxDB."""
-        if kind == "last_location":
-            return await newest_locations(self.store, device_id, variables)
-        q = DataQuery(kind=kind, variables=variables or [])
-        return await newest_per_variable(self.store, device_id, q, self.hints)
+        return await self.reads.newest(device_id, kind, variables)
 
-    async def _edge_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
-        if q.kind.startswith("last"):
-            return await newest_per_variable(self.store, device_id, q, self.hints)
-        (series,) = await self.store.query([edge_statement(device_id, q)])
-        return [row for s in series for row in s.rows]
-
-    async def _list_rows(self, device_id: str, q: DataQuery) -> list[dict[str, Any]]:
-        if not q.ids and not q.ascending:
-            return await newest_rows(self.store, device_id, q, self.hints)
-        results = await self.store.query(list_statements(device_id, q))
-        if not q.ids:
-            return [row for s in results[0] for row in s.rows]
-        rows: list[dict[str, Any]] = []
-        for point_id, series in zip(q.ids, results, strict=True):
-            rows.extend(r for s in series for r in s.rows if _row_is(r, point_id))
-        rows.sort(key=lambda r: r["time"], reverse=not q.ascending)
-        return rows[q.skip: q.skip + q.qty]
-
-    async def export(self, device_id: str, q: DataQuery,
-                     chunk_size: int = 5000) -> AsyncGenerator[list[dict[str, Any]]]:
-        """Every point matching ``q``'s variables, groups and time range (not its qty or
-        skip), oldest first, as TagoIO points in lists of at most ``chunk_size``: streamed
-        from InfluxDB as it answers, so memory stays flat whatever the size."""
-        async for series in self.store.stream(export_statement(device_id, q), chunk_size):
-            points = [row_to_point(r) for s in series for r in s.rows]
-            if points:
-                yield points
+    def export(self, device_id: str, q: DataQuery,
+               chunk_size: int = 5000) -> AsyncGenerator[list[dict[str, Any]]]:
+        """Every point matching ``q`` (not its qty or skip), oldest first, streamed in lists
+        of at most ``chunk_size`` (``Reads.export``)."""
+        return self.reads.export(device_id, q, chunk_size)
 
     async def page(self, device_id: str, q: DataQuery, before: Cursor | None = None
                    ) -> tuple[list[dict[str, Any]], Cursor | None]:
-        """``q.qty`` points newest first from cursor ``before``, and the next page's
-        cursor (None at the end); a page costs the same however deep it lies
-        (``bridge/influx/pages.py``)."""
-        rows, cursor = await page_rows(self.store, device_id, q, before, self.hints)
-        return [row_to_point(r) for r in rows], cursor
+        """``q.qty`` points newest first from cursor ``before``, and the next cursor."""
+        return await self.reads.page(device_id, q, before)
 
     async def delete(self, device_id: str, q: DataQuery) -> int:
         """Delete what the same GET would return (so ``qty`` defaults to 15 here too)."""
@@ -265,9 +212,9 @@ class DataService:
             rows = (generated.edge_rows(rows, q) if q.kind in EDGE_KINDS
                     else generated.list_rows(rows, q))
         elif q.kind in EDGE_KINDS:
-            rows = await self._edge_rows(device_id, q)
+            rows = await self.reads.edge_rows(device_id, q)
         else:
-            rows = await self._list_rows(device_id, q)
+            rows = await self.reads.list_rows(device_id, q)
         if rows:
             try:
                 await self.store.query([delete_point_statement(device_id, r) for r in rows])
@@ -294,7 +241,7 @@ class DataService:
         found: list[tuple[PointUpdate, dict[str, Any]]] = []
         missing = []
         for index, (update, series) in enumerate(zip(updates, results, strict=True)):
-            rows = [r for s in series for r in s.rows if _row_is(r, update.id)]
+            rows = [r for s in series for r in s.rows if row_is(r, update.id)]
             if rows:
                 found.append((update, rows[0]))
             else:
@@ -348,7 +295,4 @@ async def delete_device_points(store: InfluxStore, device_id: str) -> None:
     finally:
         await store.changed((device_id,))
 
-
-def _row_is(row: dict[str, Any], point_id: str) -> bool:
-    return id_matches(point_id, variable_from_tag(row["variable"]), int(row.get("slot") or 0))
 

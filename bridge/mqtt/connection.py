@@ -4,6 +4,9 @@ backoff (``backoff``).
 
 A QoS 1 message is acknowledged only when ``ack`` is called, after the write, so the broker
 keeps what the bridge has not stored. Why our own codec: docs/benchmarks.md.
+
+Over 300 lines: connecting, protocol fallback, subscribing and reconnecting share one
+connection's state; the parts that stand alone are already in their own modules.
 """
 
 from __future__ import annotations
@@ -240,7 +243,6 @@ class MqttConnection:
         self.abort()
         self._transport = None
         self.out.attach(None)
-
 
     async def _connect(self) -> bool:
         self._disconnected.clear()

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.errors import DeviceDataError
 from bridge.influx.fast import encode_plain
-from bridge.influx.schema import encode_point, encode_points
+from bridge.influx.schema import encode_point, encode_points, series_name
 from bridge.model.current import candidates
 from bridge.model.points import validate_points
 
@@ -36,7 +36,8 @@ def generic(payload: Any) -> Any:
         points = validate_points(payload, device_id=DEV, received_ns=RECV, max_points=100)
     except DeviceDataError as exc:
         return type(exc).__name__
-    return encode_points(points), len(points), candidates(points, encode_point)
+    return (encode_points(points), len(points), candidates(points, encode_point),
+            [series_name(p.variable, p.slot) for p in points])
 
 
 def item(variable: Any, value: Any, unit: Any, time: Any) -> dict[str, Any]:

@@ -28,7 +28,8 @@ class Sink:
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
 
-    async def write(self, body: bytes, devices: Collection[str] | None = None) -> None:
+    async def write(self, body: bytes, devices: Collection[str] | None = None,
+                    current: Any = None) -> None:
         self.bodies.append(body)
 
 
