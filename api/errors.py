@@ -69,7 +69,10 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
         return failure(409, str(exc))
     if isinstance(exc, StoreUnavailable | Overloaded):
         log.warning("event=unavailable path=%s reason=%s", request.url.path, exc)
-        return failure(503, f"Service temporarily unavailable: {exc}",
+        # A store's reason may quote InfluxDB (paths, shard ids): clients get ours only.
+        reason = "the data store is not answering" if isinstance(exc, StoreUnavailable) \
+            else str(exc)
+        return failure(503, f"Service temporarily unavailable: {reason}",
                        headers=_retry_after(exc.retry_after))
     if isinstance(exc, TooManyRequests):
         if exc.hold > 0:

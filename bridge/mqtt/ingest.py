@@ -232,7 +232,8 @@ class Ingest:
             self._ack(pending)
             self._done()
         elif isinstance(exc, StoreRejected):
-            self._reject(pending, "store_rejected", str(exc), [])
+            # InfluxDB's own text stays in the store's log line; the device hears ours.
+            self._reject(pending, "store_rejected", exc.public, [])
             self._done()
         else:
             # InfluxDB is down or slow: keep the message (it is not acknowledged, so the

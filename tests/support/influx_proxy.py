@@ -1,8 +1,10 @@
 """An HTTP proxy in front of InfluxDB that can pass writes through and then never answer:
-the write is stored, but the bridge never learns it, so it never acknowledges."""
+the write is stored, but the bridge never learns it, so it never acknowledges. It can also
+answer every query with a 500 in InfluxDB's own words, as a failing shard does."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ class HoldingProxy:
         self.release = threading.Event()
         self.writes_held = 0
         self.delay = 0.0  # seconds added before every write is forwarded (a slow store)
+        self.failing_queries = ""  # when set, every /query answers 500 with this error
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -27,6 +30,14 @@ class HoldingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if self.path.startswith("/query") and proxy.failing_queries:
+                    error = json.dumps({"error": proxy.failing_queries}).encode()
+                    self.send_response(500)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
                 if self.path.startswith("/write") and proxy.delay:
                     time.sleep(proxy.delay)
                 headers = {k: v for k, v in self.headers.items()

@@ -342,6 +342,24 @@ def test_store_down_gives_503_with_retry_after(make_api: Any) -> None:
         assert ready.status_code == 503 and "influxdb" in ready.json()["message"]
 
 
+def test_a_failing_store_answers_503_in_our_words(make_api: Any, stack_settings: Any) -> None:
+    from support.influx_proxy import HoldingProxy
+
+    proxy = HoldingProxy(stack_settings.influx_url)
+    try:
+        server = make_api(influx_url=proxy.url)
+        _, token = server.device()
+        proxy.failing_queries = "engine: shard 7: open /var/lib/influxdb/data/secret: EIO"
+        with server.client(token) as c:
+            response = c.get("/data", params={"variable": "x"})
+        assert response.status_code == 503 and response.json()["status"] is False
+        message = response.json()["message"]
+        assert "temporarily unavailable" in message, message
+        assert "shard" not in message and "/var/lib" not in message, message
+    finally:
+        proxy.close()
+
+
 def test_health_ready_openapi_and_unknown_routes(api: ApiServer) -> None:
     with api.client() as c:
         assert c.get("/health").json() == {"status": True, "result": "ok"}

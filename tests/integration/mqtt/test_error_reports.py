@@ -10,8 +10,11 @@ import queue
 import time
 from pathlib import Path
 
+import httpx
+
 from bridge.mqtt.reports import REPORT_BURST
 from bridge.settings import Settings
+from devicedata.servers import InfluxServer
 from support.api import ApiServer
 from support.http import count
 from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
@@ -80,5 +83,30 @@ def test_a_device_that_keeps_failing_gets_a_bounded_number_of_reports(
         assert "reports_left_out" not in reports[0]
         left_out = reports[-1].get("reports_left_out")
         assert isinstance(left_out, int) and left_out >= 2001 - len(reports), left_out
+    finally:
+        bridge.stop()
+
+
+def test_a_refused_write_is_reported_in_our_words_and_loses_nothing_else(
+        api: ApiServer, influx: InfluxServer, stack_settings: Settings, tmp_path: Path) -> None:
+    device_id, token = api.mqtt_device("full")
+    # An outside writer gave value_str another type in this shard: our string is refused.
+    httpx.post(f"{influx.url}/write", params={"db": stack_settings.influx_db},
+               content=f"data,device={device_id},variable=p value_str=1i 1700000000000000000"
+               ).raise_for_status()
+    bridge = BridgeProcess(stack_settings, tmp_path / "bridge.log").start()
+    try:
+        client = connect_when_allowed(api.settings, device_id, token)
+        client.subscribe(f"devices/{device_id}/errors")
+        client.publish(f"devices/{device_id}/data", json.dumps(
+            {"variable": "p", "value": "poison", "time": 1_700_000_000_001}))
+        client.publish(f"devices/{device_id}/data", json.dumps({"variable": "ok", "value": 1}))
+        reports = drain(client, quiet=2.0)
+        client.close()
+        wait_until(lambda: count(api, token) == 1, what="the other message")
+        assert len(reports) == 1, reports
+        message = str(reports[0]["message"])
+        assert "value of another type" in message, message
+        assert "conflict" not in message and "partial write" not in message  # InfluxDB's own
     finally:
         bridge.stop()
