@@ -42,6 +42,7 @@ class DeviceClient:
             self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(1000)
         self.connack: Any = None
+        self.session_present = False
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self._connected = threading.Event()
         self._closing = False
@@ -75,6 +76,7 @@ class DeviceClient:
 
     def _on_connect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connack = reason
+        self.session_present = bool(flags.session_present)
         self._connected.set()
 
     def _on_disconnect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import time
 from pathlib import Path
 
@@ -33,29 +34,39 @@ def test_nothing_is_queued_for_an_offline_session(
         api: ApiServer, stack_settings: Settings, tmp_path: Path) -> None:
     device_id, token = api.mqtt_device("full")
     bridge = BridgeProcess(stack_settings, tmp_path / "bridge.log").start()
-    listener_id = f"listener-{device_id}"
+    assert bridge.proc is not None
+
+    def session() -> DeviceClient:
+        # The broker binds a session to the device's user name: every connect of this
+        # device resumes the one session, with its subscription to the errors topic.
+        return DeviceClient(api.settings, device_id, token, session_expiry=3600)
+
     try:
-        listener = DeviceClient(api.settings, device_id, token, client_id=listener_id,
-                                session_expiry=3600)
+        listener = session()
         listener.subscribe(f"devices/{device_id}/errors")
-        listener.close()  # offline; its session (and subscription) stays on the broker
-        time.sleep(1.0)  # reports racing the DISCONNECT could still be on their way to it
-        sender = connect_when_allowed(api.settings, device_id, token)
-        for i in range(300):
-            sender.publish(f"devices/{device_id}/data", b"{bad json %d" % i, qos=0)
-        sender.publish(f"devices/{device_id}/data", json.dumps({"variable": "m", "value": 1}))
+        # The bridge handles the bad messages only once the device is offline: its reports
+        # then meet a session with a subscription and no connection.
+        bridge.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(300):
+                listener.publish(f"devices/{device_id}/data", b"{bad json %d" % i, qos=0)
+            listener.publish(f"devices/{device_id}/data",
+                             json.dumps({"variable": "m", "value": 1}))
+            listener.close()
+        finally:
+            bridge.proc.send_signal(signal.SIGCONT)
         # The bridge handles a device's messages in order: once the last is stored, every
         # refusal (and its report) is behind us.
         wait_until(lambda: count(api, token) == 1, what="the last message")
-        sender.close()
-        listener = DeviceClient(api.settings, device_id, token, client_id=listener_id,
-                                session_expiry=3600)
+        time.sleep(0.5)  # a report published just before the write may still be in flight
+        listener = session()
         try:
             assert listener.connack is not None and not listener.connack.is_failure
+            assert listener.session_present  # the subscription was kept
             assert drain(listener) == []  # nothing waited for it
         finally:
             listener.close()
-            DeviceClient(api.settings, device_id, token, client_id=listener_id).close()
+            DeviceClient(api.settings, device_id, token).close()  # ends the session
     finally:
         bridge.stop()
 
