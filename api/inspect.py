@@ -22,7 +22,13 @@ from starlette.routing import Route
 from api.auth import authorized, existing_device
 from api.responses import success
 from api.state import AppState
-from bridge.errors import DeviceDataError, FieldError, NotFound, ValidationError
+from bridge.errors import (
+    DeviceDataError,
+    FieldError,
+    NotFound,
+    StoreRejected,
+    ValidationError,
+)
 
 MAX_WAIT = 10.0  # a long poll answers within this (and within uvicorn's 10 s shutdown)
 SLICE = 1.0  # a waiting poll checks this often whether its page went away
@@ -31,19 +37,21 @@ _REASONS = {"ValidationError": "invalid", "PayloadTooLarge": "too_large",
             "Overloaded": "overloaded"}
 
 
-def accepted(state: AppState, device_id: str, body: bytes, count: int) -> None:
+def accepted(state: AppState, device_id: str, body: bytes, count: int,
+             where: str = "POST /data") -> None:
     tap = state.inspector.tap if state.inspector is not None else None
     if tap is not None and tap.watching(device_id):
-        tap.accepted(device_id, "http", "POST /data", body, count)
+        tap.accepted(device_id, "http", where, body, count)
 
 
 def rejected(state: AppState, device_id: str, body: bytes | None,
-             exc: DeviceDataError) -> None:
+             exc: DeviceDataError, where: str = "POST /data") -> None:
     tap = state.inspector.tap if state.inspector is not None else None
     if tap is not None and tap.watching(device_id):
         errors = exc.errors if isinstance(exc, ValidationError) else []
-        message = exc.message if isinstance(exc, ValidationError) else str(exc)
-        tap.rejected(device_id, "http", "POST /data", body or None,
+        message = (exc.message if isinstance(exc, ValidationError)
+                   else exc.public if isinstance(exc, StoreRejected) else str(exc))
+        tap.rejected(device_id, "http", where, body or None,
                      _REASONS.get(type(exc).__name__, "error"), message, errors)
 
 

@@ -22,12 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api import inspect
 from api.auth import authorize_network
 from api.data import read_body
 from api.responses import success
 from api.state import AppState
 from bridge.errors import (
     AuthorizationDenied,
+    DeviceDataError,
     FieldError,
     NotFound,
     Overloaded,
@@ -104,7 +106,7 @@ async def _webhook(request: Request, state: AppState, network: str) -> tuple[str
             return "ignored", success(f"The Things Stack message {kind or '(unknown)'} "
                                       "is not stored")
         uplink = ttn.parse_ttn(data)
-    return "stored", success(f"{await _store(state, uplink)} Data Added")
+    return "stored", success(f"{await _store(state, uplink, request, body)} Data Added")
 
 
 def _json(body: bytes, request: Request) -> Any:
@@ -117,7 +119,7 @@ def _json(body: bytes, request: Request) -> Any:
         raise
 
 
-async def _store(state: AppState, uplink: Uplink) -> int:
+async def _store(state: AppState, uplink: Uplink, request: Request, body: bytes) -> int:
     received = now_ns()
     converted = uplink.convert(received_ns=received, max_points=state.settings.max_points)
     token = await state.registry_call(state.registry.token_for_serial, uplink.eui)
@@ -129,8 +131,18 @@ async def _store(state: AppState, uplink: Uplink) -> int:
         raise NotFound(f"Unknown DevEUI {uplink.eui}: no active device token carries it as "
                        "serie_number (devicedata token create DEVICE_ID --permission write "
                        f"--serial {uplink.eui})")
-    return await state.service.add(token.device_id, converted, source="lorawan",
-                                   received_ns=received)
+    where = f"POST {request.url.path}"
+    # The device's own limits, as for POST /data: a network server forwarding a chatty
+    # (or cloned) device spends that device's allowance, never another's.
+    with state.limits.request(token.device_id, reads=False):
+        try:
+            count = await state.service.add(token.device_id, converted, source="lorawan",
+                                            received_ns=received)
+        except DeviceDataError as exc:
+            inspect.rejected(state, token.device_id, body, exc, where)
+            raise
+    inspect.accepted(state, token.device_id, body, count, where)
+    return count
 
 
 routes = [

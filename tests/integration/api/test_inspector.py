@@ -6,6 +6,7 @@ of it (the broker's ACL)."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from bridge.settings import Settings
 from devicedata.procs import free_port
 from support.api import ApiServer, ok, start_api
 from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +133,26 @@ def test_http_requests_from_every_api_show_up(api: ApiServer, second_api: ApiSer
     assert seen[0]["process"] == f"api-{second_api.settings.http_port}"
     assert seen[1]["reason"] == "invalid" and seen[1]["errors"][0]["index"] == 1
     assert seen[2]["process"] == f"api-{api.settings.http_port}"
+
+
+def test_lorawan_uplinks_show_up(api: ApiServer, watched: Any) -> None:
+    device_id, _, watcher = watched
+    eui = secrets.token_hex(8)
+    api.registry.create_token(device_id, "write", serial=eui)
+    network = api.registry.create_network(f"net-{eui}").token
+    body = json.loads((FIXTURES / "chirpstack-up-codec.json").read_text())
+    body["deviceInfo"]["devEui"] = eui
+    with httpx.Client(base_url=api.url, timeout=30, headers={"token": network}) as hooks:
+        ok(hooks.post("/integrations/chirpstack", params={"event": "up"}, json=body))
+        body["object"] = {"temp": [1, 2]}  # a decoded array: refused, naming the field
+        assert hooks.post("/integrations/chirpstack", params={"event": "up"},
+                          json=body).status_code == 400
+    seen = watcher.until(2)
+    assert [(e["source"], e["outcome"], e["where"]) for e in seen] == [
+        ("http", "accepted", "POST /integrations/chirpstack"),
+        ("http", "rejected", "POST /integrations/chirpstack")]
+    assert seen[0]["points"] == 8 and json.loads(seen[0]["payload"])["deviceInfo"]
+    assert seen[1]["reason"] == "invalid"
 
 
 def test_nothing_is_published_for_unwatched_devices(api: ApiServer) -> None:

@@ -22,6 +22,7 @@ from bridge.limits import Gate
 from devicedata.servers import InfluxServer
 from support.api import ApiServer, stored_points
 from support.metrics import samples, value
+from support.mqtt import wait_until
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
 RADIO = {"rssi", "snr", "fcnt", "fport", "frequency", "spreading_factor", "gateway_count"}
@@ -315,15 +316,36 @@ def test_hostile_decoded_payloads_store_nothing(
     assert stored_points(influx, api, sensor.device_id) == 0
 
 
-def test_uplinks_are_spooled_while_influxdb_is_down(make_api: Any) -> None:
-    from support.api import free_port
+def test_uplinks_are_spooled_while_influxdb_is_down(
+        api: ApiServer, influx: InfluxServer, hooks: httpx.Client, sensor: Sensor) -> None:
+    influx.stop()
+    try:
+        response = hooks.post("/integrations/chirpstack", params={"event": "up"},
+                              json=chirpstack(sensor.eui))
+        assert answer(response) == "8 Data Added"  # durable: in the spool, fsynced
+        assert api.sink.spool.records > 0
+    finally:
+        influx.start()
+    sink = api.sink
+    wait_until(lambda: sink.spool.empty and not sink.spooling, timeout=30, what="the drain")
+    points = by_variable(sensor.sdk.getData({"qty": 100}))
+    assert set(points) == {"temp"} | RADIO and points["temp"]["value"] == 22.5
 
-    server = make_api(influx_url=f"http://127.0.0.1:{free_port()}", influx_timeout=2.0)
-    device_id, _ = server.device("full")
-    eui = secrets.token_hex(8)
-    server.registry.create_token(device_id, "write", serial=eui)
+
+def test_a_chatty_device_spends_its_own_allowance(make_api: Any) -> None:
+    server = make_api(http_requests_per_second=0.001, http_requests_burst=3)
     network = server.registry.create_network("n").token
-    response = httpx.post(f"{server.url}/integrations/chirpstack?event=up",
-                          json=chirpstack(eui), headers={"token": network}, timeout=30)
-    assert answer(response) == "8 Data Added"  # durable: in the spool, fsynced
-    assert server.sink.spool.records > 0
+    euis = []
+    for _ in range(2):
+        device_id, _ = server.device("full")
+        euis.append(secrets.token_hex(8))
+        server.registry.create_token(device_id, "write", serial=euis[-1])
+    with httpx.Client(base_url=server.url, timeout=30, headers={"token": network}) as client:
+        def post(eui: str) -> httpx.Response:
+            return client.post("/integrations/chirpstack", params={"event": "up"},
+                               json=chirpstack(eui))
+
+        assert [post(euis[0]).status_code for _ in range(5)] == [200, 200, 200, 429, 429]
+        refused = post(euis[0])
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        assert post(euis[1]).status_code == 200  # another device behind the same network
