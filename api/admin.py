@@ -132,8 +132,14 @@ async def info(request: Request) -> Response:
     """What the console needs to print connection snippets and mark activity."""
     state = authorized(request)
     settings = state.settings
-    return success({"http_port": settings.http_port, "mqtt_port": settings.mqtt_port,
-                    "mqtt_tls_port": None, "active_seconds": settings.active_seconds})
+    plain, tls = settings.public_mqtt_port, settings.public_mqtt_tls_port
+    if not plain:
+        plain = -1 if settings.mqtt_tls else settings.mqtt_port
+    if not tls and settings.mqtt_tls:
+        tls = settings.mqtt_port
+    return success({"http_port": settings.http_port, "mqtt_port": plain if plain > 0 else None,
+                    "mqtt_tls_port": tls or None, "ca_file": settings.public_ca_file,
+                    "active_seconds": settings.active_seconds})
 
 
 # tokens

@@ -164,6 +164,15 @@ class Settings:
     broker_hook_secret: str = field(default="", metadata=_doc(
         "Secret a broker sends to the API's broker hooks (`/broker/...`: EMQX, VerneMQ, "
         "mosquitto-go-auth, RabbitMQ; docs/scaling.md); empty: the hooks are off (404)."))
+    public_mqtt_port: int = field(default=0, metadata=_doc(
+        "Plain MQTT port devices dial, for the console's connection snippets; 0: "
+        "`DEVICEDATA_MQTT_PORT` unless the bridge uses TLS; -1: no plain listener."))
+    public_mqtt_tls_port: int = field(default=0, metadata=_doc(
+        "MQTT over TLS port devices dial, for the console's snippets; 0: "
+        "`DEVICEDATA_MQTT_PORT` when the bridge uses TLS, else none shown."))
+    public_ca_file: str = field(default="", metadata=_doc(
+        "Path of the CA certificate devices trust, named in the console's TLS snippet; "
+        "empty: the device's own trust store."))
     active_seconds: float = field(default=300.0, metadata=_doc(
         "The console marks a device active when its last input is at most this old."))
     inspector: bool = field(default=True, metadata=_doc(

@@ -163,7 +163,11 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
     settings = base.replace(
         data_dir=data_dir, http_port=http_port, influx_url=influx.url, mqtt_host="127.0.0.1",
         mqtt_port=mqtt_port, mosquitto_dir=data_dir / "mosquitto",
-        mosquitto_pid_file=layout.pid_file("mosquitto"), mqtt_tls=False)
+        mosquitto_pid_file=layout.pid_file("mosquitto"), mqtt_tls=False,
+        # What the console tells devices to dial, unless the operator said (a NAT's ports).
+        public_mqtt_port=base.public_mqtt_port or (mqtt_port if plain else -1),
+        public_mqtt_tls_port=base.public_mqtt_tls_port or tls.port,
+        public_ca_file=base.public_ca_file or (str(ca_file) if ca_file is not None else ""))
     if not plain:  # the bridge too must use TLS, and check the certificate's name
         settings = settings.replace(
             mqtt_port=tls.port, mqtt_tls=True,
@@ -244,6 +248,9 @@ def child_env(settings: Settings) -> dict[str, str]:
         "DEVICEDATA_MQTT_TLS_SERVER_NAME": settings.mqtt_tls_server_name,
         "DEVICEDATA_MOSQUITTO_DIR": str(settings.broker_dir),
         "DEVICEDATA_MOSQUITTO_PID_FILE": str(settings.mosquitto_pid_file),
+        "DEVICEDATA_PUBLIC_MQTT_PORT": str(settings.public_mqtt_port),
+        "DEVICEDATA_PUBLIC_MQTT_TLS_PORT": str(settings.public_mqtt_tls_port),
+        "DEVICEDATA_PUBLIC_CA_FILE": settings.public_ca_file,
     }
 
 

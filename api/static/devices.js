@@ -105,12 +105,16 @@ function snippets(created) {
   const list = [
     ["HTTP (curl)", `curl -X POST '${location.origin}/data' -H 'token: ${created.token}' ` +
       `-H 'content-type: application/json' -d '${body}'`],
-    ["MQTT (mosquitto_pub)", `mosquitto_pub -h ${host} -p ${info.mqtt_port || 1883} -q 1 ` +
-      `-u ${created.id} -P ${created.token} -t ${created.topic} -m '${body}'`],
   ];
+  if (info.mqtt_port) {
+    list.push(["MQTT (mosquitto_pub)", `mosquitto_pub -h ${host} -p ${info.mqtt_port} -q 1 ` +
+      `-u ${created.id} -P ${created.token} -t ${created.topic} -m '${body}'`]);
+  }
   if (info.mqtt_tls_port) {
+    // No CA file: the broker's certificate is one the device's own trust store knows.
+    const trust = info.ca_file ? `--cafile ${info.ca_file}` : "--capath /etc/ssl/certs";
     list.push(["MQTT over TLS", `mosquitto_pub -h ${host} -p ${info.mqtt_tls_port} ` +
-      `--cafile ${info.ca_file || "ca.pem"} -q 1 -u ${created.id} -P ${created.token} ` +
+      `${trust} -q 1 -u ${created.id} -P ${created.token} ` +
       `-t ${created.topic} -m '${body}'`]);
   }
   return list;

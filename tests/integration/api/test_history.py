@@ -151,7 +151,18 @@ def test_activity_mark_and_info(api: ApiServer, admin: httpx.Client) -> None:
     assert listed[quiet["id"]]["active"] is False
     info = ok(admin.get("/admin/info"))
     assert info["mqtt_port"] == api.settings.mqtt_port
+    assert info["mqtt_tls_port"] is None and info["ca_file"] == ""
     assert info["active_seconds"] == api.settings.active_seconds
+
+
+def test_info_names_what_devices_dial(make_api: Any) -> None:
+    server = make_api(public_mqtt_port=-1, public_mqtt_tls_port=8883,
+                      public_ca_file="/srv/dd/tls/ca.crt")
+    with httpx.Client(base_url=server.url, headers={"admin-token": server.state.admin_token},
+                      timeout=30) as admin:
+        info = ok(admin.get("/admin/info"))
+    assert (info["mqtt_port"], info["mqtt_tls_port"], info["ca_file"]) == (
+        None, 8883, "/srv/dd/tls/ca.crt")
 
 
 @pytest.mark.parametrize("path", ["/admin/info", "/admin/devices/x/history?variable=t",

@@ -62,6 +62,10 @@ def test_up_offers_tls_with_a_local_ca_kept_across_restarts(stack_dir: Path) -> 
         assert key.owner() == MOSQUITTO_USER and (stack_dir / "tls" / "ca.key").owner() == "root"
     publish_over_tls(info, ca_file, "21.5")
     read_back(info, "temperature", [21.5])
+    console = httpx.get(f"{info['api_url']}/admin/info", trust_env=False,
+                        headers={"admin-token": info["admin_token"]}).json()["result"]
+    assert (console["mqtt_port"], console["mqtt_tls_port"], console["ca_file"]) == (
+        info["mqtt_port"], info["mqtt_tls_port"], str(ca_file))  # the console's snippets
     ca = ca_file.read_bytes()
     assert cli("stack", "down", "--data-dir", str(stack_dir)).returncode == 0
 
@@ -114,3 +118,8 @@ def test_tls_only_with_the_operators_certificate(stack_dir: Path, tmp_path: Path
     publish_over_tls(info, own.ca_cert, "true")
     read_back(info, "temperature", [True])
     assert procs.port_free(plain_port)
+    console = httpx.get(f"{info['api_url']}/admin/info", trust_env=False,
+                        headers={"admin-token": info["admin_token"]}).json()["result"]
+    # No plain snippet; the TLS one trusts the device's own store (a public certificate).
+    assert (console["mqtt_port"], console["mqtt_tls_port"], console["ca_file"]) == (
+        None, info["mqtt_tls_port"], "")
