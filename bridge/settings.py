@@ -143,6 +143,9 @@ class Settings:
         "`DATA_DIR/run/mosquitto.pid` (where `devicedata stack` writes it), if present."))
     broker_plain_listener: bool = field(default=True, metadata=_doc(
         "`stack`: Mosquitto also listens without TLS; false: TLS only (production)."))
+    broker_listen_address: str = field(default="127.0.0.1", metadata=_doc(
+        "`stack`: the address Mosquitto's listeners bind; `0.0.0.0` lets devices on other "
+        "machines connect (production, with the TLS listener only)."))
     broker_tls_cert_file: Path = field(default=Path(""), metadata=_doc(
         "`stack`: certificate (PEM, with its chain) of Mosquitto's TLS listener; empty: "
         "one from a local CA made in `DATA_DIR/tls`."))

@@ -152,16 +152,18 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
     http_port = args.http_port if args.http_port is not None else base.http_port
     mqtt_port = args.mqtt_port if args.mqtt_port is not None else base.mqtt_port
     plain = base.broker_plain_listener and not args.no_plain_mqtt
+    listen = args.mqtt_listen or base.broker_listen_address
     ports = [(http_port, "--http-port", base.http_host),
-             (args.mqtt_tls_port, "--mqtt-tls-port", "127.0.0.1"),
+             (args.mqtt_tls_port, "--mqtt-tls-port", listen),
              (args.influx_port, "--influx-port", "127.0.0.1")]
-    _check_ports([(mqtt_port, "--mqtt-port", "127.0.0.1"), *ports] if plain else ports)
+    _check_ports([(mqtt_port, "--mqtt-port", listen), *ports] if plain else ports)
     data_dir.mkdir(parents=True, exist_ok=True)
     tls, ca_file = broker_tls.for_stack(args, base, data_dir, say)
     influx = servers.InfluxServer(data_dir / "influxdb", args.influx_port,
                                 log=layout.log("influxd"))
     settings = base.replace(
-        data_dir=data_dir, http_port=http_port, influx_url=influx.url, mqtt_host="127.0.0.1",
+        data_dir=data_dir, http_port=http_port, influx_url=influx.url,
+        mqtt_host="127.0.0.1" if listen in ("0.0.0.0", "") else listen,
         mqtt_port=mqtt_port, mosquitto_dir=data_dir / "mosquitto",
         mosquitto_pid_file=layout.pid_file("mosquitto"), mqtt_tls=False,
         # What the console tells devices to dial, unless the operator said (a NAT's ports).
@@ -177,16 +179,17 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
                                       pid_file=layout.pid_file("mosquitto"),
                                       bridge_user=settings.mqtt_username,
                                       admin_user=settings.mqtt_admin_username,
-                                      log=layout.log("mosquitto"), tls=tls, plain=plain)
+                                      log=layout.log("mosquitto"), tls=tls, plain=plain,
+                                      listen=listen)
     stack = Stack(layout, settings)
     registry = open_registry(settings.registry_location)
     try:
         # No broker yet: render its files whole (its access-rule plugin reads them only now).
         broker_sync.prepare(settings, registry)
         broker_tls.check_readable(settings.broker_dir, tls)
-        for server, where in ((influx, str(influx.port)),
-                              (mosquitto, _ports(mosquitto))):
-            say(f"starting {server.name} on 127.0.0.1:{where} (log: {server.log})")
+        for server, where in ((influx, f"127.0.0.1:{influx.port}"),
+                              (mosquitto, f"{listen or '0.0.0.0'}:{_ports(mosquitto)}")):
+            say(f"starting {server.name} on {where} (log: {server.log})")
             server.start()
             assert server.proc is not None
             stack.add(server.name, server.proc)

@@ -175,6 +175,9 @@ def add_commands(subparsers: Any, settings_loader: SettingsLoader) -> None:
                        "(DEVICEDATA_BROKER_TLS_KEY_FILE)")
         p.add_argument("--no-plain-mqtt", action="store_true", help="TLS only: no plain MQTT "
                        "listener (DEVICEDATA_BROKER_PLAIN_LISTENER=false)")
+        p.add_argument("--mqtt-listen", metavar="ADDRESS", help="address Mosquitto listens "
+                       "on (default 127.0.0.1; 0.0.0.0 for devices on other machines; "
+                       "DEVICEDATA_BROKER_LISTEN_ADDRESS)")
         p.add_argument("--influx-port", type=int, default=STACK_INFLUX_PORT,
                        help=f"InfluxDB port (default {STACK_INFLUX_PORT})")
         p.add_argument("--no-bridge", action="store_true", help="do not start the MQTT bridge")

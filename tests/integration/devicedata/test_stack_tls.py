@@ -24,6 +24,20 @@ from support.mqtt import DeviceClient
 from support.stack import cli, port_args
 
 
+def outward_address() -> str | None:
+    """This machine's address on its default route (a UDP connect sends nothing), if it
+    has one other than loopback."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("10.255.255.255", 1))
+        address: str = probe.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        probe.close()
+    return None if address.startswith("127.") else address
+
+
 def publish_over_tls(info: dict[str, Any], ca_file: Path, payload: str) -> None:
     client = DeviceClient(Settings(), info["device_id"], info["device_token"],
                           port=info["mqtt_tls_port"], tls=(ca_file, None),
@@ -87,7 +101,8 @@ def test_tls_only_with_the_operators_certificate(stack_dir: Path, tmp_path: Path
     shutil.copy(own.server_key, key)
     ports = port_args()
     plain_port = int(ports[ports.index("--mqtt-port") + 1])
-    args = ("stack", "up", "--json", "--no-plain-mqtt", "--data-dir", str(stack_dir),
+    args = ("stack", "up", "--json", "--no-plain-mqtt", "--mqtt-listen", "0.0.0.0",
+            "--data-dir", str(stack_dir),
             "--tls-cert", str(cert), "--tls-key", str(key), *ports)
     env = {"DEVICEDATA_MQTT_TLS_CA_FILE": str(own.ca_cert)}
     if os.geteuid() == 0:
@@ -112,8 +127,12 @@ def test_tls_only_with_the_operators_certificate(stack_dir: Path, tmp_path: Path
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", plain_port), timeout=5)
     conf = (stack_dir / "mosquitto" / "mosquitto.conf").read_text()
+    # Devices on other machines reach it (production); ours dial 127.0.0.1.
     assert [line for line in conf.splitlines() if line.startswith("listener ")] == [
-        f"listener {info['mqtt_tls_port']} 127.0.0.1"]
+        f"listener {info['mqtt_tls_port']} 0.0.0.0"]
+    outside = outward_address()
+    if outside is not None:
+        socket.create_connection((outside, info["mqtt_tls_port"]), timeout=5).close()
     assert f"certfile {cert}" in conf
     publish_over_tls(info, own.ca_cert, "true")
     read_back(info, "temperature", [True])
