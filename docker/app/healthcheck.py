@@ -2,8 +2,10 @@
 container:
 
     python /app/docker/app/healthcheck.py api      GET /health on this container answers 200
-    python /app/docker/app/healthcheck.py bridge   this container has an established TCP
-                                                   connection to the broker's port
+    python /app/docker/app/healthcheck.py bridge   GET /ready on the bridge's metrics port
+                                                   answers 200: connected, and every
+                                                   subscription granted (without that
+                                                   port: a TCP connection to the broker)
 
 Ports come from the same ``DEVICEDATA_*`` settings the processes read. Exit 0 when healthy,
 1 otherwise, with the reason on stderr.
@@ -12,6 +14,7 @@ Ports come from the same ``DEVICEDATA_*`` settings the processes read. Exit 0 wh
 from __future__ import annotations
 
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -20,16 +23,21 @@ from bridge.settings import Settings
 TCP_ESTABLISHED = "01"
 
 
-def api(settings: Settings) -> str | None:
-    url = f"http://127.0.0.1:{settings.http_port}/health"
+def answers_200(url: str) -> str | None:
     # No proxy: a container's HTTP(S)_PROXY must not capture a request to itself.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(url, timeout=3) as response:
             status = response.status
+    except urllib.error.HTTPError as exc:  # the answer's body says why (/ready's reason)
+        return f"{url} answered {exc.code}: {exc.read(500).decode(errors='replace')}"
     except OSError as exc:
         return f"{url}: {exc}"
     return None if status == 200 else f"{url} answered {status}"
+
+
+def api(settings: Settings) -> str | None:
+    return answers_200(f"http://127.0.0.1:{settings.http_port}/health")
 
 
 def established_to(port: int, tables: tuple[Path, ...] = (
@@ -49,6 +57,12 @@ def established_to(port: int, tables: tuple[Path, ...] = (
 
 
 def bridge(settings: Settings) -> str | None:
+    if settings.bridge_metrics_port:
+        # Connected is not enough: a broker that refuses the subscription leaves the
+        # bridge connected and deaf.
+        host = settings.bridge_metrics_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        return answers_200(f"http://{host}:{settings.bridge_metrics_port}/ready")
     if established_to(settings.mqtt_port):
         return None
     return f"no connection to the broker's port {settings.mqtt_port}"

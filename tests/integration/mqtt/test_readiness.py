@@ -3,6 +3,9 @@ by another client with its id. Its /ready and a metric say so, and the log names
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,14 @@ from support.mqtt import BridgeProcess, drop_session, wait_until
 from support.scripted_broker import ScriptedBroker, answer_connect_and_subscribe
 
 NOT_AUTHORIZED = 0x87
+HEALTHCHECK = Path(__file__).resolve().parents[3] / "docker" / "app" / "healthcheck.py"
+
+
+def compose_healthcheck(settings: Settings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEVICEDATA_MQTT_PORT": str(settings.mqtt_port),
+           "DEVICEDATA_BRIDGE_METRICS_PORT": str(settings.bridge_metrics_port)}
+    return subprocess.run([sys.executable, str(HEALTHCHECK), "bridge"], env=env,
+                          capture_output=True, text=True, timeout=30)
 
 
 @pytest.fixture
@@ -42,6 +53,8 @@ def test_a_refused_subscription_is_not_ready(stack_settings: Settings, tmp_path:
         assert "not authorized" in ready.json()["message"]
         assert httpx.get(url + "/health").status_code == 200  # alive, just not useful
         assert value(samples(httpx.get(url + "/metrics").text), "devicedata_mqtt_ready") == 0
+        check = compose_healthcheck(settings)  # docker compose marks it unhealthy
+        assert check.returncode == 1 and "refused the subscription" in check.stderr
     finally:
         assert bridge.stop() == 0
 
@@ -54,6 +67,8 @@ def test_a_granted_subscription_is_ready(stack_settings: Settings, tmp_path: Pat
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(url + "/ready").status_code == 200, what="readiness")
         assert value(samples(httpx.get(url + "/metrics").text), "devicedata_mqtt_ready") == 1
+        check = compose_healthcheck(stack_settings.replace(bridge_metrics_port=port))
+        assert check.returncode == 0, check.stderr
     finally:
         assert bridge.stop() == 0
 
