@@ -237,8 +237,7 @@ class MosquittoServer(Server):
         port stays unused) and ``tls`` is required. ``listen``: the listeners' address."""
         super().__init__(dir, port, **kwargs)
         self.listen = listen
-        if listen not in ("0.0.0.0", ""):
-            self.host = listen  # where we dial it ourselves
+        self.host = "127.0.0.1" if listen in ("0.0.0.0", "") else listen  # where we dial it
         if not plain and tls is None:
             raise ValueError("a broker without a plain listener needs a TLS listener")
         self.tls = tls
@@ -265,17 +264,15 @@ class MosquittoServer(Server):
                 # A clone in root's 0700 home is the common case; a loopback-only broker
                 # run as root beats refusing to start or opening up someone's home dir.
                 if not self.listen.startswith("127."):
-                    raise ProcessError(
-                        f"user `{MOSQUITTO_USER}` cannot enter {blocked}: a broker that "
-                        f"listens on {self.listen or '0.0.0.0'} does not run as root; "
-                        "choose a data dir it can enter")
+                    raise ProcessError(f"user `{MOSQUITTO_USER}` cannot enter {blocked}, and "
+                                       "a broker open to other machines never runs as root")
                 self.user = "root"
                 self.note = (f"user `{MOSQUITTO_USER}` cannot enter {blocked}, so mosquitto "
                              "runs as root (listening on 127.0.0.1 only)")
         if self.tls is not None and self.tls.port == 0:
             self.tls = BrokerTLS(free_port(), self.tls.cert, self.tls.key, self.tls.client_ca)
-        listeners = listener_lines(self.listen or "0.0.0.0", self.port if self.plain else None,
-                                   self.tls)
+        plain = self.port if self.plain else None
+        listeners = listener_lines(self.listen or "0.0.0.0", plain, self.tls)
         render(MOSQUITTO_TEMPLATE, self.conf, listeners=listeners, data_dir=self.dir,
                passwd_file=passwd, dynsec_plugin=dynsec_plugin(), dynsec_file=access,
                user=self.user)
