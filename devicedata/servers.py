@@ -1,9 +1,7 @@
 """Our own InfluxDB and Mosquitto: configs rendered from the repository's templates into a
 directory of their own, started as plain processes, restartable on the same port and data
-(for outage tests). Used by ``devicedata stack`` and by the test fixtures alike.
-
-Mosquitto listens without TLS, with TLS (``BrokerTLS``), or both; ``local_tls`` gives it
-a certificate from the local CA of ``devicedata.tls``."""
+(for outage tests). Used by ``devicedata stack`` and by the test fixtures alike. Mosquitto
+listens without TLS, with TLS (``BrokerTLS``, ``local_tls``: our local CA), or both."""
 
 from __future__ import annotations
 
