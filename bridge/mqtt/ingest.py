@@ -138,14 +138,22 @@ class Ingest:
             self._reject(pending, "unknown_device", "unknown device", [])
 
     def _accept(self, pending: _Pending, payload: bytes) -> None:
+        budget = self.budget
+        if budget is not None and budget.wait(pending.device_id) > 0:
+            # Out of points: refused before it is parsed, so a flood of any messages, valid
+            # or not, costs a bucket look-up each once the device's burst is spent.
+            self._rate_limited(pending, 1)
+            return
         try:
             accepted = self.service.accept(pending.device_id, payload, source="mqtt",
                                            received_ns=now_ns(), fmt=pending.fmt)
-        except ValidationError as exc:
-            self._reject(pending, "invalid", exc.message, exc.errors, payload)
-            return
-        except PayloadTooLarge as exc:
-            self._reject(pending, "too_large", str(exc), [], payload)
+        except (ValidationError, PayloadTooLarge) as exc:
+            if budget is not None:
+                budget.passes(pending.device_id)  # a refused message costs a point too
+            if isinstance(exc, ValidationError):
+                self._reject(pending, "invalid", exc.message, exc.errors, payload)
+            else:
+                self._reject(pending, "too_large", str(exc), [], payload)
             return
         tap = self.tap
         if tap is not None and tap.watching(pending.device_id):
@@ -153,19 +161,22 @@ class Ingest:
         if not accepted.count:
             self._ack(pending)
             return
-        budget = self.budget
         if budget is not None and budget.passes(pending.device_id, accepted.count) is None:
             # Refused rather than held: held messages would fill the receive window the
-            # other devices' messages need. The device is told when to try again.
-            wait = budget.wait(pending.device_id, accepted.count)
-            self._reject(pending, "rate_limited", f"Too many points: this device may write "
-                         f"{self.rate:g} points per second; retry in {max(1, round(wait))} s",
-                         [])
+            # other devices' messages need.
+            self._rate_limited(pending, accepted.count)
             return
         pending.accepted = accepted
         self.stats.points_accepted += accepted.count
         self.inflight += 1
         self._write(pending)
+
+    def _rate_limited(self, pending: _Pending, points: int) -> None:
+        """Refuse, telling the device when to try again."""
+        assert self.budget is not None
+        wait = self.budget.wait(pending.device_id, points)
+        self._reject(pending, "rate_limited", f"Too many points: this device may write "
+                     f"{self.rate:g} points per second; retry in {max(1, round(wait))} s", [])
 
     def _wait_for_lookup(self, pending: _Pending, payload: bytes) -> None:
         """An id the bridge has not seen (or whose variable names it has not read yet):

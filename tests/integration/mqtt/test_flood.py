@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
+
 from bridge.settings import Settings
+from devicedata.procs import free_port
 from support.api import ApiServer
 from support.http import count
+from support.metrics import samples, value
 from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
 
 RATE, BURST = 200.0, 1000.0
@@ -63,3 +67,32 @@ def test_limits_can_be_turned_off(api: ApiServer, stack_settings: Settings,
         client.close()
         bridge.stop()
     assert "rate_limited" not in bridge.text()
+
+
+def test_a_flood_of_bad_messages_is_refused_unparsed_past_the_burst(
+        api: ApiServer, stack_settings: Settings, tmp_path: Path) -> None:
+    device_id, token = api.mqtt_device("full")
+    port = free_port()
+    bridge = BridgeProcess(stack_settings.replace(
+        mqtt_points_per_second=1.0, mqtt_points_burst=50.0, max_points=50,
+        bridge_metrics_port=port), tmp_path / "bridge.log").start()
+    client = connect_when_allowed(api.settings, device_id, token)
+    try:
+        for i in range(500):
+            client.publish(f"devices/{device_id}/data", b"{bad json %d" % i, qos=0)
+        client.publish(f"devices/{device_id}/data", b"{bad json")  # QoS 1: all sent
+
+        def refused() -> dict[str, float]:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            return {reason: value(samples(text), "devicedata_points_rejected_total",
+                                  path="mqtt", reason=reason)
+                    for reason in ("invalid", "rate_limited")}
+
+        wait_until(lambda: sum(refused().values()) == 501, what="every message refused")
+        # Each bad message costs a point: past the burst (and what refilled meanwhile)
+        # they are refused before they are parsed.
+        counts = refused()
+        assert counts["invalid"] < 50 + 20, counts
+    finally:
+        client.close()
+        bridge.stop()

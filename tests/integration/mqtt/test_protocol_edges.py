@@ -175,12 +175,15 @@ async def test_disconnect_with_a_reason_is_logged_and_in_readiness(
     assert "server shutting down (0x8b): maintenance" in caplog.text
 
 
-async def test_a_refused_connect_names_its_reason_code() -> None:
+async def test_a_refused_connect_names_its_reason_code(caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
     broker = ScriptedBroker(answering(sb.connack(0x87)))
-    async with connected(broker, wait_ready=False) as client:
-        await until(lambda: client.conn.refused, "the refusal")
-        assert client.conn.ready == (
-            False, "the broker refused the connection: not authorized (0x87)")
+    with caplog.at_level(logging.ERROR, "devicedata.mqtt"):
+        async with connected(broker, wait_ready=False) as client:
+            await until(lambda: client.conn.refused, "the refusal")
+            assert client.conn.ready == (
+                False, "the broker refused the connection: not authorized (0x87)")
+    assert "event=mqtt_refused reason=not authorized (0x87)" in caplog.text
 
 
 async def test_session_not_present_after_a_broker_restart_subscribes_again() -> None:

@@ -50,7 +50,7 @@ def test_a_refused_subscription_is_not_ready(stack_settings: Settings, tmp_path:
         ready = httpx.get(url + "/ready")
         assert ready.status_code == 503
         assert "refused the subscription" in ready.json()["message"]
-        assert "not authorized" in ready.json()["message"]
+        assert "not authorized (0x87)" in ready.json()["message"]
         assert httpx.get(url + "/health").status_code == 200  # alive, just not useful
         assert value(samples(httpx.get(url + "/metrics").text), "devicedata_mqtt_ready") == 0
         check = compose_healthcheck(settings)  # docker compose marks it unhealthy
