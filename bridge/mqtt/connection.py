@@ -43,7 +43,7 @@ class MqttConnection:
         self.on_message = on_message
         self.connected = asyncio.Event()
         self.reconnects = 0
-        self.takeovers = 0  # times another client took our session (DISCONNECT 0x8E)
+        self.takeovers = 0  # DISCONNECT 0x8E, or a socket closed without a word (below)
         self.generation = 0  # bumped on every CONNACK; message ids are per connection
         self.last_error = ""
         self.granted: set[str] = set()  # a refused one is absent: connected but deaf
@@ -215,6 +215,7 @@ class MqttConnection:
                 # Mosquitto 2.0 closes the socket of a session taken over without saying so.
                 self.last_error = ("the broker closed the connection (is another client "
                                    "using this bridge's user name?)")
+                self.takeovers += 1
             log.warning("event=mqtt_disconnected reason=%s", self.last_error or exc)
         self.connected.clear()
         self.granted.clear()

@@ -82,7 +82,8 @@ async def _serve(settings: Settings, registry: Registry, pipe: Pipeline, metrics
     metrics.counter("devicedata_mqtt_reconnects", "Times the bridge lost the broker.",
                     lambda: float(conn.reconnects))
     metrics.counter("devicedata_mqtt_session_takeovers",
-                    "Times another client took the bridge's session (its client id).",
+                    "Times the broker pushed the bridge off: DISCONNECT 0x8E (session "
+                    "taken over), or its socket closed without a word (Mosquitto 2.0).",
                     lambda: float(conn.takeovers))
     metrics.gauge("devicedata_mqtt_ready",
                   "1 while connected with every subscription granted by the broker.",

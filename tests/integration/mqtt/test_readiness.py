@@ -78,7 +78,8 @@ def test_a_bridge_pushed_off_by_its_own_user_name_says_why(
     """Two bridges given the same user name (a misconfiguration) push each other off:
     Mosquitto 2.0 just closes the socket, so the bridge names the likely cause."""
     settings = stack_settings.replace(mqtt_username="twin", mqtt_client_id="twin")
-    first = BridgeProcess(settings.replace(mqtt_client_id="twin-1"),
+    port = free_port()
+    first = BridgeProcess(settings.replace(mqtt_client_id="twin-1", bridge_metrics_port=port),
                           tmp_path / "first.log").start()
     try:
         second = BridgeProcess(settings.replace(mqtt_client_id="twin-2"),
@@ -86,6 +87,8 @@ def test_a_bridge_pushed_off_by_its_own_user_name_says_why(
         try:
             wait_until(lambda: "using this bridge's user name" in first.text(),
                        what="the first bridge to say why it lost the broker")
+            metrics = samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+            assert value(metrics, "devicedata_mqtt_session_takeovers_total") >= 1
         finally:
             assert second.stop() == 0
     finally:
