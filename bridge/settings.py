@@ -179,8 +179,9 @@ class Settings:
     active_seconds: float = field(default=300.0, metadata=_doc(
         "The console marks a device active when its last input is at most this old."))
     inspector: bool = field(default=True, metadata=_doc(
-        "Live inspector: API processes connect to the broker as the bridge's user to show "
-        "admins what reaches a device; false turns the console's live view off."))
+        "Live inspector: API processes connect to the broker (each as its own user, "
+        "`devicedata-api-PORT-HOST`) to show admins what reaches a device; false turns the "
+        "console's live view off."))
     log_format: str = field(default="text", metadata=_doc("`text` (key=value) or `json`."))
     log_level: str = field(default="INFO", metadata=_doc("Python logging level."))
 
