@@ -248,7 +248,9 @@ class SQLRegistry(DataVersionQueries, CurrentValueQueries, NetworkQueries):
         ``password_file`` holds one hash per username, so the caller decides what to do
         with duplicates. Measured on Mosquitto 2.0.11: given several lines for one user, the
         broker silently keeps the LAST, so writing every pair in this order makes a
-        device's newest token its MQTT password and the older ones HTTP-only.
+        device's newest token its MQTT password and the older ones HTTP-only. Tokens with a
+        serial number (a LoRaWAN network server's, docs/formats.md) come first: giving a
+        device one must not change the password its own MQTT connection uses.
         """
         now = time.time_ns() if now_ns is None else now_ns
         with self._read() as cur:
@@ -257,7 +259,8 @@ class SQLRegistry(DataVersionQueries, CurrentValueQueries, NetworkQueries):
                 "JOIN devices d ON d.id = t.device_id "
                 "WHERE t.revoked_ns IS NULL AND (t.expires_ns IS NULL OR t.expires_ns > ?) "
                 "AND t.permission IN ('write', 'full') "
-                "ORDER BY t.device_id, t.created_ns, t.mqtt_hash", (now,))
+                "ORDER BY t.device_id, CASE WHEN t.serial IS NULL THEN 1 ELSE 0 END, "
+                "t.created_ns, t.mqtt_hash", (now,))
         return [(str(r["device_id"]), str(r["mqtt_hash"])) for r in rows]
 
     def add_service_user(self, username: str, role: str) -> None:

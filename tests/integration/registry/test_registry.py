@@ -507,6 +507,14 @@ def test_broker_credentials(registry: Registry) -> None:
         assert hashed.startswith("$7$101$")
 
 
+def test_a_serial_token_leaves_the_mqtt_password_alone(registry: Registry) -> None:
+    device = registry.create_device("lorawan-and-mqtt")
+    own = registry.create_token(device.id, "write")
+    registry.create_token(device.id, "write", serial="70b3d57ed005ab01")
+    creds = [hashed for user, hashed in registry.broker_credentials() if user == device.id]
+    assert len(creds) == 2 and tokens.mosquitto_verify(own.token, creds[-1])  # the last wins
+
+
 def test_delete_device_cascades_to_tokens(registry: Registry) -> None:
     dev = registry.create_device("d")
     other = registry.create_device("other")
