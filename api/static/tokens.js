@@ -3,18 +3,14 @@
 "use strict";
 
 import { call, devicePath } from "./api.js";
-import { $, button, cell, el, replaceRows, setUpDialog, showSecret, timeElement } from "./dom.js";
+import { setUpCreation } from "./creation.js";
+import { $, button, cell, el, replaceRows, timeElement } from "./dom.js";
 
 let ctx;
 
 export function initTokens(context) {
   ctx = context;
-  $("new-token").addEventListener("click", openDialog);
-  $("token-form").addEventListener("submit", createToken);
-  setUpDialog($("token-dialog"), () => {
-    $("new-token").focus();
-    ctx.refreshSoon();
-  });
+  setUpCreation("token", { create: createToken, onClose: () => ctx.refreshSoon() });
 }
 
 export async function refreshTokens(deviceId) {
@@ -54,29 +50,8 @@ async function revoke(token) {
   $("new-token").focus();
 }
 
-function openDialog() {
-  $("token-form").hidden = false;
-  $("token-created").hidden = true;
-  $("token-error").textContent = "";
-  $("token-name").value = "";
-  $("token-dialog").showModal();
-  $("token-name").focus();
-}
-
-async function createToken(event) {
-  event.preventDefault();
+function createToken() {
   const body = { name: $("token-name").value.trim(), permission: $("token-permission").value,
     expires: $("token-expires").value || null };
-  let created;
-  try {
-    created = await call(devicePath(ctx.state.deviceId, "/tokens"), { method: "POST", body });
-  } catch (error) {
-    $("token-error").textContent = `Cannot create: ${error.message}`;
-    return;
-  }
-  $("token-form").hidden = true;
-  $("token-created").hidden = false;
-  const secret = $("token-created").querySelector("[data-secret]");
-  showSecret(secret, "Token", created.token);
-  secret.querySelector("button").focus();
+  return call(devicePath(ctx.state.deviceId, "/tokens"), { method: "POST", body });
 }
