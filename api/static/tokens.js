@@ -1,5 +1,5 @@
-// A device's tokens: prefix, name, permission, expiry, status; "New token" (shown once)
-// and "Revoke".
+// A device's tokens: prefix, name, serial number, permission, expiry, status; "New token"
+// (optionally with a serial number such as a LoRaWAN DevEUI; shown once) and "Revoke".
 "use strict";
 
 import { call, devicePath } from "./api.js";
@@ -29,6 +29,7 @@ export async function refreshTokens(deviceId) {
     tr.append(
       cell("Prefix", prefix),
       cell("Name", token.name || "—"),
+      cell("Serial number", token.serie_number ? el("code", token.serie_number) : "—"),
       cell("Permission", token.permission),
       cell("Expires", token.expires_at ? timeElement(token.expires_at) : "never"),
       cell("Status", el("span", token.status, `badge ${token.status}`)),
@@ -50,8 +51,12 @@ async function revoke(token) {
   $("new-token").focus();
 }
 
+// The registry checks the serial (a DevEUI in any spelling, one unrevoked token per
+// serial, write or full only); its refusal is shown in the dialog as it words it.
 function createToken() {
   const body = { name: $("token-name").value.trim(), permission: $("token-permission").value,
     expires: $("token-expires").value || null };
+  const serial = $("token-serial").value.trim();
+  if (serial) body.serie_number = serial;
   return call(devicePath(ctx.state.deviceId, "/tokens"), { method: "POST", body });
 }
