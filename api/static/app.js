@@ -9,6 +9,7 @@ import { $ } from "./dom.js";
 import { initExport, refreshExport } from "./exporter.js";
 import { initLive, startLive, stopLive } from "./live.js";
 import { initManage, showDevice } from "./manage.js";
+import { initNetworks, renderNetworks } from "./networks.js";
 import { initTokens, refreshTokens } from "./tokens.js";
 
 const POLL_MS = 2000;
@@ -86,9 +87,11 @@ function setStatus(message, isError) {
 async function refresh() {
   const generation = state.generation;
   if (!state.info) state.info = await call("/admin/info");
-  const devices = await call("/admin/devices");
+  const [devices, networks] = await Promise.all([call("/admin/devices"),
+    call("/admin/networks")]);
   if (generation !== state.generation) return;
   renderDevices(devices);
+  renderNetworks(networks);
   const device = devices.find((d) => d.id === state.deviceId);
   $("device").hidden = !device;
   if (!device) {
@@ -207,6 +210,7 @@ initTokens(ctx);
 initExport(ctx);
 initLive(ctx);
 initManage(ctx);
+initNetworks(ctx);
 showTab(false);
 if (session.token) {
   showSignedIn(true);

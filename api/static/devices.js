@@ -3,21 +3,16 @@
 "use strict";
 
 import { call } from "./api.js";
-import {
-  $, button, cell, copyButton, el, replaceRows, setUpDialog, showSecret, timeElement,
-} from "./dom.js";
+import { setUpCreation } from "./creation.js";
+import { $, button, cell, el, replaceRows, snippet, timeElement } from "./dom.js";
 
 let ctx;
 
 export function initDevices(context) {
   ctx = context;
   $("device-filter").addEventListener("input", () => renderDevices(ctx.state.devices));
-  $("new-device").addEventListener("click", openDialog);
-  $("device-form").addEventListener("submit", createDevice);
-  setUpDialog($("device-dialog"), () => {
-    $("new-device").focus();
-    ctx.refreshSoon();
-  });
+  setUpCreation("device", { create: createDevice, shown: showSnippets,
+    onClose: () => ctx.refreshSoon() });
 }
 
 function activity(device) {
@@ -69,33 +64,14 @@ export function renderHeading(device) {
   badge.title = `Active: input within the last ${Math.round(seconds)} s`;
 }
 
-function openDialog() {
-  $("device-form").hidden = false;
-  $("device-created").hidden = true;
-  $("device-error").textContent = "";
-  $("device-name").value = "";
-  $("device-dialog").showModal();
-  $("device-name").focus();
+async function createDevice() {
+  const name = $("device-name").value.trim();
+  return name ? call("/admin/devices", { method: "POST", body: { name } }) : null;
 }
 
-async function createDevice(event) {
-  event.preventDefault();
-  const name = $("device-name").value.trim();
-  if (!name) return;
-  let created;
-  try {
-    created = await call("/admin/devices", { method: "POST", body: { name } });
-  } catch (error) {
-    $("device-error").textContent = `Cannot create: ${error.message}`;
-    return;
-  }
-  $("device-form").hidden = true;
-  $("device-created").hidden = false;
-  const secret = $("device-created").querySelector("[data-secret]");
-  showSecret(secret, "Token", created.token);
+function showSnippets(created) {
   $("snippets").replaceChildren(...snippets(created).map(([title, text]) => snippet(title, text)));
   ctx.selectDevice(created.id);
-  secret.querySelector("button").focus();
 }
 
 function snippets(created) {
@@ -118,14 +94,4 @@ function snippets(created) {
       `-t ${created.topic} -m '${body}'`]);
   }
   return list;
-}
-
-function snippet(title, text) {
-  const figure = el("figure", undefined, "snippet");
-  const caption = el("figcaption", title, "small strong");
-  const pre = el("pre");
-  pre.append(el("code", text));
-  pre.tabIndex = 0;
-  figure.append(caption, pre, copyButton(`Copy ${title}`, () => text));
-  return figure;
 }

@@ -117,3 +117,14 @@ export function copyButton(text, read) {
   }, "secondary");
   return node;
 }
+
+// A titled, copyable block of text: a connection snippet, a webhook URL, a header.
+export function snippet(title, text) {
+  const figure = el("figure", undefined, "snippet");
+  const caption = el("figcaption", title, "small strong");
+  const pre = el("pre");
+  pre.append(el("code", text));
+  pre.tabIndex = 0;
+  figure.append(caption, pre, copyButton(`Copy ${title}`, () => text));
+  return figure;
+}

@@ -1,20 +1,16 @@
-// A device's tokens: prefix, name, permission, expiry, status; "New token" (shown once)
-// and "Revoke".
+// A device's tokens: prefix, name, serial number, permission, expiry, status; "New token"
+// (optionally with a serial number such as a LoRaWAN DevEUI; shown once) and "Revoke".
 "use strict";
 
 import { call, devicePath } from "./api.js";
-import { $, button, cell, el, replaceRows, setUpDialog, showSecret, timeElement } from "./dom.js";
+import { setUpCreation } from "./creation.js";
+import { $, button, cell, el, replaceRows, timeElement } from "./dom.js";
 
 let ctx;
 
 export function initTokens(context) {
   ctx = context;
-  $("new-token").addEventListener("click", openDialog);
-  $("token-form").addEventListener("submit", createToken);
-  setUpDialog($("token-dialog"), () => {
-    $("new-token").focus();
-    ctx.refreshSoon();
-  });
+  setUpCreation("token", { create: createToken, onClose: () => ctx.refreshSoon() });
 }
 
 export async function refreshTokens(deviceId) {
@@ -33,6 +29,7 @@ export async function refreshTokens(deviceId) {
     tr.append(
       cell("Prefix", prefix),
       cell("Name", token.name || "—"),
+      cell("Serial number", token.serie_number ? el("code", token.serie_number) : "—"),
       cell("Permission", token.permission),
       cell("Expires", token.expires_at ? timeElement(token.expires_at) : "never"),
       cell("Status", el("span", token.status, `badge ${token.status}`)),
@@ -54,29 +51,12 @@ async function revoke(token) {
   $("new-token").focus();
 }
 
-function openDialog() {
-  $("token-form").hidden = false;
-  $("token-created").hidden = true;
-  $("token-error").textContent = "";
-  $("token-name").value = "";
-  $("token-dialog").showModal();
-  $("token-name").focus();
-}
-
-async function createToken(event) {
-  event.preventDefault();
+// The registry checks the serial (a DevEUI in any spelling, one unrevoked token per
+// serial, write or full only); its refusal is shown in the dialog as it words it.
+function createToken() {
   const body = { name: $("token-name").value.trim(), permission: $("token-permission").value,
     expires: $("token-expires").value || null };
-  let created;
-  try {
-    created = await call(devicePath(ctx.state.deviceId, "/tokens"), { method: "POST", body });
-  } catch (error) {
-    $("token-error").textContent = `Cannot create: ${error.message}`;
-    return;
-  }
-  $("token-form").hidden = true;
-  $("token-created").hidden = false;
-  const secret = $("token-created").querySelector("[data-secret]");
-  showSecret(secret, "Token", created.token);
-  secret.querySelector("button").focus();
+  const serial = $("token-serial").value.trim();
+  if (serial) body.serie_number = serial;
+  return call(devicePath(ctx.state.deviceId, "/tokens"), { method: "POST", body });
 }

@@ -1,7 +1,9 @@
 """The console's flows end to end in Chromium against the real stack (API, a real bridge
 process, Mosquitto, InfluxDB): create a device in the page, publish with its token over
 MQTT, see the value, open the history, export, watch a rejection arrive live with its
-reason, revoke the token and see the next publish refused, rename and delete.
+reason, revoke the token and see the next publish refused, rename and delete; give a token
+a LoRaWAN serial and create a network in the page, post a ChirpStack uplink with that
+network's token, see it on the device, revoke the network and see the webhook refused.
 
 Leaves the console's screenshot in docs/console.png (the README shows it), so that it
 never goes stale."""
@@ -12,11 +14,13 @@ import csv
 import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright import sync_api
 
@@ -27,6 +31,7 @@ from support.browser import DESKTOP, Watched, browser  # noqa: F401 (a fixture)
 from support.mqtt import BridgeProcess, connect_when_allowed, wait_refused
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
+LORAWAN = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
 TEMPERATURES = [round(62 + 6 * math.sin(i / 9) + (i % 5) / 4, 2) for i in range(80)]
 
 
@@ -161,7 +166,7 @@ def test_live_rejection_then_revoke_then_delete(api: ApiServer, bridge: BridgePr
         sync_api.expect(tokens).to_have_count(2)
         first = tokens.filter(has_text=token[:8])
         first.get_by_role("button", name="Revoke").click()
-        sync_api.expect(first.locator("td").nth(4)).to_have_text("revoked")
+        sync_api.expect(first.locator("td").nth(5)).to_have_text("revoked")
         wait_refused(api.settings, device_id, token)  # the broker dropped and refuses it
     finally:
         client.close()
@@ -179,3 +184,105 @@ def test_live_rejection_then_revoke_then_delete(api: ApiServer, bridge: BridgePr
     sync_api.expect(page.locator("#device")).to_be_hidden()
     sync_api.expect(page.locator("#status")).to_contain_text("Deleted Pump 7b")
     assert device_id not in page.locator("#devices").text_content()
+
+
+def create_serial_token(page: Any, serial: str) -> sync_api.Locator:
+    """The "New token" flow with a serial number, on the chosen device's Tokens tab; the
+    dialog, still open (the token shown once, or the API's refusal)."""
+    page.get_by_role("tab", name="Tokens").click()
+    page.get_by_role("button", name="New token").click()
+    page.get_by_label("Permission").select_option("write")
+    page.get_by_label("Serial number").fill(serial)
+    page.get_by_role("button", name="Create", exact=True).click()
+    return page.locator("#token-dialog")
+
+
+def create_network(page: Any, name: str, origin: str) -> str:
+    """The "New network" flow; the network token as the page showed it, once."""
+    page.get_by_role("button", name="New network").click()
+    page.get_by_label("Network name").fill(name)
+    page.get_by_role("button", name="Create", exact=True).click()
+    dialog = page.locator("#network-dialog")
+    token = dialog.locator(".secret-text").text_content()
+    assert token and token.startswith("net_")
+    sync_api.expect(dialog.get_by_role("button", name="Copy network token")).to_be_focused()
+    sync_api.expect(dialog).to_contain_text("/integrations/chirpstack?event=up")
+    webhooks = dialog.locator("#webhooks")
+    sync_api.expect(webhooks).to_contain_text(f"{origin}/integrations/chirpstack")
+    sync_api.expect(webhooks).to_contain_text(f"{origin}/integrations/ttn")
+    sync_api.expect(webhooks).to_contain_text(f"Authorization: {token}")
+    dialog.get_by_role("button", name="Done").click()
+    sync_api.expect(dialog).not_to_be_visible()
+    return token
+
+
+def chirpstack_uplink(eui: str) -> dict[str, Any]:
+    """ChirpStack's documented "up" event with its codec's object ({temp: 22.5})."""
+    body: dict[str, Any] = json.loads((LORAWAN / "chirpstack-up-codec.json").read_text())
+    body["deviceInfo"]["devEui"] = eui
+    return body
+
+
+def test_serial_token_and_network_carry_an_uplink_until_revoked(
+        api: ApiServer, console: Watched) -> None:
+    page = console.page
+    suffix = secrets.token_hex(3)
+    device_id, token = create_device(page, f"Soil sensor {suffix}")
+    eui = secrets.token_hex(8)
+    spelled = "-".join(eui[i:i + 2] for i in range(0, 16, 2)).upper()  # as labels print it
+    dialog = create_serial_token(page, spelled)
+    assert dialog.locator(".secret-text").text_content()
+    dialog.get_by_role("button", name="Done").click()
+    row = page.locator("#tokens tbody tr").filter(has_text=eui)
+    sync_api.expect(row.locator("td").nth(2)).to_have_text(eui)  # stored as 16 hex digits
+    sync_api.expect(row.locator("td").nth(3)).to_have_text("write")
+
+    name = f"chirpstack-{suffix}"
+    network = create_network(page, name, api.url)
+    listed = page.locator("#networks tbody tr").filter(has_text=name)
+    sync_api.expect(listed.locator("td").nth(1)).to_have_text(f"{network[:12]}…")
+    sync_api.expect(listed.locator("td").nth(2)).to_have_text("active")
+
+    webhook = f"{api.url}/integrations/chirpstack"
+    sent = httpx.post(webhook, params={"event": "up"}, json=chirpstack_uplink(eui),
+                      headers={"authorization": network}, timeout=30)
+    assert sent.status_code == 200 and sent.json()["result"] == "8 Data Added", sent.text
+    page.get_by_role("tab", name="Data").click()
+    temp = page.locator("#variables tbody tr").filter(has_text="temp")
+    sync_api.expect(temp.locator("td").nth(1)).to_have_text("22.5", timeout=8000)
+    with api.client(token) as client:
+        (point,) = client.get("/data", params={"variable": "temp"}).json()["result"]
+    assert point["value"] == 22.5 and point["device"] == device_id
+
+    listed.get_by_role("button", name="Revoke").click()
+    sync_api.expect(listed.locator("td").nth(2)).to_have_text("revoked")
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Network {name}")
+    sync_api.expect(listed.get_by_role("button", name="Revoke")).to_have_count(0)
+    refused = httpx.post(webhook, params={"event": "up"}, json=chirpstack_uplink(eui),
+                         headers={"authorization": network}, timeout=30)
+    assert refused.status_code == 401, refused.text
+
+
+def test_a_refused_serial_shows_the_apis_message(api: ApiServer, console: Watched) -> None:
+    page = console.page
+    device_id, _ = create_device(page, f"Tracker {secrets.token_hex(3)}")
+    eui = secrets.token_hex(8)
+    path = f"{api.url}/admin/devices/{device_id}/tokens"
+    headers = {"admin-token": api.state.admin_token}
+    first = httpx.post(path, json={"permission": "write", "serie_number": eui},
+                       headers=headers, timeout=30)
+    assert first.status_code == 200, first.text
+    for serial, status in ((eui.upper(), 409), ("not a serial!", 400)):
+        refusal = httpx.post(path, json={"permission": "write", "serie_number": serial},
+                             headers=headers, timeout=30)
+        assert refusal.status_code == status, refusal.text
+        message = refusal.json()["message"]
+        dialog = create_serial_token(page, serial)
+        sync_api.expect(dialog.get_by_role("alert")).to_have_text(f"Cannot create: {message}")
+        sync_api.expect(dialog.locator("#token-form")).to_be_visible()  # nothing was created
+        dialog.get_by_role("button", name="Cancel").click()
+        sync_api.expect(dialog).not_to_be_visible()
+    sync_api.expect(page.locator("#tokens tbody tr")).to_have_count(2)
+    # Chromium itself logs each refused request ("status of 409"); only other errors count.
+    refused = re.compile(r"status of (400|409)")
+    console.errors[:] = [e for e in console.errors if not refused.search(e)]

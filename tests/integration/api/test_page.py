@@ -1,11 +1,13 @@
 """The console page in a real headless Chromium (Debian's ``chromium``, driven by
 Playwright through ``executable_path``: nothing is downloaded): static files, hostile
-device strings, the Data tab updating itself, a phone-sized screen, the keyboard alone.
+device strings, the Data tab updating itself, a phone-sized screen, the keyboard alone
+(devices, tabs, a token's serial number, networks).
 The flows against a real bridge are in test_console.py."""
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -187,6 +189,60 @@ def test_the_keyboard_alone_creates_a_device_and_moves_between_tabs(
     finally:
         watched.close()
     assert watched.dialogs == [] and watched.errors == []
+
+
+def test_the_keyboard_alone_gives_a_token_a_serial_and_creates_and_revokes_a_network(
+        api: ApiServer, browser: Any) -> None:  # noqa: F811
+    device = admin_call(api, "POST", "/admin/devices",
+                        json={"name": f"keyboard lorawan {secrets.token_hex(3)}"})
+    eui = secrets.token_hex(8)
+    network_name = f"keyboard network {secrets.token_hex(3)}"
+    watched = Watched(browser, DESKTOP)
+    page = watched.page
+    try:
+        page.goto(f"{api.url}/#device={device['id']}&tab=tokens")
+        page.get_by_label("Admin token").focus()
+        page.keyboard.type(api.state.admin_token)
+        page.keyboard.press("Enter")
+        new_token = page.get_by_role("button", name="New token")
+        sync_api.expect(new_token).to_be_visible()
+        new_token.focus()
+        page.keyboard.press("Enter")
+        sync_api.expect(page.get_by_label("Token name")).to_be_focused()
+        page.keyboard.type("uplinks")
+        for label in ("Permission", "Expires", "Serial number"):  # Tab reaches each field
+            page.keyboard.press("Tab")
+            sync_api.expect(page.get_by_label(label)).to_be_focused()
+        page.keyboard.type(eui.upper())
+        page.keyboard.press("Enter")  # submits: Create
+        sync_api.expect(page.get_by_role("button", name="Copy token")).to_be_focused()
+        page.keyboard.press("Escape")
+        sync_api.expect(new_token).to_be_focused()
+        row = page.locator("#tokens tbody tr").filter(has_text="uplinks")
+        sync_api.expect(row.locator("td").nth(2)).to_have_text(eui)
+
+        new_network = page.get_by_role("button", name="New network")
+        new_network.focus()
+        page.keyboard.press("Enter")
+        sync_api.expect(page.get_by_label("Network name")).to_be_focused()
+        page.keyboard.type(network_name)
+        page.keyboard.press("Enter")  # submits: Create
+        sync_api.expect(page.get_by_role("button", name="Copy network token")).to_be_focused()
+        page.keyboard.press("Escape")
+        sync_api.expect(page.locator("#network-dialog")).not_to_be_visible()
+        sync_api.expect(new_network).to_be_focused()
+        listed = page.locator("#networks tbody tr").filter(has_text=network_name)
+        revoke = listed.get_by_role("button", name="Revoke")
+        revoke.focus()
+        page.keyboard.press("Enter")
+        sync_api.expect(listed.locator("td").nth(2)).to_have_text("revoked")
+        sync_api.expect(new_network).to_be_focused()  # the revoked row has no button left
+    finally:
+        watched.close()
+    assert watched.dialogs == [] and watched.errors == []
+    (network,) = [n for n in admin_call(api, "GET", "/admin/networks")
+                  if n["name"] == network_name]
+    assert network["status"] == "revoked"
 
 
 def _count_points(n: int) -> re.Pattern[str]:
