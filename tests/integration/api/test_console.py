@@ -28,7 +28,7 @@ from bridge.model.timeparse import format_iso_ms
 from bridge.settings import Settings
 from support.api import ApiServer
 from support.browser import DESKTOP, Watched, browser  # noqa: F401 (a fixture)
-from support.mqtt import BridgeProcess, connect_when_allowed, wait_refused
+from support.mqtt import BridgeProcess, connect_when_allowed, wait_refused, wait_until
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 LORAWAN = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
@@ -167,7 +167,9 @@ def test_live_rejection_then_revoke_then_delete(api: ApiServer, bridge: BridgePr
         first = tokens.filter(has_text=token[:8])
         first.get_by_role("button", name="Revoke").click()
         sync_api.expect(first.locator("td").nth(5)).to_have_text("revoked")
-        wait_refused(api.settings, device_id, token)  # the broker dropped and refuses it
+        # The broker drops the open connection at once, and refuses the token from then on.
+        wait_until(lambda: client.disconnects >= 1, what="the open connection to be dropped")
+        wait_refused(api.settings, device_id, token)
     finally:
         client.close()
 
