@@ -9,7 +9,11 @@ and is checked right after authentication, before any work for the request:
 - a read budget of ``DEVICEDATA_HTTP_READ_POINTS_PER_SECOND`` points (bursts of
   ``DEVICEDATA_HTTP_READ_POINTS_BURST``): each GET, PUT or DELETE is charged, once
   answered, the points it returned, changed or removed (at least 1). A device in debt
-  gets no read until the budget has refilled, so ``qty=10000`` loops slow to the budget.
+  gets no read until the budget has refilled, so ``qty=10000`` loops slow to the budget;
+- a read time budget, ``DEVICEDATA_HTTP_READ_SECONDS_PER_SECOND`` (bursts of
+  ``DEVICEDATA_HTTP_READ_SECONDS_BURST``): the same requests are also charged the time
+  they took, so a ``count`` or an ``aggregate`` over years of history (one point, half a
+  second of InfluxDB) is bounded by what it costs, not by what it returns.
 
 Past any of them the answer is 429 with ``Retry-After`` and TagoIO's wording. A refusal is
 answered after a short pause (the Retry-After, at most ``HOLD_MAX`` s; ``api/errors.py``):
@@ -37,6 +41,7 @@ HOLD_MAX = 1.0  # seconds a refusal waits before it is sent
 class _Device:
     requests: float
     reads: float
+    seconds: float
     at: float
     inflight: int = 0
 
@@ -44,6 +49,7 @@ class _Device:
 class DeviceLimits:
     def __init__(self, *, requests_per_second: float, requests_burst: float,
                  concurrency: int, read_points_per_second: float, read_points_burst: float,
+                 read_seconds_per_second: float = 0.0, read_seconds_burst: float = 0.0,
                  clock: Callable[[], float] = time.monotonic,
                  remembered: int = REMEMBERED) -> None:
         """A rate of 0 (or a concurrency of 0) turns that limit off."""
@@ -52,6 +58,8 @@ class DeviceLimits:
         self.concurrency = concurrency
         self.read_rate = read_points_per_second
         self.read_burst = max(read_points_burst, 1.0)
+        self.time_rate = read_seconds_per_second
+        self.time_burst = max(read_seconds_burst, 0.0)
         self.clock = clock
         self.remembered = remembered
         self._devices: OrderedDict[str, _Device] = OrderedDict()
@@ -63,17 +71,25 @@ class DeviceLimits:
                    requests_burst=settings.http_requests_burst,
                    concurrency=settings.http_concurrency,
                    read_points_per_second=settings.http_read_points_per_second,
-                   read_points_burst=settings.http_read_points_burst)
+                   read_points_burst=settings.http_read_points_burst,
+                   read_seconds_per_second=settings.http_read_seconds_per_second,
+                   read_seconds_burst=settings.http_read_seconds_burst)
 
     @contextmanager
     def request(self, device_id: str, *, reads: bool) -> Iterator[None]:
         """Admit one request of the device for the ``with`` block, or raise
-        ``TooManyRequests``. ``reads``: the request is charged to the read budget."""
+        ``TooManyRequests``. ``reads``: the request is charged to the read budgets, its
+        time included."""
         device = self._admit(device_id, reads)
+        started = self.clock()
         try:
             yield
         finally:
             device.inflight -= 1
+            if reads and self.time_rate > 0:
+                now = self.clock()
+                self._refill(device, now)  # the budget refilled while it ran, up to its cap
+                device.seconds -= now - started
 
     def charge_reads(self, device_id: str, points: int) -> None:
         """What a read returned, changed or removed; may leave the device in debt."""
@@ -85,16 +101,12 @@ class DeviceLimits:
         now = self.clock()
         device = self._devices.get(device_id)
         if device is None:
-            device = self._devices[device_id] = _Device(self.burst, self.read_burst, now)
+            device = self._devices[device_id] = _Device(self.burst, self.read_burst,
+                                                        self.time_burst, now)
             self._forget_idle()
         else:
             self._devices.move_to_end(device_id)
-            elapsed = now - device.at
-            if self.rate > 0:
-                device.requests = min(self.burst, device.requests + elapsed * self.rate)
-            if self.read_rate > 0:
-                device.reads = min(self.read_burst, device.reads + elapsed * self.read_rate)
-            device.at = now
+            self._refill(device, now)
         wait = 0.0
         if self.concurrency > 0 and device.inflight >= self.concurrency:
             wait = 1.0
@@ -102,6 +114,8 @@ class DeviceLimits:
             wait = max(wait, (1 - device.requests) / self.rate)
         if reads and self.read_rate > 0 and device.reads < 1:
             wait = max(wait, (1 - device.reads) / self.read_rate)
+        if reads and self.time_rate > 0 and device.seconds < 0:
+            wait = max(wait, -device.seconds / self.time_rate)
         if wait > 0:
             self.refused += 1
             raise TooManyRequests(wait, hold=min(wait, HOLD_MAX))
@@ -109,6 +123,16 @@ class DeviceLimits:
             device.requests -= 1
         device.inflight += 1
         return device
+
+    def _refill(self, device: _Device, now: float) -> None:
+        elapsed = now - device.at
+        if self.rate > 0:
+            device.requests = min(self.burst, device.requests + elapsed * self.rate)
+        if self.read_rate > 0:
+            device.reads = min(self.read_burst, device.reads + elapsed * self.read_rate)
+        if self.time_rate > 0:
+            device.seconds = min(self.time_burst, device.seconds + elapsed * self.time_rate)
+        device.at = now
 
     def _forget_idle(self) -> None:
         """Oldest first; a device with requests in flight is kept (its release needs it)."""

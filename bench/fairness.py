@@ -1,7 +1,8 @@
 """Fairness (issue 12, item 4): another device's POST+GET round trip, unloaded and while one
-device runs 8 connections of ``GET /data?qty=10000`` in a loop (a hostile client: it
-ignores Retry-After and asks again at once), with the per-device limits off (the old
-behaviour) and at their defaults.
+device runs 8 connections of reads in a loop (a hostile client: it ignores Retry-After and
+asks again at once), with the per-device limits off (the old behaviour) and at their
+defaults. Two attacks: ``qty`` reads of 10,000 points, and ``count`` over the attacker's
+whole history (one point returned, the whole history scanned).
 
 ``python bench/bench.py fairness [--reps N] [--seconds S]``; this file run directly with
 ``--attack`` is the attacker (a process of its own, so its client work is not the
@@ -28,16 +29,21 @@ from bridge.settings import Settings
 
 CONNECTIONS = 8
 QTY = 10_000
-STORED = 20_000  # the attacker's points: every read returns a full qty
+STORED = 200_000  # the attacker's points: every qty read is full, every count scans them
 OFF = {"http_requests_per_second": 0.0, "http_concurrency": 0,
-       "http_read_points_per_second": 0.0}
+       "http_read_points_per_second": 0.0, "http_read_seconds_per_second": 0.0}
 DEFAULTS = {name: getattr(Settings(), name) for name in (
     "http_requests_per_second", "http_requests_burst", "http_concurrency",
-    "http_read_points_per_second", "http_read_points_burst")}
+    "http_read_points_per_second", "http_read_points_burst",
+    "http_read_seconds_per_second", "http_read_seconds_burst")}
+# A date bound keeps the count from being a kept answer: each one asks InfluxDB.
+ATTACKS: dict[str, dict[str, str | int]] = {
+    "qty": {"qty": QTY}, "count": {"query": "count", "start_date": "2000-01-01"}}
 
 
-def attack(url: str, token: str, connections: int, seconds: float) -> None:
-    """Loop GET qty=10000 on ``connections`` keep-alive connections; print the counts."""
+def attack(url: str, token: str, connections: int, seconds: float, kind: str) -> None:
+    """Loop the ``kind`` of read on ``connections`` keep-alive connections; print the
+    answers' counts by status."""
     counts: dict[int, int] = {}
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -46,7 +52,7 @@ def attack(url: str, token: str, connections: int, seconds: float) -> None:
         with httpx.Client(base_url=url, headers={"token": token}, timeout=60) as client:
             while time.monotonic() < deadline:
                 try:
-                    status = client.get("/data", params={"qty": QTY}).status_code
+                    status = client.get("/data", params=ATTACKS[kind]).status_code
                 except httpx.HTTPError:
                     status = 0
                 with lock:
@@ -84,7 +90,8 @@ def _p(values: list[float], q: float) -> float:
     return lib.percentile(ordered, q) if ordered else float("nan")
 
 
-def one_run(env: Env, limits: dict[str, Any], seconds: float, tag: str) -> dict[str, Any]:
+def one_run(env: Env, limits: dict[str, Any], seconds: float, tag: str, kind: str
+            ) -> dict[str, Any]:
     assert env.settings is not None
     attacker, victim = env.devices[0], env.devices[1]
     with Api(env, tag, settings=env.settings.replace(**limits)) as api:
@@ -92,7 +99,7 @@ def one_run(env: Env, limits: dict[str, Any], seconds: float, tag: str) -> dict[
         round_trips(api.url, victim.token, 1)
         unloaded = round_trips(api.url, victim.token, seconds)
         proc = subprocess.Popen([sys.executable, __file__, "--attack", api.url,
-                                 attacker.token, str(CONNECTIONS), str(seconds + 2)],
+                                 attacker.token, str(CONNECTIONS), str(seconds + 2), kind],
                                 stdout=subprocess.PIPE, text=True)
         time.sleep(1.0)  # the attack is in full swing
         loaded = round_trips(api.url, victim.token, seconds)
@@ -123,17 +130,18 @@ def fill(env: Env) -> None:
 
 def fig_fairness(args: argparse.Namespace) -> None:
     seconds = max(5, args.seconds)
-    modes = {"limits_off": OFF, "limits_default": DEFAULTS}
+    modes = {f"{kind}_{name}": (kind, limits) for kind in ATTACKS
+             for name, limits in (("limits_off", OFF), ("limits_default", DEFAULTS))}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in modes}
     with Env("fairness", ndevices=2) as env:
         fill(env)
         for rep in range(args.reps):
             lib.wait_quiet()
-            for name, limits in modes.items():
-                runs[name].append(one_run(env, limits, seconds, f"{name}-{rep}"))
+            for name, (kind, limits) in modes.items():
+                runs[name].append(one_run(env, limits, seconds, f"{name}-{rep}", kind))
     out: dict[str, Any] = {
         "what": f"another device's POST+GET round trip while one device loops GET "
-                f"qty={QTY} on {CONNECTIONS} connections, ignoring Retry-After",
+                f"{ATTACKS} on {CONNECTIONS} connections, ignoring Retry-After",
         "defaults": DEFAULTS, "seconds": seconds, "cases": {}}
     for name, rs in runs.items():
         out["cases"][name] = {
@@ -147,5 +155,5 @@ def fig_fairness(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--attack"]:
-    url, token, connections, seconds = sys.argv[2:6]
-    attack(url, token, int(connections), float(seconds))
+    url, token, connections, seconds, kind = sys.argv[2:7]
+    attack(url, token, int(connections), float(seconds), kind)

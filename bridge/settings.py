@@ -42,6 +42,12 @@ class Settings:
         "DELETE removes count), sustained; reads wait (429) while it is spent. 0: no limit."))
     http_read_points_burst: float = field(default=20_000.0, metadata=_doc(
         "Points one device may read at once before the per-second budget applies."))
+    http_read_seconds_per_second: float = field(default=0.5, metadata=_doc(
+        "Seconds one device's reads (GET, PUT, DELETE) may take per second, sustained: a "
+        "count or aggregate over a long history costs its time, not its one point; reads "
+        "wait (429) while it is spent. 0: no limit."))
+    http_read_seconds_burst: float = field(default=10.0, metadata=_doc(
+        "Seconds of reads one device may spend at once before the per-second budget applies."))
     http_header_timeout: float = field(default=10.0, metadata=_doc(
         "Seconds a client has to send a request's head (from connecting, or from the "
         "previous answer on a keep-alive connection); 408 and closed after."))

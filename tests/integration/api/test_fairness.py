@@ -37,7 +37,8 @@ def served_alongside(api: ApiServer) -> None:
 def rated(make_api: MakeApi) -> ApiServer:
     # 5 requests at once, then one per 1,000 s: nothing refills during the test.
     return make_api(http_requests_per_second=0.001, http_requests_burst=5,
-                    http_concurrency=0, http_read_points_per_second=0)
+                    http_concurrency=0, http_read_points_per_second=0,
+                    http_read_seconds_per_second=0)
 
 
 def test_a_flooding_device_gets_429_while_another_is_served(rated: ApiServer) -> None:
@@ -94,6 +95,27 @@ def _slow_post(api: ApiServer, token: str) -> tuple[socket.socket, bytes]:
     return sock, body[5:]
 
 
+def test_costly_reads_spend_a_time_budget(make_api: MakeApi) -> None:
+    # A tenth of a second at once, then nearly nothing: a count over the device's history
+    # answers one point, but its time is what it costs.
+    api = make_api(http_requests_per_second=0, http_concurrency=0,
+                   http_read_points_per_second=0, http_read_seconds_per_second=0.0001,
+                   http_read_seconds_burst=0.1)
+    _, token = api.device()
+    with api.client(token) as device:
+        assert device.post("/data", json=[{"variable": "t", "value": i}
+                                          for i in range(1000)]).status_code == 200
+        statuses = []
+        while 429 not in statuses and len(statuses) < 500:
+            # Bounded by a date, so never a kept answer: every one asks InfluxDB.
+            statuses.append(device.get("/data", params={
+                "query": "count", "variable": "t", "start_date": "2000-01-01"}).status_code)
+        assert statuses[0] == 200 and statuses[-1] == 429, statuses
+        too_many(device.get("/data", params={"query": "count"}))
+        assert device.post("/data", json={"variable": "w", "value": 1}).status_code == 200
+    served_alongside(api)  # another device reads as usual
+
+
 def test_requests_in_flight_are_limited_per_device(make_api: MakeApi) -> None:
     api = make_api(http_requests_per_second=0, http_concurrency=2,
                    http_read_points_per_second=0)
@@ -121,7 +143,7 @@ def test_requests_in_flight_are_limited_per_device(make_api: MakeApi) -> None:
 
 def test_limits_can_be_turned_off(make_api: MakeApi) -> None:
     api = make_api(http_requests_per_second=0, http_concurrency=0,
-                   http_read_points_per_second=0)
+                   http_read_points_per_second=0, http_read_seconds_per_second=0)
     _, token = api.device()
     with api.client(token) as device:
         statuses: list[Any] = [device.get("/data").status_code for _ in range(150)]

@@ -284,7 +284,7 @@ def test_no_parameter_value_answers_5xx_or_influxdb_text(make_api: Any) -> None:
     # Thousands of requests of one device: its fair share (api/fairness.py) is not the
     # subject here, every answer's content is.
     api = make_api(http_requests_per_second=0, http_concurrency=0,
-                   http_read_points_per_second=0)
+                   http_read_points_per_second=0, http_read_seconds_per_second=0)
     _, token = api.device()
     with api.client(token) as client:
         real_id = seed(client)

@@ -68,6 +68,20 @@ def test_reads_spend_the_budget_and_wait_for_it() -> None:
         lim.charge_reads("d", 0)  # an empty answer still costs 1
 
 
+def test_reads_spend_their_time() -> None:
+    clock = Clock()
+    lim = limits(clock, requests_per_second=0, concurrency=0, read_points_per_second=0,
+                 read_seconds_per_second=0.5, read_seconds_burst=2.0)
+    with lim.request("d", reads=True):
+        clock.now += 3.0  # a count over years of history: one point, three seconds
+    exc = refused(lim, reads=True)
+    assert exc.retry_after == 2  # 1 s of debt at 0.5 s per second
+    with lim.request("d", reads=False):  # a write spends no read time
+        clock.now += 10.0
+    with lim.request("d", reads=True):  # refilled meanwhile
+        pass
+
+
 def test_zero_turns_limits_off() -> None:
     lim = limits(Clock(), requests_per_second=0, concurrency=0, read_points_per_second=0)
     with lim.request("d", reads=True), lim.request("d", reads=True), \
