@@ -132,6 +132,9 @@ def fig_fairness(args: argparse.Namespace) -> None:
     seconds = max(5, args.seconds)
     modes = {f"{kind}_{name}": (kind, limits) for kind in ATTACKS
              for name, limits in (("limits_off", OFF), ("limits_default", DEFAULTS))}
+    # What the read-time budget adds: the defaults with it turned off.
+    modes["count_limits_default_no_time"] = (
+        "count", {**DEFAULTS, "http_read_seconds_per_second": 0.0})
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in modes}
     with Env("fairness", ndevices=2) as env:
         fill(env)
