@@ -10,6 +10,7 @@ Both paths give the same bytes (``tests/unit/influx/test_fast.py`` compares them
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bridge.influx.schema import (
@@ -42,6 +43,24 @@ def _unit_field(unit: str) -> str:
     return text
 
 
+_MILLIS = {f"{ms:03d}": ms * 1_000_000 for ms in range(1000)}  # "123" -> its nanoseconds
+
+
+@functools.lru_cache(maxsize=4096)
+def _second_ns(prefix: str) -> int:
+    """Nanoseconds of the whole second ``YYYY-MM-DDTHH:MM:SS.`` names, or -1 when it is
+    not that shape or its second could leave the range (the generic path then decides).
+    Cached: a stream of readings shares few distinct seconds."""
+    if not (prefix[10] == "T" and prefix[16] == ":" and prefix[19] == "." and prefix.isascii()
+            and prefix[17:19].isdigit() and prefix[17:19] <= "59"):
+        return -1
+    try:
+        second = (_epoch_seconds(prefix[:16]) + int(prefix[17:19])) * _NS_PER_S
+    except ValueError:
+        return -1
+    return second if second >= MIN_NS and second + 999_000_000 <= MAX_NS else -1
+
+
 Encoded = tuple[bytes, int, Candidates, list[str]]
 
 
@@ -64,7 +83,7 @@ def encode_plain(payload: Any, device_id: str, received_ns: int, max_points: int
     valued: Candidates = {}  # the same, among points with a value
     seen: set[tuple[str, int]] = set()
     issuperset = _PLAIN.issuperset
-    epoch_seconds = _epoch_seconds
+    second_ns = _second_ns
     try:
         for index, item in enumerate(items):
             if item.__class__ is not dict or not issuperset(item):
@@ -104,15 +123,13 @@ def encode_plain(payload: Any, device_id: str, received_ns: int, max_points: int
                 if "time" in item:
                     return None
                 time_ns = received_ns + index
-            elif (stamp.__class__ is str and len(stamp) == 24 and stamp[10] == "T"
-                  and stamp[16] == ":" and stamp[19] == "." and stamp[23] == "Z"
-                  and stamp.isascii() and stamp[17:19].isdigit() and stamp[20:23].isdigit()
-                  and stamp[17:19] <= "59"):
+            elif stamp.__class__ is str and len(stamp) == 24 and stamp[23] == "Z":
                 # the shape most devices send (2024-01-02T03:04:05.123Z), as parse_iso
-                time_ns = ((epoch_seconds(stamp[:16]) + int(stamp[17:19])) * _NS_PER_S
-                           + int(stamp[20:23]) * 1_000_000)
-                if time_ns < MIN_NS or time_ns > MAX_NS:
+                second = second_ns(stamp[:20])
+                millis = _MILLIS.get(stamp[20:23])
+                if second < 0 or millis is None:
                     return None
+                time_ns = second + millis
             else:
                 return None
             key = (variable, time_ns)

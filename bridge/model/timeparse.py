@@ -45,9 +45,14 @@ def _epoch_seconds(text: str) -> int:
     """Whole seconds since the epoch of a zone-less ``YYYY-MM-DD[T ]HH:MM`` (or a date).
     Cached: a stream of readings shares few distinct minutes, and this is the costly part."""
     try:
-        delta = datetime.fromisoformat(text) - _EPOCH
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError("not a valid calendar date or time") from None
+        parsed = None
+    # fromisoformat reads "03-04" in "2024-01-02T03-04" as 03:00 at UTC-04:00: a zone here
+    # means the text was not the shape asked for.
+    if parsed is None or parsed.tzinfo is not None:
+        raise ValueError("not a valid calendar date or time")
+    delta = parsed - _EPOCH
     return delta.days * 86_400 + delta.seconds
 
 

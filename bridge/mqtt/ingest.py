@@ -140,20 +140,25 @@ class Ingest:
     def _accept(self, pending: _Pending, payload: bytes) -> None:
         budget = self.budget
         if budget is not None and budget.wait(pending.device_id) > 0:
-            # Out of points: refused before it is parsed, so a flood of any messages, valid
-            # or not, costs a bucket look-up each once the device's burst is spent.
+            # Out of points: refused unparsed, so past its burst a flood costs a look-up each.
             self._rate_limited(pending, 1)
             return
         try:
             accepted = self.service.accept(pending.device_id, payload, source="mqtt",
                                            received_ns=now_ns(), fmt=pending.fmt)
-        except (ValidationError, PayloadTooLarge) as exc:
+        except Exception as exc:
             if budget is not None:
                 budget.passes(pending.device_id)  # a refused message costs a point too
             if isinstance(exc, ValidationError):
                 self._reject(pending, "invalid", exc.message, exc.errors, payload)
-            else:
+            elif isinstance(exc, PayloadTooLarge):
                 self._reject(pending, "too_large", str(exc), [], payload)
+            else:
+                # A bug costs this message only: raised into the connection it would close
+                # it, and the broker would hand the same message back again and again.
+                log.exception("event=message_failed device=%s", pending.device_id)
+                self._reject(pending, "error", "The message could not be handled (a server "
+                             "error, logged)", [], payload)
             return
         tap = self.tap
         if tap is not None and tap.watching(pending.device_id):
@@ -172,8 +177,7 @@ class Ingest:
         self._write(pending)
 
     def _rate_limited(self, pending: _Pending, points: int) -> None:
-        """Refuse, telling the device when to try again."""
-        assert self.budget is not None
+        assert self.budget is not None  # refused, telling the device when to try again
         wait = self.budget.wait(pending.device_id, points)
         self._reject(pending, "rate_limited", f"Too many points: this device may write "
                      f"{self.rate:g} points per second; retry in {max(1, round(wait))} s", [])

@@ -151,6 +151,18 @@ def test_integers_of_every_size_are_numbers_alike(client: httpx.Client, value: i
     assert ok(client.get("/data", params={"query": "max", "variables": "n"})) == float(value)
 
 
+@pytest.mark.parametrize("stamp", ["2024-01-02T03-04:05.123Z", "2024-01-02T03+04:05.123Z"])
+def test_a_time_whose_hour_reads_as_a_zone_is_refused_naming_time(
+        client: httpx.Client, stamp: str) -> None:
+    # Python reads "03-04" as 03:00 at UTC-04:00: an aware time the parser must refuse.
+    response = client.post("/data", json={"variable": "t", "value": 1, "time": stamp})
+    assert response.status_code == 400, response.text
+    assert "time" in response.text
+    response = client.get("/data", params={"start_date": stamp})
+    assert response.status_code == 400, response.text
+    assert "start_date" in response.text
+
+
 def test_numbers_json_cannot_hold_are_refused_naming_value(client: httpx.Client) -> None:
     for text in ("1e400", "-1e400", "1" + "0" * 400):
         response = client.post("/data", content=f'{{"variable":"n","value":{text}}}'.encode(),

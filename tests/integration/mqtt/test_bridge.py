@@ -119,6 +119,19 @@ def test_bad_payloads_are_answered_on_the_error_topic(api: ApiServer, mqtt_devic
     assert [p["variable"] for p in read(api, token)] == ["good"]
 
 
+def test_a_time_python_reads_as_a_zone_is_refused_and_the_next_stored(
+        api: ApiServer, mqtt_device: Any) -> None:
+    device_id, token, client = mqtt_device
+    client.subscribe(f"devices/{device_id}/errors")
+    topic = f"devices/{device_id}/data"
+    # datetime.fromisoformat reads "03-04" as 03:00 at UTC-04:00: an aware time.
+    client.publish(topic, b'{"variable": "x", "value": 1, "time": "2024-01-02T03-04:05.123Z"}')
+    error = json.loads(client.next_message().payload)
+    assert error["errors"][0]["field"] == "time", error
+    client.publish(topic, json.dumps({"variable": "good", "value": 3}))
+    wait_until(lambda: count(api, token) == 1, what="the good message")
+
+
 def test_error_message_names_index_and_field(api: ApiServer, mqtt_device: Any) -> None:
     device_id, _, client = mqtt_device
     client.subscribe(f"devices/{device_id}/errors")

@@ -108,6 +108,20 @@ async def test_raw_variables_are_held_to_the_json_rules(variable: str, message: 
     assert [e["field"] for e in report["errors"]] == ["topic"]
 
 
+async def test_a_bug_costs_one_message_not_the_connection(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a bug in the validation")
+
+    monkeypatch.setattr(DataService, "accept", broken)
+    conn, sink = await deliver(topics.device_topic(DEVICE, "data"), b'{"variable":"t"}')
+    assert conn.acked == [7] and sink.bodies == []  # acked: never handed back
+    ((_, report),) = conn.published
+    assert "could not be handled" in report["message"]
+    assert "a bug in the validation" not in report["message"]  # only in the log
+    assert "event=message_failed" in caplog.text and "a bug in the validation" in caplog.text
+
+
 async def test_not_a_data_topic_is_acked_and_not_answered() -> None:
     for topic in (f"devices/{DEVICE}/errors", f"devices/{DEVICE}/kv/x", "other/x/data",
                   "devices//data"):
