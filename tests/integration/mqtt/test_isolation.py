@@ -99,3 +99,27 @@ def test_a_device_cannot_join_the_bridges_shared_group_or_read_others(
     finally:
         assert bridge.stop() == 0
         drop_session(group)  # so it does not queue later tests' messages
+
+
+def test_a_message_that_trips_the_bridge_stops_no_other_device(
+        api: ApiServer, stack_settings: Settings, tmp_path: Path) -> None:
+    """Once a poison message: a time Python read as a zone raised TypeError out of the
+    connection, which closed; the broker handed the message back on every reconnect (18
+    reconnects in 15 s here) and no other device's message was stored."""
+    bridge = BridgeProcess(stack_settings, tmp_path / "bridge.log").start()
+    hostile_id, hostile_token = api.mqtt_device("full")
+    other_id, other_token = api.mqtt_device("full")
+    hostile = connect_when_allowed(api.settings, hostile_id, hostile_token)
+    other = connect_when_allowed(api.settings, other_id, other_token)
+    try:
+        hostile.publish(f"devices/{hostile_id}/data", json.dumps({"variable": "a", "value": 1}))
+        wait_until(lambda: count(api, hostile_token) == 1, what="the device to be known")
+        hostile.publish(f"devices/{hostile_id}/data", json.dumps(
+            {"variable": "x", "value": 1, "time": "2024-01-02T03-04:05.123Z"}))
+        other.publish(f"devices/{other_id}/data", json.dumps({"variable": "b", "value": 2}))
+        wait_until(lambda: count(api, other_token) == 1, what="the other device's message")
+        assert bridge.text().count("event=mqtt_connected") == 1  # never cut off
+    finally:
+        for client in (hostile, other):
+            client.close()
+        bridge.stop()
