@@ -62,7 +62,10 @@ def test_bridge_metrics_endpoint(api: ApiServer, stack_settings: Settings,
         def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
             got = samples(httpx.get(url, headers=scraper).text)
             done = value(got, "devicedata_points_rejected_total", path="mqtt", reason="invalid")
-            return got if done >= 1 else None
+            # A device counts as active once its points are stored, which may come after
+            # the refusal of the later bad message.
+            stored = value(got, "devicedata_devices_active")
+            return got if done >= 1 and stored >= 1 else None
 
         got = wait_until(scraped, what="the bridge's counters")
         assert value(got, "devicedata_points_accepted_total", path="mqtt") >= 2
