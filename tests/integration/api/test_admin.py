@@ -177,6 +177,19 @@ def test_tokens_create_list_revoke(api: ApiServer, admin: httpx.Client) -> None:
     assert statuses == {dev["token"][:8]: "revoked", token[:8]: "revoked"}
 
 
+def test_an_expired_token_is_listed_as_expired_and_refused(
+        api: ApiServer, admin: httpx.Client) -> None:
+    dev = new_device(admin)
+    issued = api.registry.create_token(dev["id"], "full", expires_ns=time.time_ns() + 10**9)
+    with api.client(issued.token) as device:
+        ok(device.get("/data"))
+        time.sleep(1.1)
+        failed(device.get("/data"), 401)  # at its expiry, not at the cache's TTL
+    listed = ok(admin.get(f"/admin/devices/{dev['id']}/tokens"))
+    statuses = {t["prefix"]: t["status"] for t in listed}
+    assert statuses == {dev["token"][:8]: "active", issued.token[:8]: "expired"}
+
+
 def test_tokens_with_a_serial(api: ApiServer, admin: httpx.Client) -> None:
     dev, other = new_device(admin), new_device(admin)
     made = ok(admin.post(f"/admin/devices/{dev['id']}/tokens",
