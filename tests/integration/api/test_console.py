@@ -74,6 +74,16 @@ def create_device(page: Any, name: str) -> tuple[str, str]:
     return device_id, token
 
 
+def local_input(page: sync_api.Page, ns: int) -> str:
+    """A datetime-local input's value for ``ns``, in the browser's own time zone."""
+    value: str = page.evaluate("""(ms) => {
+        const d = new Date(ms), p = (n) => String(n).padStart(2, "0");
+        return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T` +
+               `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    }""", ns // 10**6)
+    return value
+
+
 def test_create_publish_see_history_export(api: ApiServer, bridge: BridgeProcess,
                                            console: Watched, tmp_path: Path) -> None:
     page = console.page
@@ -113,6 +123,15 @@ def test_create_publish_see_history_export(api: ApiServer, bridge: BridgeProcess
     sync_api.expect(page.locator("#chart-caption")).to_contain_text(
         re.compile(r"temperature: (7[89]|80) points"))
     page.screenshot(path=str(DOCS / "console.png"))
+    # From/to: the points 500 to 1,000 s old are the 11 sent 540 to 990 s before `now`.
+    ranged = page.get_by_role("group", name="Time range")
+    ranged.get_by_label("From").fill(local_input(page, now - 1000 * 10**9))
+    ranged.get_by_label("To").fill(local_input(page, now - 500 * 10**9))
+    ranged.get_by_role("button", name="Show range").click()
+    sync_api.expect(page.locator("#chart-caption")).to_contain_text("temperature: 11 points")
+    sync_api.expect(table).to_have_count(11)
+    page.get_by_role("button", name="Last hour").click()
+    sync_api.expect(table).to_have_count(50)
     newest = table.first.locator("td").first.locator("time").get_attribute("datetime")
     page.get_by_role("button", name=f"Delete point at {newest}").click()
     sync_api.expect(table.first.locator("time")).not_to_have_attribute("datetime", newest)
