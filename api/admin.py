@@ -138,7 +138,7 @@ async def info(request: Request) -> Response:
     if not tls and settings.mqtt_tls:
         tls = settings.mqtt_port
     return success({"http_port": settings.http_port, "mqtt_port": plain if plain > 0 else None,
-                    "mqtt_tls_port": tls or None, "ca_file": settings.public_ca_file,
+                    "mqtt_tls_port": tls if tls > 0 else None, "ca_file": settings.public_ca_file,
                     "active_seconds": settings.active_seconds})
 
 

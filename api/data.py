@@ -63,7 +63,8 @@ async def get_data(request: Request) -> Response:
     token = await authorize(request, state.tokens, "read")
     with state.limits.request(token.device_id, reads=True):
         query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
-        result = await state.service.get(token.device_id, query)
+        with state.limits.timed(token.device_id):
+            result = await state.service.get(token.device_id, query)
         state.limits.charge_reads(token.device_id,
                                   len(result) if isinstance(result, list) else 1)
     return success(result)
@@ -73,7 +74,9 @@ async def put_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
     with state.limits.request(token.device_id, reads=True):
-        count = await state.service.edit(token.device_id, await _json_body(request, state))
+        body = await _json_body(request, state)
+        with state.limits.timed(token.device_id):  # the store's time, not the upload's
+            count = await state.service.edit(token.device_id, body)
         state.limits.charge_reads(token.device_id, count)
     return success(f"{count} item(s) updated")
 
@@ -83,7 +86,8 @@ async def delete_data(request: Request) -> Response:
     token = await authorize(request, state.tokens, "write")
     with state.limits.request(token.device_id, reads=True):
         query = parse_data_query(query_lists(request.url.query), now_ns=now_ns())
-        count = await state.service.delete(token.device_id, query)
+        with state.limits.timed(token.device_id):
+            count = await state.service.delete(token.device_id, query)
         state.limits.charge_reads(token.device_id, count)
     return success(f"{count} Data Removed")
 

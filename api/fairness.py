@@ -78,18 +78,25 @@ class DeviceLimits:
     @contextmanager
     def request(self, device_id: str, *, reads: bool) -> Iterator[None]:
         """Admit one request of the device for the ``with`` block, or raise
-        ``TooManyRequests``. ``reads``: the request is charged to the read budgets, its
-        time included."""
+        ``TooManyRequests``. ``reads``: the request is charged to the read budgets."""
         device = self._admit(device_id, reads)
-        started = self.clock()
         try:
             yield
         finally:
             device.inflight -= 1
-            if reads and self.time_rate > 0:
-                now = self.clock()
-                self._refill(device, now)  # the budget refilled while it ran, up to its cap
-                device.seconds -= now - started
+
+    @contextmanager
+    def timed(self, device_id: str) -> Iterator[None]:
+        """Charge the device's read time the ``with`` block's time: the store's work for
+        one read. Nothing when the block raised: an outage (or a refusal) is not the
+        device's cost."""
+        started = self.clock()
+        yield
+        device = self._devices.get(device_id)
+        if device is not None and self.time_rate > 0:
+            now = self.clock()
+            self._refill(device, now)  # the budget refilled while it ran, up to its cap
+            device.seconds -= now - started
 
     def charge_reads(self, device_id: str, points: int) -> None:
         """What a read returned, changed or removed; may leave the device in debt."""

@@ -163,13 +163,13 @@ def start(args: argparse.Namespace, base: Settings, say: Callable[[str], None]) 
                                 log=layout.log("influxd"))
     settings = base.replace(
         data_dir=data_dir, http_port=http_port, influx_url=influx.url,
-        mqtt_host="127.0.0.1" if listen in ("0.0.0.0", "") else listen,
+        mqtt_host=procs.dial_address(listen),
         mqtt_port=mqtt_port, mosquitto_dir=data_dir / "mosquitto",
         mosquitto_pid_file=layout.pid_file("mosquitto"), mqtt_tls=False,
-        # What the console tells devices to dial, unless the operator said (a NAT's ports).
-        public_mqtt_port=base.public_mqtt_port or (mqtt_port if plain else -1),
-        public_mqtt_tls_port=base.public_mqtt_tls_port or tls.port,
-        public_ca_file=base.public_ca_file or (str(ca_file) if ca_file is not None else ""))
+        # What the console tells devices to dial: this run's own listeners (a killed
+        # stack's stack.env, which Settings.from_env reads, must not name the last run's).
+        public_mqtt_port=mqtt_port if plain else -1, public_mqtt_tls_port=tls.port,
+        public_ca_file=str(ca_file) if ca_file is not None else "")
     if not plain:  # the bridge too must use TLS, and check the certificate's name
         settings = settings.replace(
             mqtt_port=tls.port, mqtt_tls=True,

@@ -9,6 +9,7 @@ never systemd or ``service`` (infra-notes section 1).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import pwd
 import shutil
@@ -195,6 +196,21 @@ def wait_ready(check: Callable[[], bool], what: str, log: Path, timeout: float,
         if time.monotonic() > deadline:
             raise ProcessError(f"{what} not ready after {timeout:.0f} s; see {log}:\n{tail(log)}")
         time.sleep(0.02)
+
+
+def dial_address(listen: str) -> str:
+    """Where a process on this machine reaches a server that listens on ``listen``."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(listen, listen)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether ``address`` (a name or an IP) reaches this machine only."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def tcp_accepts(host: str, port: int) -> bool:

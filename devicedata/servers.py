@@ -18,7 +18,7 @@ import httpx
 
 from bridge.influx.influxql import create_database_statement
 from bridge.registry import broker_sync
-from devicedata import tls
+from devicedata import procs, tls
 from devicedata.procs import (
     ProcessError,
     chown_tree,
@@ -234,8 +234,7 @@ class MosquittoServer(Server):
         """``port`` is the plain listener's; with ``plain`` False there is none (the
         port stays unused) and ``tls`` is required. ``listen``: the listeners' address."""
         super().__init__(dir, port, **kwargs)
-        self.listen = listen
-        self.host = "127.0.0.1" if listen in ("0.0.0.0", "") else listen  # where we dial it
+        self.listen, self.host = listen, procs.dial_address(listen)  # where we dial it ourselves
         if not plain and tls is None:
             raise ValueError("a broker without a plain listener needs a TLS listener")
         self.tls = tls
@@ -261,7 +260,7 @@ class MosquittoServer(Server):
             else:
                 # A clone in root's 0700 home is the common case; a loopback-only broker
                 # run as root beats refusing to start or opening up someone's home dir.
-                if not self.listen.startswith("127."):
+                if not procs.is_loopback(self.listen):
                     raise ProcessError(f"user `{MOSQUITTO_USER}` cannot enter {blocked}, and "
                                        "a broker open to other machines never runs as root")
                 self.user = "root"

@@ -7,6 +7,7 @@ calendar only, never for the sub-second part.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -30,6 +31,7 @@ _ISO_RE = re.compile(
     re.ASCII,
 )
 _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_HEAD_RE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2})?", re.ASCII)
 _EPOCH = datetime(1970, 1, 1)
 
 _NOT_ISO = "not an ISO 8601 date-time"
@@ -44,12 +46,12 @@ def now_ns() -> int:
 def _epoch_seconds(text: str) -> int:
     """Whole seconds since the epoch of a zone-less ``YYYY-MM-DD[T ]HH:MM`` (or a date).
     Cached: a stream of readings shares few distinct minutes, and this is the costly part."""
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = None
-    # fromisoformat reads "03-04" in "2024-01-02T03-04" as 03:00 at UTC-04:00: a zone here
-    # means the text was not the shape asked for.
+    # Only that shape: fromisoformat also takes "2024-01-02T03-04" (03:00 at UTC-04:00),
+    # "T03.04" (03:00, the minutes dropped) and week dates.
+    parsed = None
+    if _HEAD_RE.fullmatch(text):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(text)
     if parsed is None or parsed.tzinfo is not None:
         raise ValueError("not a valid calendar date or time")
     delta = parsed - _EPOCH

@@ -104,6 +104,7 @@ class Ingest:
         self.budget = (Gate(1.0 / points_per_second, max(points_burst, points_per_second))
                        if points_per_second > 0 else None)
         self.tap: Tap | None = None  # the live inspector (bridge/inspector), when wired
+        self._tracebacks = Gate(60.0)  # one a minute per device: a bug, not a flood of logs
 
     def on_message(self, message: Any) -> None:
         """Called by the connection for every PUBLISH, in the event loop."""
@@ -146,6 +147,8 @@ class Ingest:
         try:
             accepted = self.service.accept(pending.device_id, payload, source="mqtt",
                                            received_ns=now_ns(), fmt=pending.fmt)
+        except MemoryError:
+            raise  # transient: unacknowledged, the broker hands the message back
         except Exception as exc:
             if budget is not None:
                 budget.passes(pending.device_id)  # a refused message costs a point too
@@ -156,7 +159,8 @@ class Ingest:
             else:
                 # A bug costs this message only: raised into the connection it would close
                 # it, and the broker would hand the same message back again and again.
-                log.exception("event=message_failed device=%s", pending.device_id)
+                if self._tracebacks.passes(pending.device_id) is not None:
+                    log.exception("event=message_failed device=%s", pending.device_id)
                 self._reject(pending, "error", "The message could not be handled (a server "
                              "error, logged)", [], payload)
             return
@@ -187,8 +191,7 @@ class Ingest:
         ask the registry (and InfluxDB) off the event loop while the other devices'
         messages flow on. Later messages of the same id wait behind it."""
         if self._waiting_count >= MAX_WAITING:
-            self._reject(pending, "unknown_device", "unknown device (too many look-ups "
-                         "pending)", [])
+            self._reject(pending, "unknown_device", "unknown device (too many look-ups queued)", [])
             return
         waiting = self._waiting.get(pending.device_id)
         self._waiting_count += 1
@@ -212,16 +215,13 @@ class Ingest:
         self._waiting_count -= len(waiting)
         for pending, payload in waiting:
             self.inflight -= 1
-            if pending.generation != self._generation():
+            if pending.generation != (self.conn.generation if self.conn else -1):
                 continue  # the broker resends it on the new connection
             if known:
                 self._accept(pending, payload)
             else:
                 self._reject(pending, "unknown_device", "unknown device", [])
         self._resume_if_drained()
-
-    def _generation(self) -> int:
-        return self.conn.generation if self.conn is not None else -1
 
     def _flush_counts(self) -> None:
         counted, self._counted = self._counted, [0, 0, 0]

@@ -72,13 +72,18 @@ def test_reads_spend_their_time() -> None:
     clock = Clock()
     lim = limits(clock, requests_per_second=0, concurrency=0, read_points_per_second=0,
                  read_seconds_per_second=0.5, read_seconds_burst=2.0)
-    with lim.request("d", reads=True):
+    with lim.request("d", reads=True), lim.timed("d"):
         clock.now += 3.0  # a count over years of history: one point, three seconds
     exc = refused(lim, reads=True)
     assert exc.retry_after == 2  # 1 s of debt at 0.5 s per second
     with lim.request("d", reads=False):  # a write spends no read time
         clock.now += 10.0
     with lim.request("d", reads=True):  # refilled meanwhile
+        pass
+    with lim.request("d", reads=True), pytest.raises(RuntimeError), lim.timed("d"):
+        clock.now += 60.0  # the store failed after a minute: not the device's cost
+        raise RuntimeError("InfluxDB is unreachable")
+    with lim.request("d", reads=True):
         pass
 
 

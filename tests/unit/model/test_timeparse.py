@@ -105,6 +105,11 @@ def test_parse_iso_accepts(text: str, expected: int) -> None:
         ("2024-01-02T24:00:00Z", "not a valid calendar date or time"),
         ("2024-01-02T03:60:00Z", "not a valid calendar date or time"),
         ("2024-01-02T03:04:60Z", "not a valid calendar date or time"),
+        # the shapes Python's fromisoformat reads as something else
+        ("2024-01-02T03-04:05.123Z", "not a valid calendar date or time"),  # a zone
+        ("2024-01-02T03.04:05.123Z", "not a valid calendar date or time"),  # minutes lost
+        ("2024-01-02T03,59:05.123Z", "not a valid calendar date or time"),
+        ("2024-W01-1T03:04:05.123Z", "not a valid calendar date or time"),  # a week date
         ("2024-01-02T03:04:05+24:00", "not a valid UTC offset"),
         ("2024-01-02T03:04:05+01:60", "not a valid UTC offset"),
         ("1969-12-31T23:59:59.999999999Z", "outside 1970..2262"),
