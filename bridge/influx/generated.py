@@ -25,6 +25,9 @@ from bridge.influx.schema import (
     row_to_point,
     row_value,
 )
+from bridge.influx.schema import (
+    _number as client_number,
+)
 from bridge.influx.store import InfluxStore
 from bridge.model.query import EDGE_KINDS, NUMBER_KINDS, DataQuery
 
@@ -50,7 +53,7 @@ async def group_rows(store: InfluxStore, device_id: str, q: DataQuery) -> list[R
     return rows
 
 
-def _number(value: Any) -> bool:
+def _is_number(value: Any) -> bool:
     return value.__class__ in (int, float)
 
 
@@ -73,7 +76,7 @@ def edge_rows(rows: list[Row], q: DataQuery) -> list[Row]:
 def number(rows: list[Row], kind: str) -> float | int:
     if kind == "count":
         return len(rows)
-    values = [v for v in map(row_value, rows) if _number(v)]
+    values = [v for v in map(row_value, rows) if _is_number(v)]
     if not values:
         return 0
     if kind == "sum":
@@ -84,7 +87,7 @@ def number(rows: list[Row], kind: str) -> float | int:
         result = max(values)
     else:
         result = sum(values) / len(values)
-    return int(result) if float(result).is_integer() else result
+    return client_number(result)  # as every other answer: whole below 2**53, else float
 
 
 def aggregate(rows: list[Row], q: DataQuery, device_id: str) -> list[dict[str, Any]]:
@@ -99,7 +102,7 @@ def aggregate(rows: list[Row], q: DataQuery, device_id: str) -> list[dict[str, A
         out = []
         for start in sorted(by_start, reverse=not q.ascending):
             in_bucket = by_start[start]
-            if q.function != "count" and not any(_number(row_value(r)) for r in in_bucket):
+            if q.function != "count" and not any(_is_number(row_value(r)) for r in in_bucket):
                 continue
             out.append({"time": start, "value": number(in_bucket, q.function)})
         series.append(Series("data", {"variable": variable}, out[q.skip: q.skip + q.qty]))

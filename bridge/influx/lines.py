@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.influx.schema import MEASUREMENT
-
-_TAG_UNESCAPE = {"\\,": ",", "\\ ": " ", "\\=": "="}
+from bridge.influx.schema import MEASUREMENT, unescape_tag
 
 
 def parse_line(line: str) -> dict[str, Any]:
@@ -31,9 +29,7 @@ def parse_line(line: str) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for pair in parts[1:]:
         key, _, raw = pair.partition("=")
-        for escaped, plain in _TAG_UNESCAPE.items():
-            raw = raw.replace(escaped, plain)
-        row[key] = raw
+        row[key] = unescape_tag(raw)
     fields, _, stamp = line[i + 1:].rpartition(" ")
     row["time"] = int(stamp)
     j, m = 0, len(fields)

@@ -66,12 +66,16 @@ def series_name(variable: str, slot: int) -> str:
     return f"{variable}\x00{slot}" if slot else variable
 
 
+def unescape_tag(raw: str) -> str:
+    """A tag value as written (``_TAG_ESCAPE``: space, comma and ``=``) back to its text."""
+    return raw.replace("\\ ", " ").replace("\\,", ",").replace("\\=", "=")
+
+
 def series_name_from_key(key: str) -> str:
     """``series_name`` from a ``SHOW SERIES`` key such as ``data,device=D,slot=1,variable=V``
     (tags in key order; in our tag values only space, comma and ``=`` are escaped)."""
     head, _, tag = key.partition(",variable=")
-    variable = variable_from_tag(tag.replace("\\ ", " ").replace("\\,", ",")
-                                 .replace("\\=", "="))
+    variable = variable_from_tag(unescape_tag(tag))
     _, found, slot = head.partition(",slot=")
     return series_name(variable, int(slot) if found and slot.isdigit() else 0)
 

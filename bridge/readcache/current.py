@@ -31,6 +31,7 @@ from bridge.influx.schema import (
 from bridge.metrics import Metrics
 from bridge.model.current import KINDS, Candidates
 from bridge.model.query import DataQuery
+from bridge.readcache.versions import without_waiting
 from bridge.registry import Registry
 from bridge.registry.current import CurrentRow
 
@@ -83,7 +84,7 @@ class CurrentValues:
             return
         rows = rows_of(candidates) if candidates else []
         try:
-            await _without_waiting(self._registry.record_writes, rows, devices)
+            await without_waiting(self._registry.record_writes, rows, devices)
         except DeviceDataError as exc:
             self.record_failures += 1
             log.warning("event=current_values_not_recorded devices=%d reason=%s",
@@ -106,10 +107,10 @@ class CurrentValues:
                    ) -> list[dict[str, Any]]:
         """The answer to a last_* query that ``answers`` accepts."""
         kind = q.kind.removeprefix("last_")
-        ready, texts = await _without_waiting(self._registry.current_values, device_id, kind)
+        ready, texts = await without_waiting(self._registry.current_values, device_id, kind)
         if not ready:
             await self.rebuild(device_id, None, newest)
-            ready, texts = await _without_waiting(self._registry.current_values,
+            ready, texts = await without_waiting(self._registry.current_values,
                                                   device_id, kind)
         rows = [parse_line(t) for t in texts]
         if q.variables:
@@ -158,10 +159,3 @@ def answers(q: DataQuery) -> bool:
 
 def _key(row: Row) -> tuple[int, str, int]:
     return int(row["time"]), row["variable"], int(row.get("slot") or 0)
-
-
-async def _without_waiting(call: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return call(*args, wait=False)
-    except BlockingIOError:
-        return await asyncio.to_thread(call, *args)

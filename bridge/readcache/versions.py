@@ -28,7 +28,6 @@ from bridge.registry import Registry
 
 log = logging.getLogger("devicedata.versions")
 
-WARN_EVERY_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -39,7 +38,7 @@ class DataVersions:
     async def current(self, device_id: str) -> int | None:
         """The device's version, or None when unknown or unreadable."""
         try:
-            return await _without_waiting(self._registry.data_version, device_id)
+            return await without_waiting(self._registry.data_version, device_id)
         except DeviceDataError:
             return None
 
@@ -52,10 +51,11 @@ class DataVersions:
             return None
 
 
-async def _without_waiting(call: Callable[..., T], arg: Any) -> T:
-    """``call(arg)`` on the loop when the registry can answer at once (SQLite, lock free),
-    else in a thread: a thread hop costs about 0.2 ms of CPU here, more than the read."""
+async def without_waiting(call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)`` on the loop when the registry can answer at once (SQLite, lock
+    free), else in a thread: a thread hop costs about 0.2 ms of CPU here, more than the
+    read."""
     try:
-        return call(arg, wait=False)
+        return call(*args, wait=False)
     except BlockingIOError:
-        return await asyncio.to_thread(call, arg)
+        return await asyncio.to_thread(call, *args)

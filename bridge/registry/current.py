@@ -14,10 +14,10 @@ from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from bridge.model.current import KINDS
 from bridge.registry.tables import Cursor
 from bridge.registry.versions import _chunks, _marks
 
-KINDS = ("item", "value", "location")
 # device_id, variable, then time, slot and line of each of KINDS (None: no candidate)
 CurrentRow = tuple[Any, ...]
 

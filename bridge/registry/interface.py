@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Permission = Literal["read", "write", "full"]
 PERMISSIONS: tuple[Permission, ...] = ("read", "write", "full")
@@ -92,7 +92,7 @@ class Registry(Protocol):
     def watch_data_version(self, device_id: str, wait: bool = True) -> int | None: ...
     def watched_devices(self, device_ids: Collection[str], wait: bool = True) -> set[str]: ...
     def bump_data_versions(self, device_ids: Collection[str], wait: bool = True) -> None: ...
-    def record_writes(self, rows: Sequence[tuple[str, str, str, int, int, str]],
+    def record_writes(self, rows: Sequence[tuple[Any, ...]],  # registry.current.CurrentRow
                       device_ids: Collection[str], wait: bool = True) -> None: ...
     def current_values(self, device_id: str, kind: str | None,
                        wait: bool = True) -> tuple[bool, list[str]]: ...

@@ -22,7 +22,7 @@ from devicedata.servers import InfluxServer
 from support.api import ApiServer
 from support.http import count
 from support.influx_proxy import HoldingProxy
-from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
+from support.mqtt import BridgeProcess, connect_when_allowed, running_bridge, wait_until
 from support.processes import ApiProcess
 
 
@@ -33,10 +33,7 @@ def device(api: ApiServer) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def bridge(stack_settings: Settings, tmp_path: Path) -> Iterator[BridgeProcess]:
-    process = BridgeProcess(stack_settings, tmp_path / "bridge.log").start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings, tmp_path / "bridge.log")
 
 
 def test_influxdb_outage_loses_no_acknowledged_point(

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -266,3 +266,11 @@ class OpenBroker(servers.Server):
 
     def _ready(self) -> bool:
         return procs.tcp_accepts(self.host, self.port)
+
+
+def running_bridge(settings: Settings, log: Path) -> Iterator[BridgeProcess]:
+    """A fixture's body: a bridge process for the tests, stopped cleanly after them."""
+    process = BridgeProcess(settings, log).start()
+    yield process
+    if process.running():
+        assert process.stop() == 0

@@ -5,9 +5,7 @@ from __future__ import annotations
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,38 +15,10 @@ from bridge.registry.devices import ADMIN_TOKEN_NAME
 from bridge.registry.sqlite import SQLiteRegistry
 from devicedata.procs import free_port
 from devicedata.servers import InfluxServer
-from support.api import ApiServer, start_api, stored_points
+from support.api import ApiServer, failed, new_device, ok, start_api, stored_points
 from support.mqtt import connect_when_allowed, wait_refused
 
 HOSTILE = "<img src=x onerror=alert(1)>\"'; DROP TABLE devices;-- ü 🌡️"
-
-
-@pytest.fixture
-def admin(api: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api.url, timeout=30,
-                      headers={"admin-token": api.state.admin_token}) as client:
-        yield client
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] is True
-    return body["result"]
-
-
-def failed(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["status"] is False
-    message: str = body["message"]
-    return message
-
-
-def new_device(admin: httpx.Client, name: str = "") -> dict[str, Any]:
-    created: dict[str, Any] = ok(admin.post("/admin/devices",
-                                            json={"name": name or f"dev-{time.time_ns()}"}))
-    return created
 
 
 def test_admin_token_is_generated_once_and_private(api: ApiServer) -> None:

@@ -28,7 +28,13 @@ from bridge.model.timeparse import format_iso_ms
 from bridge.settings import Settings
 from support.api import ApiServer
 from support.browser import DESKTOP, Watched, browser  # noqa: F401 (a fixture)
-from support.mqtt import BridgeProcess, connect_when_allowed, wait_refused, wait_until
+from support.mqtt import (
+    BridgeProcess,
+    connect_when_allowed,
+    running_bridge,
+    wait_refused,
+    wait_until,
+)
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 LORAWAN = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
@@ -38,12 +44,8 @@ TEMPERATURES = [round(62 + 6 * math.sin(i / 9) + (i % 5) / 4, 2) for i in range(
 @pytest.fixture(scope="module")
 def bridge(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[BridgeProcess]:
-    log = tmp_path_factory.mktemp("bridge") / "bridge.log"
-    process = BridgeProcess(stack_settings.replace(mqtt_client_id="console-bridge"),
-                            log).start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings.replace(mqtt_client_id="console-bridge"),
+                              tmp_path_factory.mktemp("bridge") / "bridge.log")
 
 
 @pytest.fixture

@@ -20,7 +20,13 @@ from bridge.registry.sqlite import SQLiteRegistry
 from bridge.settings import Settings
 from devicedata.procs import free_port
 from support.api import ApiServer, ok, start_api
-from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+from support.mqtt import (
+    BridgeProcess,
+    DeviceClient,
+    connect_when_allowed,
+    running_bridge,
+    wait_until,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
 
@@ -28,12 +34,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lorawan"
 @pytest.fixture(scope="module")
 def bridge(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[BridgeProcess]:
-    log = tmp_path_factory.mktemp("bridge") / "bridge.log"
-    process = BridgeProcess(stack_settings.replace(mqtt_client_id="inspector-bridge"),
-                            log).start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings.replace(mqtt_client_id="inspector-bridge"),
+                              tmp_path_factory.mktemp("bridge") / "bridge.log")
 
 
 @pytest.fixture(scope="module")

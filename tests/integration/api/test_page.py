@@ -152,15 +152,19 @@ def test_data_tab_shows_hostile_strings_as_text_and_updates_itself(
     assert watched.errors == []
 
 
+def sign_in_by_keyboard(page: sync_api.Page, url: str, admin_token: str) -> None:
+    page.goto(url)
+    page.get_by_label("Admin token").focus()
+    page.keyboard.type(admin_token)
+    page.keyboard.press("Enter")
+
+
 def test_the_keyboard_alone_creates_a_device_and_moves_between_tabs(
         api: ApiServer, browser: Any) -> None:  # noqa: F811
     watched = Watched(browser, DESKTOP)
     page = watched.page
     try:
-        page.goto(api.url + "/")
-        page.get_by_label("Admin token").focus()
-        page.keyboard.type(api.state.admin_token)
-        page.keyboard.press("Enter")
+        sign_in_by_keyboard(page, api.url + "/", api.state.admin_token)
         new_device = page.get_by_role("button", name="New device")
         sync_api.expect(new_device).to_be_visible()
         new_device.focus()
@@ -200,10 +204,8 @@ def test_the_keyboard_alone_gives_a_token_a_serial_and_creates_and_revokes_a_net
     watched = Watched(browser, DESKTOP)
     page = watched.page
     try:
-        page.goto(f"{api.url}/#device={device['id']}&tab=tokens")
-        page.get_by_label("Admin token").focus()
-        page.keyboard.type(api.state.admin_token)
-        page.keyboard.press("Enter")
+        sign_in_by_keyboard(page, f"{api.url}/#device={device['id']}&tab=tokens",
+                            api.state.admin_token)
         new_token = page.get_by_role("button", name="New token")
         sync_api.expect(new_token).to_be_visible()
         new_token.focus()

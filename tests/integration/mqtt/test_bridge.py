@@ -19,6 +19,7 @@ from support.mqtt import (
     DeviceClient,
     connect_when_allowed,
     drop_session,
+    running_bridge,
     wait_refused,
     wait_until,
 )
@@ -27,11 +28,7 @@ from support.mqtt import (
 @pytest.fixture(scope="module")
 def bridge(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[BridgeProcess]:
-    log = tmp_path_factory.mktemp("bridge") / "bridge.log"
-    process = BridgeProcess(stack_settings, log).start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings, tmp_path_factory.mktemp("bridge") / "bridge.log")
 
 
 @pytest.fixture

@@ -19,7 +19,13 @@ from bridge.model import topics
 from bridge.settings import Settings
 from support.api import ApiServer
 from support.http import count, read
-from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+from support.mqtt import (
+    BridgeProcess,
+    DeviceClient,
+    connect_when_allowed,
+    running_bridge,
+    wait_until,
+)
 
 T0 = 1_500_000_000  # 2017-07-14T02:40:00Z: string values in a shard no other test writes to
 
@@ -27,11 +33,7 @@ T0 = 1_500_000_000  # 2017-07-14T02:40:00Z: string values in a shard no other te
 @pytest.fixture(scope="module")
 def bridge(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[BridgeProcess]:
-    log = tmp_path_factory.mktemp("bridge") / "bridge.log"
-    process = BridgeProcess(stack_settings, log).start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings, tmp_path_factory.mktemp("bridge") / "bridge.log")
 
 
 class Dev:

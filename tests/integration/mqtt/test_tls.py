@@ -22,7 +22,13 @@ from devicedata import procs, servers
 from devicedata.tls import TLSFiles
 from support.api import ApiServer
 from support.http import count, read
-from support.mqtt import BridgeProcess, DeviceClient, connect_when_allowed, wait_until
+from support.mqtt import (
+    BridgeProcess,
+    DeviceClient,
+    connect_when_allowed,
+    running_bridge,
+    wait_until,
+)
 from support.tls import client_certificate
 
 
@@ -30,10 +36,7 @@ from support.tls import client_certificate
 def bridge(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[BridgeProcess]:
     """The session broker's bridge, on its plain listener."""
-    process = BridgeProcess(stack_settings, tmp_path_factory.mktemp("b") / "bridge.log").start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings, tmp_path_factory.mktemp("b") / "bridge.log")
 
 
 @pytest.fixture(scope="module")

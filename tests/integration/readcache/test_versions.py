@@ -22,7 +22,7 @@ from devicedata.servers import InfluxServer
 from support.api import ApiServer, start_api
 from support.http import get, post
 from support.metrics import samples, value
-from support.mqtt import BridgeProcess, connect_when_allowed, wait_until
+from support.mqtt import BridgeProcess, connect_when_allowed, running_bridge, wait_until
 
 T0 = time.time_ns() // 1_000_000 - 3_600_000  # ms: recent, as a test may shorten retention
 
@@ -30,10 +30,7 @@ T0 = time.time_ns() // 1_000_000 - 3_600_000  # ms: recent, as a test may shorte
 @pytest.fixture(scope="module")
 def bridge(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[BridgeProcess]:
-    process = BridgeProcess(stack_settings, tmp_path_factory.mktemp("bridge") / "b.log").start()
-    yield process
-    if process.running():
-        assert process.stop() == 0
+    yield from running_bridge(stack_settings, tmp_path_factory.mktemp("bridge") / "b.log")
 
 
 def last_values(c: Any) -> dict[str, Any]:
