@@ -44,16 +44,16 @@ async def post_data(request: Request) -> Response:
     state = AppState.of(request)
     token = await authorize(request, state.tokens, "write")
     body = None
-    with state.limits.request(token.device_id, reads=False):
-        try:
+    try:  # a refusal by the device's limits shows in the live inspector too
+        with state.limits.request(token.device_id, reads=False):
             # application/senml+json and application/senml+cbor are converted; anything
             # else is TagoIO JSON, as it always was (docs/formats.md).
             fmt = format_for_content_type(request.headers.get("content-type"))
             body = await read_body(request, state.settings.max_body_bytes)
             count = await state.service.add(token.device_id, body, source="http", fmt=fmt)
-        except DeviceDataError as exc:
-            inspect.rejected(state, token.device_id, body, exc)
-            raise
+    except DeviceDataError as exc:
+        inspect.rejected(state, token.device_id, body, exc)
+        raise
     inspect.accepted(state, token.device_id, body, count)
     return success(f"{count} Data Added")
 

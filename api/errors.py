@@ -46,6 +46,22 @@ _REASONS = {ValidationError: "invalid", PayloadTooLarge: "too_large",
             TooManyRequests: "too_many_requests"}
 
 
+def reason_of(exc: Exception) -> str:
+    """A refusal's reason, from a closed set (metrics labels, the live inspector)."""
+    return _REASONS.get(type(exc), "error")
+
+
+def public_message(exc: DeviceDataError) -> str:
+    """What a client or the inspector is told: never InfluxDB's own text."""
+    if isinstance(exc, ValidationError):
+        return exc.message
+    if isinstance(exc, StoreRejected):
+        return exc.public
+    if isinstance(exc, StoreUnavailable):
+        return "Service temporarily unavailable: the data store is not answering"
+    return str(exc)
+
+
 def _count_rejection(request: Request, exc: Exception) -> None:
     if request.url.path != "/data" or request.method not in ("POST", "PUT"):
         return
@@ -70,16 +86,15 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, StoreUnavailable | Overloaded):
         log.warning("event=unavailable path=%s reason=%s", request.url.path, exc)
         # A store's reason may quote InfluxDB (paths, shard ids): clients get ours only.
-        reason = "the data store is not answering" if isinstance(exc, StoreUnavailable) \
-            else str(exc)
-        return failure(503, f"Service temporarily unavailable: {reason}",
-                       headers=_retry_after(exc.retry_after))
+        message = public_message(exc) if isinstance(exc, StoreUnavailable) \
+            else f"Service temporarily unavailable: {exc}"
+        return failure(503, message, headers=_retry_after(exc.retry_after))
     if isinstance(exc, TooManyRequests):
         if exc.hold > 0:
             await asyncio.sleep(exc.hold)  # api/fairness.py: why a refusal waits
         return failure(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, StoreRejected):
-        return failure(400, exc.public)  # InfluxDB's own text is logged by the store
+        return failure(400, public_message(exc))  # InfluxDB's text is in the store's log
     if isinstance(exc, RegistryError):
         log.error("event=registry_error path=%s reason=%s", request.url.path, exc)
         return failure(503, "Device registry unavailable", headers=_retry_after(5))

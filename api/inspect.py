@@ -20,21 +20,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.auth import authorized, existing_device
+from api.errors import public_message, reason_of
 from api.responses import success
 from api.state import AppState
 from bridge.errors import (
     DeviceDataError,
     FieldError,
     NotFound,
-    StoreRejected,
     ValidationError,
 )
 
 MAX_WAIT = 10.0  # a long poll answers within this (and within uvicorn's 10 s shutdown)
 SLICE = 1.0  # a waiting poll checks this often whether its page went away
-_REASONS = {"ValidationError": "invalid", "PayloadTooLarge": "too_large",
-            "StoreRejected": "store_rejected", "StoreUnavailable": "unavailable",
-            "Overloaded": "overloaded"}
 
 
 def accepted(state: AppState, device_id: str, body: bytes, count: int,
@@ -49,10 +46,8 @@ def rejected(state: AppState, device_id: str, body: bytes | None,
     tap = state.inspector.tap if state.inspector is not None else None
     if tap is not None and tap.watching(device_id):
         errors = exc.errors if isinstance(exc, ValidationError) else []
-        message = (exc.message if isinstance(exc, ValidationError)
-                   else exc.public if isinstance(exc, StoreRejected) else str(exc))
-        tap.rejected(device_id, "http", where, body or None,
-                     _REASONS.get(type(exc).__name__, "error"), message, errors)
+        tap.rejected(device_id, "http", where, body or None, reason_of(exc),
+                     public_message(exc), errors)
 
 
 def _float(request: Request, name: str, default: float) -> float:

@@ -134,13 +134,13 @@ async def _store(state: AppState, uplink: Uplink, request: Request, body: bytes)
     where = f"POST {request.url.path}"
     # The device's own limits, as for POST /data: a network server forwarding a chatty
     # (or cloned) device spends that device's allowance, never another's.
-    with state.limits.request(token.device_id, reads=False):
-        try:
+    try:
+        with state.limits.request(token.device_id, reads=False):
             count = await state.service.add(token.device_id, converted, source="lorawan",
                                             received_ns=received)
-        except DeviceDataError as exc:
-            inspect.rejected(state, token.device_id, body, exc, where)
-            raise
+    except DeviceDataError as exc:
+        inspect.rejected(state, token.device_id, body, exc, where)
+        raise
     inspect.accepted(state, token.device_id, body, count, where)
     return count
 

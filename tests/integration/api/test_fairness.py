@@ -142,8 +142,10 @@ def test_requests_in_flight_are_limited_per_device(make_api: MakeApi) -> None:
 
 
 def test_limits_can_be_turned_off(make_api: MakeApi) -> None:
-    api = make_api(http_requests_per_second=0, http_concurrency=0,
-                   http_read_points_per_second=0, http_read_seconds_per_second=0)
+    # Tiny bursts: were a rate of 0 not "off", the 6th request would already be refused.
+    api = make_api(http_requests_per_second=0, http_requests_burst=5, http_concurrency=0,
+                   http_read_points_per_second=0, http_read_points_burst=5,
+                   http_read_seconds_per_second=0, http_read_seconds_burst=0.001)
     _, token = api.device()
     with api.client(token) as device:
         statuses: list[Any] = [device.get("/data").status_code for _ in range(150)]
