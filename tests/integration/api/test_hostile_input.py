@@ -17,20 +17,13 @@ import httpx
 import pytest
 
 from bridge.model.timeparse import format_iso_ms
-from support.api import ApiServer
+from support.api import ApiServer, ok
 from support.http import get
 
 # What InfluxDB's own messages look like; none may reach a client.
 INFLUX_TEXT = re.compile(
     r"error parsing query|influx|overflows int64|underflows int64|partial write|"
     r"unable to parse|found [^,]*, expected|at line \d+, char \d+|retention polic", re.I)
-
-
-def ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["status"] is True, body
-    return body["result"]
 
 
 def refused(response: httpx.Response, status: int, field: str) -> str:
