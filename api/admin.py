@@ -124,7 +124,7 @@ async def delete_device(request: Request) -> Response:
     # This process refuses the deleted tokens at once, not after the cache's TTL.
     device = await state.registry_call(_admin(state).delete_device,
                                        request.path_params["device_id"], delete_data,
-                                       state.tokens.clear)
+                                       state.forget_credentials)
     return success(device_json(device))
 
 
@@ -171,7 +171,7 @@ async def create_token(request: Request) -> Response:
 async def revoke_token(request: Request) -> Response:
     state = authorized(request)
     info = await state.registry_call(_admin(state).revoke_token, request.path_params["token"])
-    state.tokens.clear()
+    state.forget_credentials()
     return success(token_json(info, time.time_ns()))
 
 

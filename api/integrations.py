@@ -121,8 +121,9 @@ def _json(body: bytes, request: Request) -> Any:
 
 async def _store(state: AppState, uplink: Uplink, request: Request, body: bytes) -> int:
     received = now_ns()
-    converted = uplink.convert(received_ns=received, max_points=state.settings.max_points)
-    token = await state.registry_call(state.registry.token_for_serial, uplink.eui)
+    hit, token = state.serials.cached(uplink.eui)
+    if not hit:
+        token = await state.registry_call(state.serials.lookup, uplink.eui)
     if token is None or not token.allows("write"):
         held = state.unknown_euis.passes(uplink.eui)
         if held is not None and state.unknown_eui_lines.passes("") is not None:
@@ -135,7 +136,9 @@ async def _store(state: AppState, uplink: Uplink, request: Request, body: bytes)
     # The device's own limits, as for POST /data: a network server forwarding a chatty
     # (or cloned) device spends that device's allowance, never another's.
     try:
-        with state.limits.request(token.device_id, reads=False):
+        with state.limits.request(token.device_id, reads=False):  # before any work
+            converted = uplink.convert(received_ns=received,
+                                       max_points=state.settings.max_points)
             count = await state.service.add(token.device_id, converted, source="lorawan",
                                             received_ns=received)
     except DeviceDataError as exc:

@@ -20,7 +20,7 @@ from bridge.metrics import Metrics
 from bridge.pipeline import open_pipeline
 from bridge.registry import Registry, broker_files, open_registry
 from bridge.registry.broker_login import BrokerLogin
-from bridge.registry.token_cache import NetworkCache, TokenCache
+from bridge.registry.token_cache import NetworkCache, SerialCache, TokenCache
 from bridge.service import DataService
 from bridge.settings import Settings
 
@@ -37,6 +37,7 @@ class AppState:
     metrics: Metrics
     limits: DeviceLimits
     networks: NetworkCache
+    serials: SerialCache
     # One log line a minute per unknown DevEUI, however often its uplinks come, and at
     # most ten a minute for all of them (a network token could make up any number).
     unknown_euis: Gate = field(default_factory=lambda: Gate(every=60.0))
@@ -49,6 +50,12 @@ class AppState:
     def of(request: Request) -> AppState:
         state: AppState = request.app.state.devicedata
         return state
+
+    def forget_credentials(self) -> None:
+        """After a token is revoked or deleted: this process refuses it (and the serial
+        it carried) at once, not after the caches' TTL."""
+        self.tokens.clear()
+        self.serials.clear()
 
     async def registry_call(self, fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
@@ -72,6 +79,7 @@ async def lifespan(app: Starlette, settings: Settings, registry: Registry | None
                 service=pipe.service, metrics=metrics,
                 limits=DeviceLimits.from_settings(settings),
                 networks=NetworkCache(reg, settings.token_cache_seconds),
+                serials=SerialCache(reg, settings.token_cache_seconds),
                 broker_login=_broker_login(settings, reg),
             )
             if settings.inspector and inspector is not None:

@@ -1,5 +1,6 @@
 """The per-process authentication cache in front of ``Registry.authenticate`` (device
-tokens) or ``Registry.authenticate_network`` (network tokens)."""
+tokens), ``Registry.authenticate_network`` (network tokens) or
+``Registry.token_for_serial`` (serial numbers)."""
 
 from __future__ import annotations
 
@@ -94,4 +95,16 @@ class NetworkCache(CredentialCache[NetworkInfo]):
                  clock: Callable[[], float] = time.monotonic, max_entries: int = 10000,
                  wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
         super().__init__(registry.authenticate_network, ttl_seconds, clock, max_entries,
+                         wall_clock_ns)
+
+
+class SerialCache(CredentialCache[TokenInfo]):
+    """Serial numbers (LoRaWAN DevEUIs): ``Registry.token_for_serial`` behind the cache,
+    unknown ones included, so a network server's uplinks for an unknown or throttled
+    device cost the registry one look-up per serial and TTL, not one per uplink."""
+
+    def __init__(self, registry: Registry, ttl_seconds: float,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10000,
+                 wall_clock_ns: Callable[[], int] = time.time_ns) -> None:
+        super().__init__(registry.token_for_serial, ttl_seconds, clock, max_entries,
                          wall_clock_ns)

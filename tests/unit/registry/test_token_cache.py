@@ -9,7 +9,7 @@ import pytest
 
 from bridge.registry import TokenInfo
 from bridge.registry.sqlite import SQLiteRegistry
-from bridge.registry.token_cache import TokenCache
+from bridge.registry.token_cache import SerialCache, TokenCache
 from bridge.registry.tokens import (
     token_hash,
 )
@@ -127,4 +127,30 @@ def test_cache_in_front_of_sqlite(tmp_path: Path, clock: Clock) -> None:
     clock.advance(2.0)
     assert cache.lookup(issued.token) is None
     assert issued.token not in repr(cache._entries)
+    reg.close()
+
+
+class CountingSerials(SQLiteRegistry):
+    """A real SQLite registry that counts its serial look-ups."""
+
+    serial_calls = 0
+
+    def token_for_serial(self, serial: str, now_ns: int | None = None) -> TokenInfo | None:
+        self.serial_calls += 1
+        return super().token_for_serial(serial, now_ns)
+
+
+def test_serials_known_and_unknown_cost_one_lookup_per_ttl(tmp_path: Path,
+                                                            clock: Clock) -> None:
+    reg = CountingSerials(tmp_path / "r.sqlite3")
+    clock.wall_ns = time.time_ns()
+    cache = SerialCache(reg, 2.0, clock=lambda: clock.mono, wall_clock_ns=lambda: clock.wall_ns)
+    dev = reg.create_device("sensor")
+    issued = reg.create_token(dev.id, "write", serial="70b3d57ed005ab01")
+    for _ in range(100):  # a network server's uplinks, for a known and an unknown DevEUI
+        assert cache.lookup("70b3d57ed005ab01") == issued.info
+        assert cache.lookup("70b3d57ed005ab02") is None
+    assert reg.serial_calls == 2
+    clock.advance(2.0)
+    assert cache.lookup("70b3d57ed005ab02") is None and reg.serial_calls == 3
     reg.close()
