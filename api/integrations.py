@@ -41,6 +41,7 @@ from bridge.model.formats import chirpstack, ttn
 from bridge.model.formats.lorawan import Uplink
 from bridge.model.points import decode_json
 from bridge.model.timeparse import now_ns
+from bridge.registry.interface import TokenInfo
 from bridge.registry.networks import normalise_serial
 
 log = logging.getLogger("devicedata.api")
@@ -57,11 +58,20 @@ async def resolve(request: Request) -> Response:
     state = AppState.of(request)
     await authorize_network(request, state.networks)
     serie = request.path_params["serie"]
-    token = await state.registry_call(state.registry.token_for_serial, serie)
+    token = await _token_for_serial(state, serie)
     if token is None:
         raise NotFound(f"No active device token carries serie_number {normalise_serial(serie)}")
     return success({"device": token.device_id, "serie_number": token.serial,
                     "token_prefix": token.prefix, "permission": token.permission})
+
+
+async def _token_for_serial(state: AppState, serial: str) -> TokenInfo | None:
+    """Through the per-process cache: a network server asking again and again (for an
+    unknown serial too) costs the registry one look-up per serial and TTL."""
+    hit, token = state.serials.cached(serial)
+    if not hit:
+        token = await state.registry_call(state.serials.lookup, serial)
+    return token
 
 
 async def chirpstack_event(request: Request) -> Response:
@@ -121,9 +131,7 @@ def _json(body: bytes, request: Request) -> Any:
 
 async def _store(state: AppState, uplink: Uplink, request: Request, body: bytes) -> int:
     received = now_ns()
-    hit, token = state.serials.cached(uplink.eui)
-    if not hit:
-        token = await state.registry_call(state.serials.lookup, uplink.eui)
+    token = await _token_for_serial(state, uplink.eui)
     if token is None or not token.allows("write"):
         held = state.unknown_euis.passes(uplink.eui)
         if held is not None and state.unknown_eui_lines.passes("") is not None:
